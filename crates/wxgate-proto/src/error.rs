@@ -1,0 +1,105 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in the protocol layer.
+///
+/// Each variant says when it happens and what usually causes it. The messages are
+/// written for the person running the server: they say what to check. Secrets (Token,
+/// EncodingAESKey, AppSecret) never appear in a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The EncodingAESKey is not 43 characters of `[A-Za-z0-9]` decoding to 32 bytes.
+    ///
+    /// Usual cause: a key copied with a missing or extra character, or with whitespace.
+    /// WXBizMsgCrypt code −40004.
+    #[error("invalid EncodingAESKey: {reason}; copy the 43-character key from the console (服务器配置 → EncodingAESKey) again")]
+    InvalidAesKey {
+        /// What exactly is wrong with it (length, character, decoded size).
+        reason: String,
+    },
+
+    /// The `Encrypt` text is not valid base64, or its decoded length is not a non-zero
+    /// multiple of 16. WXBizMsgCrypt code −40010.
+    #[error("the Encrypt field is not valid base64 ciphertext ({reason}); the body was altered in transit or is not from WeChat")]
+    BadCiphertext {
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// The decrypted buffer's PKCS#7 padding byte is outside 1..=32 or the padding bytes
+    /// differ. Usual cause: a wrong EncodingAESKey (the decryption "succeeds" into garbage).
+    /// WXBizMsgCrypt code −40008.
+    #[error("decrypted message has invalid padding (pad byte {pad_byte}); the EncodingAESKey in wxgate.toml probably differs from the console's")]
+    BadPadding {
+        /// The last byte of the decrypted buffer.
+        pad_byte: u8,
+    },
+
+    /// The decrypted buffer is too short for its 16-byte random prefix, 4-byte length and
+    /// the announced message length. WXBizMsgCrypt code −40008.
+    #[error("decrypted message is malformed ({reason}); the EncodingAESKey in wxgate.toml probably differs from the console's")]
+    BadBuffer {
+        /// Which length check failed.
+        reason: String,
+    },
+
+    /// The AppID trailer inside the ciphertext is not this account's AppID.
+    ///
+    /// Usual cause: another account's AppID configured here, or the Open Platform AppID
+    /// instead of the Official Account's. WXBizMsgCrypt code −40005.
+    #[error("AppID inside the encrypted message is {got:?} but this account is configured with {expected:?}; set `app_id` to the account's AppID (开发 → 基本配置)")]
+    AppIdMismatch {
+        /// The configured AppID.
+        expected: String,
+        /// The AppID found in the decrypted trailer (lossy UTF-8).
+        got: String,
+    },
+
+    /// The decrypted message is not UTF-8.
+    #[error("decrypted message is not valid UTF-8")]
+    NotUtf8,
+
+    /// The XML could not be parsed.
+    #[error("malformed XML: {reason}")]
+    MalformedXml {
+        /// What the parser complained about.
+        reason: String,
+    },
+
+    /// The XML carries a DOCTYPE or an entity declaration, which WeChat never sends and
+    /// which is the vehicle of XXE and entity-expansion attacks.
+    #[error("XML with a DOCTYPE or entity declaration is refused (WeChat never sends one)")]
+    XmlDoctype,
+
+    /// The XML is valid but lacks a field WeChat always sends.
+    #[error("XML is missing the <{field}> element")]
+    MissingField {
+        /// The element name.
+        field: &'static str,
+    },
+
+    /// A field that must be a number is not.
+    #[error("<{field}> must be an integer, got {value:?}")]
+    BadNumber {
+        /// The element name.
+        field: &'static str,
+        /// The text found.
+        value: String,
+    },
+
+    /// A reply cannot be rendered as WeChat requires.
+    #[error("invalid reply: {reason}")]
+    InvalidReply {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An input to a URL builder breaks WeChat's rules.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which input.
+        field: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}

@@ -1,0 +1,257 @@
+//! URL builders: OAuth2 authorization (网页授权), website QR login (qrconnect), the
+//! QR-code picture URL and the plain-text mini-program URL scheme.
+//!
+//! Parameter order, encoding and the `#wechat_redirect` suffix are exactly what WeChat
+//! documents. Values are percent-encoded once, escaping everything except
+//! `A–Z a–z 0–9 _ . - ~` (Python's `quote(safe='')`, which the test vectors follow).
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::Error;
+
+/// Everything but unreserved characters is escaped.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
+
+/// Percent-encodes one query component (`quote(value, safe='')`).
+pub fn encode_component(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// OAuth2 scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Silent, OpenID only.
+    SnsapiBase,
+    /// Consent page; user info.
+    SnsapiUserinfo,
+    /// Website QR login.
+    SnsapiLogin,
+}
+
+impl Scope {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::SnsapiBase => "snsapi_base",
+            Scope::SnsapiUserinfo => "snsapi_userinfo",
+            Scope::SnsapiLogin => "snsapi_login",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(text: &str) -> Option<Scope> {
+        match text {
+            "snsapi_base" => Some(Scope::SnsapiBase),
+            "snsapi_userinfo" => Some(Scope::SnsapiUserinfo),
+            "snsapi_login" => Some(Scope::SnsapiLogin),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a redirect_uri: absolute http(s) with a host and no fragment.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the problem.
+pub fn check_redirect_uri(uri: &str) -> Result<(), Error> {
+    let invalid = |reason: &str| {
+        Err(Error::InvalidInput {
+            field: "redirect_uri",
+            reason: reason.to_owned(),
+        })
+    };
+    let Some(rest) = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+    else {
+        return invalid("must be an absolute http:// or https:// URL");
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() {
+        return invalid("has no host");
+    }
+    if uri.contains('#') {
+        return invalid("must not contain '#': WeChat appends ?code=…&state=… to it");
+    }
+    if uri.chars().any(char::is_control) {
+        return invalid("contains control characters (a newline pasted with the URL?)");
+    }
+    Ok(())
+}
+
+/// Checks a `state`: letters and digits, at most 128 bytes.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the problem.
+pub fn check_state(state: &str) -> Result<(), Error> {
+    if state.len() > 128 {
+        return Err(Error::InvalidInput {
+            field: "state",
+            reason: format!("{} bytes; WeChat allows at most 128", state.len()),
+        });
+    }
+    if let Some(ch) = state.chars().find(|c| !c.is_ascii_alphanumeric()) {
+        return Err(Error::InvalidInput {
+            field: "state",
+            reason: format!("contains {ch:?}; WeChat allows letters and digits only"),
+        });
+    }
+    Ok(())
+}
+
+fn connect_url(
+    base: &str,
+    app_id: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+) -> Result<String, Error> {
+    check_redirect_uri(redirect_uri)?;
+    check_state(state)?;
+    Ok(format!(
+        "{base}?appid={app_id}&redirect_uri={}&response_type=code&scope={}&state={state}#wechat_redirect",
+        encode_component(redirect_uri),
+        scope.as_str()
+    ))
+}
+
+/// `https://open.weixin.qq.com/connect/oauth2/authorize?…#wechat_redirect` (inside WeChat).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad redirect_uri, state, or the `snsapi_login` scope
+/// (which belongs to [`qrconnect_url`]).
+pub fn oauth_authorize_url(
+    app_id: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+) -> Result<String, Error> {
+    if scope == Scope::SnsapiLogin {
+        return Err(Error::InvalidInput {
+            field: "scope",
+            reason: "snsapi_login is for website QR login (qrconnect), use snsapi_base or snsapi_userinfo".to_owned(),
+        });
+    }
+    connect_url(
+        "https://open.weixin.qq.com/connect/oauth2/authorize",
+        app_id,
+        redirect_uri,
+        scope,
+        state,
+    )
+}
+
+/// `https://open.weixin.qq.com/connect/qrconnect?…&scope=snsapi_login…` (website login,
+/// with the website app's AppID).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad redirect_uri or state.
+pub fn qrconnect_url(app_id: &str, redirect_uri: &str, state: &str) -> Result<String, Error> {
+    connect_url(
+        "https://open.weixin.qq.com/connect/qrconnect",
+        app_id,
+        redirect_uri,
+        Scope::SnsapiLogin,
+        state,
+    )
+}
+
+/// The picture of a QR code ticket; the ticket must be URL-encoded (a raw one gives 404).
+pub fn showqrcode_url(ticket: &str) -> String {
+    format!(
+        "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket={}",
+        encode_component(ticket)
+    )
+}
+
+/// Mini-program version a scheme opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvVersion {
+    /// Published version.
+    Release,
+    /// Trial version.
+    Trial,
+    /// Development version.
+    Develop,
+}
+
+impl EnvVersion {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvVersion::Release => "release",
+            EnvVersion::Trial => "trial",
+            EnvVersion::Develop => "develop",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(text: &str) -> Option<EnvVersion> {
+        match text {
+            "release" => Some(EnvVersion::Release),
+            "trial" => Some(EnvVersion::Trial),
+            "develop" => Some(EnvVersion::Develop),
+            _ => None,
+        }
+    }
+}
+
+/// The plain-text scheme `weixin://dl/business/?appid=…&path=…[&query=…][&env_version=…]`.
+/// The path must be declared in the mini-program console (明文Scheme拉起此小程序).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for an empty path, a path with a leading `/` or a query, or a
+/// query over 512 characters.
+pub fn scheme_url(
+    app_id: &str,
+    path: &str,
+    query: Option<&str>,
+    env_version: Option<EnvVersion>,
+) -> Result<String, Error> {
+    let invalid = |field: &'static str, reason: &str| {
+        Err(Error::InvalidInput {
+            field,
+            reason: reason.to_owned(),
+        })
+    };
+    if path.is_empty() {
+        return invalid(
+            "path",
+            "is empty; give the page path, e.g. pages/index/index",
+        );
+    }
+    if path.starts_with('/') {
+        return invalid("path", "must not start with '/' (write pages/index/index)");
+    }
+    if path.contains('?') {
+        return invalid("path", "must not contain a query; pass it with --query");
+    }
+    if let Some(ch) = path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_-./".contains(*c)))
+    {
+        return Err(Error::InvalidInput {
+            field: "path",
+            reason: format!(
+                "contains {ch:?}; a page path has letters, digits, '_', '-', '.' and '/' only"
+            ),
+        });
+    }
+    let mut url = format!("weixin://dl/business/?appid={app_id}&path={path}");
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        if query.chars().count() > 512 {
+            return invalid("query", "is longer than 512 characters");
+        }
+        url.push_str("&query=");
+        url.push_str(&encode_component(query));
+    }
+    if let Some(env) = env_version {
+        url.push_str("&env_version=");
+        url.push_str(env.as_str());
+    }
+    Ok(url)
+}

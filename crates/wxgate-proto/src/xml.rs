@@ -1,0 +1,228 @@
+//! A small, safe XML tree for WeChat payloads, and the CDATA writer.
+//!
+//! WeChat XML is flat or shallow: an `<xml>` root with text children, a few nested groups
+//! (`ScanCodeInfo`, `SendPicsInfo/PicList/item`). This reader keeps every element, in
+//! order, with its text (CDATA and escaped text both accepted, concatenated). It refuses
+//! DOCTYPE and therefore every entity declaration; only the five predefined entities and
+//! character references are expanded. Depth and element count are bounded.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use crate::Error;
+
+/// Deepest nesting accepted (WeChat uses 4 at most).
+pub const MAX_DEPTH: usize = 16;
+/// Most elements accepted in one document.
+pub const MAX_ELEMENTS: usize = 4096;
+
+/// One XML element: its name, its text and its child elements, in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    /// Tag name.
+    pub name: String,
+    /// Text content (CDATA sections and text nodes, concatenated); empty for groups.
+    pub text: String,
+    /// Child elements in document order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// A leaf element with text.
+    pub fn leaf(name: &str, text: &str) -> Self {
+        Element {
+            name: name.to_owned(),
+            text: text.to_owned(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The first child with this name.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The text of the first child with this name.
+    pub fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// The text of the first child with this name, or "" when absent.
+    pub fn text_or_empty(&self, name: &str) -> &str {
+        self.text_of(name).unwrap_or("")
+    }
+}
+
+/// Parses a document and returns its root element (any name; WeChat's is `xml`).
+///
+/// # Errors
+/// [`Error::XmlDoctype`] for a DOCTYPE; [`Error::MalformedXml`] for anything that is not
+/// well-formed, an undefined entity, more than [`MAX_DEPTH`] levels or more than
+/// [`MAX_ELEMENTS`] elements.
+pub fn parse(xml: &str) -> Result<Element, Error> {
+    let malformed = |reason: String| Error::MalformedXml { reason };
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Element> = Vec::new();
+    let mut count = 0usize;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| malformed(format!("{e} at byte {}", reader.error_position())))?;
+        match event {
+            Event::DocType(_) => return Err(Error::XmlDoctype),
+            Event::Start(start) => {
+                count += 1;
+                if stack.len() >= MAX_DEPTH || count > MAX_ELEMENTS {
+                    return Err(malformed("document too deep or too large".to_owned()));
+                }
+                stack.push(Element {
+                    name: element_name(start.name().as_ref())?,
+                    ..Element::default()
+                });
+            }
+            Event::Empty(start) => {
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(malformed("document too large".to_owned()));
+                }
+                let element = Element {
+                    name: element_name(start.name().as_ref())?,
+                    ..Element::default()
+                };
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(element),
+                    None => return Ok(element),
+                }
+            }
+            Event::End(_) => {
+                let done = stack.pop().expect("quick-xml checks end tags");
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => return Ok(done),
+                }
+            }
+            Event::Text(text) => {
+                let unescaped = text
+                    .unescape()
+                    .map_err(|e| malformed(format!("bad entity or character reference: {e}")))?;
+                match stack.last_mut() {
+                    Some(current) => current.text.push_str(&unescaped),
+                    None if unescaped.trim().is_empty() => {}
+                    None => return Err(malformed("text outside the root element".to_owned())),
+                }
+            }
+            Event::CData(data) => {
+                let bytes = data.into_inner();
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| malformed("CDATA is not UTF-8".to_owned()))?;
+                match stack.last_mut() {
+                    Some(current) => current.text.push_str(text),
+                    None => return Err(malformed("CDATA outside the root element".to_owned())),
+                }
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::Eof => {
+                return Err(malformed(if stack.is_empty() {
+                    "no root element".to_owned()
+                } else {
+                    format!(
+                        "unexpected end of document inside <{}>",
+                        stack[stack.len() - 1].name
+                    )
+                }))
+            }
+        }
+    }
+}
+
+fn element_name(raw: &[u8]) -> Result<String, Error> {
+    std::str::from_utf8(raw)
+        .map(str::to_owned)
+        .map_err(|_| Error::MalformedXml {
+            reason: "element name is not UTF-8".to_owned(),
+        })
+}
+
+/// Appends `<name><![CDATA[text]]></name>`, splitting any `]]>` inside `text` so the
+/// section stays well-formed.
+pub fn push_cdata(out: &mut String, name: &str, text: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push_str("><![CDATA[");
+    let mut rest = text;
+    while let Some(at) = rest.find("]]>") {
+        out.push_str(&rest[..at]);
+        out.push_str("]]]]><![CDATA[>");
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    out.push_str("]]></");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Appends `<name>value</name>` for a number.
+pub fn push_number(out: &mut String, name: &str, value: impl std::fmt::Display) {
+    use std::fmt::Write;
+    let _ = write!(out, "<{name}>{value}</{name}>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdata_and_text_both_work_and_concatenate() {
+        let root =
+            parse("<xml><A><![CDATA[x]]]]><![CDATA[>y]]></A><B>1 &lt; 2</B><C/></xml>").unwrap();
+        assert_eq!(root.text_of("A"), Some("x]]>y"));
+        assert_eq!(root.text_of("B"), Some("1 < 2"));
+        assert_eq!(root.text_of("C"), Some(""));
+        assert_eq!(root.text_of("D"), None);
+    }
+
+    #[test]
+    fn push_cdata_survives_terminators() {
+        for text in ["", "]]>", "a]]>b]]>c", "]]]]>", "plain"] {
+            let mut out = String::from("<xml>");
+            push_cdata(&mut out, "T", text);
+            out.push_str("</xml>");
+            assert_eq!(parse(&out).unwrap().text_of("T"), Some(text), "{out}");
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let doctype =
+            "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><xml><A>&a;</A></xml>";
+        assert_eq!(parse(doctype), Err(Error::XmlDoctype));
+        for bad in [
+            "",
+            "<xml>",
+            "<xml><A></B></xml>",
+            "<xml><A>&unknown;</A></xml>",
+            "not xml",
+            "<xml><A>x</A>",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(Error::MalformedXml { .. })),
+                "{bad:?}"
+            );
+        }
+        let deep = format!(
+            "{}{}",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(matches!(parse(&deep), Err(Error::MalformedXml { .. })));
+        let wide = format!("<xml>{}</xml>", "<a/>".repeat(MAX_ELEMENTS + 1));
+        assert!(matches!(parse(&wide), Err(Error::MalformedXml { .. })));
+    }
+
+    #[test]
+    fn control_characters_in_text_are_kept() {
+        let root = parse("<xml><Content><![CDATA[a\u{1}b\u{1f}c]]></Content></xml>").unwrap();
+        assert_eq!(root.text_of("Content"), Some("a\u{1}b\u{1f}c"));
+    }
+}
