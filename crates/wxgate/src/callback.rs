@@ -1,0 +1,354 @@
+//! The callback protocol for one account, as plain functions: verify, decrypt, parse,
+//! route, reply. No HTTP here; `http` maps the results to responses.
+//!
+//! Every refusal is a [`Refusal`] that knows its status code, its metrics outcome and
+//! the log line that explains it. Nothing here logs secrets.
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use serde::Deserialize;
+use wxgate_proto::console::Mode;
+use wxgate_proto::signature::{diagnose_mismatch, msg_signature, url_signature, MismatchHint};
+use wxgate_proto::{envelope, xml, Message, MsgCrypt};
+
+use crate::config::AccountConfig;
+use crate::dedup::{self, Dedup, Remembered};
+use crate::metrics::Outcome;
+use crate::rules::{self, Decision};
+
+/// The query string WeChat puts on callback requests. Unknown parameters are ignored.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct CallbackQuery {
+    /// `sha1(sort(token, timestamp, nonce))`.
+    pub signature: Option<String>,
+    /// Unix seconds.
+    pub timestamp: Option<String>,
+    /// Random digits.
+    pub nonce: Option<String>,
+    /// URL verification only: the string to echo.
+    pub echostr: Option<String>,
+    /// `aes` for encrypted pushes; absent or `raw` for plaintext.
+    pub encrypt_type: Option<String>,
+    /// Encrypted pushes: `sha1(sort(token, timestamp, nonce, Encrypt))`.
+    pub msg_signature: Option<String>,
+    /// The sender's OpenID (informational; the body's FromUserName is authoritative).
+    pub openid: Option<String>,
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A required query parameter is absent.
+    MissingParameter(&'static str),
+    /// `signature` or `msg_signature` does not match.
+    BadSignature {
+        /// `signature` or `msg_signature`.
+        which: &'static str,
+        /// What recomputing it with the usual mistakes found.
+        hint: MismatchHint,
+    },
+    /// The timestamp is outside the account's window.
+    StaleTimestamp {
+        /// Seconds between the request's timestamp and our clock (positive: in the past).
+        skew_s: i64,
+        /// The window.
+        window_s: u64,
+    },
+    /// A plaintext push to an account in safe mode.
+    PlaintextInSafeMode,
+    /// An encrypted push to an account without an EncodingAESKey.
+    EncryptedWithoutKey,
+    /// The XML could not be parsed or lacks a field.
+    Malformed(wxgate_proto::Error),
+    /// The ciphertext did not decrypt, or its AppID is not ours.
+    Decrypt(wxgate_proto::Error),
+}
+
+impl Refusal {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::MissingParameter("signature" | "msg_signature") => 403,
+            Refusal::BadSignature { .. }
+            | Refusal::StaleTimestamp { .. }
+            | Refusal::PlaintextInSafeMode => 403,
+            Refusal::MissingParameter(_)
+            | Refusal::EncryptedWithoutKey
+            | Refusal::Malformed(_)
+            | Refusal::Decrypt(_) => 400,
+        }
+    }
+
+    /// The metrics outcome.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Refusal::MissingParameter("signature" | "msg_signature")
+            | Refusal::BadSignature { .. } => Outcome::BadSignature,
+            Refusal::StaleTimestamp { .. } => Outcome::StaleTimestamp,
+            Refusal::PlaintextInSafeMode | Refusal::EncryptedWithoutKey => Outcome::WrongMode,
+            Refusal::MissingParameter(_) | Refusal::Malformed(_) => Outcome::BadRequest,
+            Refusal::Decrypt(_) => Outcome::DecryptFailed,
+        }
+    }
+
+    /// One sentence for the log and the response body: which check failed and what
+    /// usually causes it. Contains no secret.
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::MissingParameter(name) => format!("missing query parameter `{name}`: requests must come from WeChat with signature, timestamp and nonce"),
+            Refusal::BadSignature { which, hint } => format!("{which} mismatch: {}", hint.advice()),
+            Refusal::StaleTimestamp { skew_s, window_s } => format!(
+                "timestamp is {}s {} our clock, outside the {window_s}s window: check the server clock (NTP), or a replayed request; timestamp_window_s = 0 turns the check off",
+                skew_s.abs(),
+                if *skew_s >= 0 { "behind" } else { "ahead of" }
+            ),
+            Refusal::PlaintextInSafeMode => "plaintext request refused: this account is in safe mode (安全模式) and accepts only encrypted pushes; if the console is set to plaintext or compatible mode, set `mode` to match".to_owned(),
+            Refusal::EncryptedWithoutKey => "encrypted request (encrypt_type=aes) but this account has no encoding_aes_key: copy the console's EncodingAESKey into wxgate.toml and set `mode`".to_owned(),
+            Refusal::Malformed(err) => format!("bad request body: {err}"),
+            Refusal::Decrypt(err) => format!("cannot decrypt: {err}"),
+        }
+    }
+}
+
+/// A successful answer to a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The literal body `success`: nothing is sent to the user.
+    Success,
+    /// A reply body (plain XML, or the encrypted envelope).
+    Xml(String),
+}
+
+/// What [`Account::handle_message`] produced.
+#[derive(Debug)]
+pub struct Handled {
+    /// The answer to send.
+    pub answer: Answer,
+    /// How it ended (ok, duplicate, internal error).
+    pub outcome: Outcome,
+    /// The parsed message (for logs and later stages).
+    pub message: Option<Message>,
+}
+
+/// One account, ready to serve.
+#[derive(Debug)]
+pub struct Account {
+    /// Its configuration.
+    pub config: AccountConfig,
+    /// Current key first, then the previous one.
+    crypts: Vec<MsgCrypt>,
+    dedup: Option<Dedup>,
+}
+
+impl Account {
+    /// Prepares an account from its validated configuration.
+    pub fn new(config: AccountConfig) -> Self {
+        let crypts = [&config.aes_key, &config.previous_aes_key]
+            .into_iter()
+            .flatten()
+            .map(|key| MsgCrypt::new(key, &config.app_id))
+            .collect();
+        let dedup = config
+            .dedup
+            .then(|| Dedup::new(dedup::DEFAULT_CAPACITY, dedup::DEFAULT_TTL_S));
+        Account {
+            config,
+            crypts,
+            dedup,
+        }
+    }
+
+    /// The dedup cache, when enabled.
+    pub fn dedup(&self) -> Option<&Dedup> {
+        self.dedup.as_ref()
+    }
+
+    /// URL verification: returns the `echostr` to echo.
+    ///
+    /// # Errors
+    /// A [`Refusal`] for a missing parameter, a bad signature or a stale timestamp.
+    pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Refusal> {
+        self.check_signature(query, now)?;
+        query
+            .echostr
+            .clone()
+            .ok_or(Refusal::MissingParameter("echostr"))
+    }
+
+    fn check_signature(&self, query: &CallbackQuery, now: i64) -> Result<(), Refusal> {
+        let signature = query
+            .signature
+            .as_deref()
+            .ok_or(Refusal::MissingParameter("signature"))?;
+        let (timestamp, nonce) = self.timestamp_and_nonce(query, now)?;
+        if !url_signature(&self.config.token, timestamp, nonce).matches_hex(signature) {
+            let hint = diagnose_mismatch(&self.config.token, timestamp, nonce, None, signature);
+            return Err(Refusal::BadSignature {
+                which: "signature",
+                hint,
+            });
+        }
+        Ok(())
+    }
+
+    fn timestamp_and_nonce<'q>(
+        &self,
+        query: &'q CallbackQuery,
+        now: i64,
+    ) -> Result<(&'q str, &'q str), Refusal> {
+        let timestamp = query
+            .timestamp
+            .as_deref()
+            .ok_or(Refusal::MissingParameter("timestamp"))?;
+        let nonce = query
+            .nonce
+            .as_deref()
+            .ok_or(Refusal::MissingParameter("nonce"))?;
+        let window_s = self.config.timestamp_window_s;
+        if window_s > 0 {
+            let Ok(seconds) = timestamp.parse::<i64>() else {
+                return Err(Refusal::StaleTimestamp {
+                    skew_s: i64::MAX,
+                    window_s,
+                });
+            };
+            let skew_s = now.saturating_sub(seconds);
+            if skew_s.unsigned_abs() > window_s {
+                return Err(Refusal::StaleTimestamp { skew_s, window_s });
+            }
+        }
+        Ok((timestamp, nonce))
+    }
+
+    /// Handles a push: checks, decrypts, deduplicates, runs the rules and renders the
+    /// answer (encrypted when the request was).
+    ///
+    /// # Errors
+    /// A [`Refusal`] for every check that fails before the message is trusted. Once the
+    /// message is verified, internal failures answer `success` instead.
+    pub fn handle_message(
+        &self,
+        query: &CallbackQuery,
+        body: &str,
+        now: i64,
+        rng: &mut dyn RngCore,
+    ) -> Result<Handled, Refusal> {
+        let encrypted = query.encrypt_type.as_deref() == Some("aes");
+        let (timestamp, nonce) = self.timestamp_and_nonce(query, now)?;
+        let (message, crypt) = if encrypted {
+            if self.crypts.is_empty() {
+                return Err(Refusal::EncryptedWithoutKey);
+            }
+            // WeChat also sends `signature` on encrypted pushes; when present it must hold.
+            if query.signature.is_some() {
+                self.check_signature(query, now)?;
+            }
+            let got = query
+                .msg_signature
+                .as_deref()
+                .ok_or(Refusal::MissingParameter("msg_signature"))?;
+            let outer = xml::parse(body).map_err(Refusal::Malformed)?;
+            let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
+                wxgate_proto::Error::MissingField { field: "Encrypt" },
+            ))?;
+            if !msg_signature(&self.config.token, timestamp, nonce, encrypt).matches_hex(got) {
+                let hint =
+                    diagnose_mismatch(&self.config.token, timestamp, nonce, Some(encrypt), got);
+                return Err(Refusal::BadSignature {
+                    which: "msg_signature",
+                    hint,
+                });
+            }
+            let (inner, crypt) = self.decrypt(encrypt)?;
+            (
+                Message::parse(&inner).map_err(Refusal::Malformed)?,
+                Some(crypt),
+            )
+        } else {
+            if self.config.mode == Mode::Safe {
+                return Err(Refusal::PlaintextInSafeMode);
+            }
+            self.check_signature(query, now)?;
+            (Message::parse(body).map_err(Refusal::Malformed)?, None)
+        };
+
+        let key = self.dedup.as_ref().map(|_| message.dedup_key());
+        if let (Some(dedup), Some(key)) = (&self.dedup, &key) {
+            if let Some(remembered) = dedup.get(key, now) {
+                let answer = self.seal(remembered.as_deref(), crypt, now, rng);
+                return Ok(Handled {
+                    answer,
+                    outcome: Outcome::Duplicate,
+                    message: Some(message),
+                });
+            }
+        }
+
+        let decided =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match rules::decide(&self.config.rules, &message) {
+                    Decision::Reply(reply) => Some(reply.render_for(&message, now)),
+                    Decision::Success | Decision::NoMatch => None,
+                }
+            }));
+        let (plain, outcome) = match decided {
+            Ok(plain) => (plain, Outcome::Ok),
+            Err(_) => {
+                tracing::error!(account = %self.config.name, msg_type = %message.msg_type, "handling the message panicked; answered `success` so WeChat shows no error to the user");
+                (None, Outcome::InternalError)
+            }
+        };
+        let remembered: Remembered = plain.map(Arc::from);
+        if let (Some(dedup), Some(key), Outcome::Ok) = (&self.dedup, key, outcome) {
+            dedup.put(key, remembered.clone(), now);
+        }
+        Ok(Handled {
+            answer: self.seal(remembered.as_deref(), crypt, now, rng),
+            outcome,
+            message: Some(message),
+        })
+    }
+
+    fn decrypt(&self, encrypt: &str) -> Result<(String, &MsgCrypt), Refusal> {
+        let mut first_error = None;
+        for crypt in &self.crypts {
+            match crypt.decrypt(encrypt) {
+                Ok(inner) => return Ok((inner, crypt)),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        Err(Refusal::Decrypt(first_error.expect("at least one key")))
+    }
+
+    fn seal(
+        &self,
+        plain: Option<&str>,
+        crypt: Option<&MsgCrypt>,
+        now: i64,
+        rng: &mut dyn RngCore,
+    ) -> Answer {
+        match (plain, crypt) {
+            (None, _) => Answer::Success,
+            (Some(xml), None) => Answer::Xml(xml.to_owned()),
+            (Some(xml), Some(crypt)) => {
+                let mut random = [0u8; 16];
+                rng.fill_bytes(&mut random);
+                let nonce = (rng.next_u32() % 1_000_000_000).to_string();
+                Answer::Xml(envelope::seal_reply(
+                    crypt,
+                    &self.config.token,
+                    xml,
+                    now,
+                    &nonce,
+                    &random,
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

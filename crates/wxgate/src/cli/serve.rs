@@ -1,0 +1,166 @@
+//! `wxgate serve`: run the gateway.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use wxgate_proto::signature::url_signature;
+
+use crate::config::{Config, DEMO_TOML};
+use crate::http::{self, AppState};
+
+/// Run the callback gateway.
+///
+/// Without --config, reads ./wxgate.toml; without that file, starts the embedded demo
+/// account and prints how to reach it.
+///
+/// Example: wxgate serve --config /etc/wxgate.toml
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (default: ./wxgate.toml, else the embedded demo).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Listen address, overriding `listen` from the file (e.g. 0.0.0.0:80).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Loads the configuration `serve` would use: the named file, ./wxgate.toml, or the demo.
+///
+/// # Errors
+/// The file's validation error.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
+    match path {
+        Some(path) => Ok((Config::load(path)?, false)),
+        None if Path::new("wxgate.toml").exists() => {
+            Ok((Config::load(Path::new("wxgate.toml"))?, false))
+        }
+        None => Ok((Config::parse(DEMO_TOML, "<embedded demo>")?, true)),
+    }
+}
+
+/// Runs `wxgate serve`.
+///
+/// # Errors
+/// Configuration, data directory and bind errors.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let (mut config, demo) = load_config(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    prepare_data_dir(&config.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another process using the port?",
+                    config.listen
+                )
+            })?;
+        let local = listener.local_addr()?;
+        if !local.ip().is_loopback() {
+            tracing::warn!("listening on {local}, reachable from other machines");
+        }
+        if demo {
+            print_demo_banner(&config, local);
+        }
+        for account in &config.accounts {
+            println!(
+                "account {:<12} http://{local}/wx/{}  mode={} rules={}",
+                account.name,
+                account.name,
+                account.mode.as_str(),
+                account.rules.len()
+            );
+        }
+        println!("wxgate listening on http://{local} (Ctrl-C to stop)");
+        let state = Arc::new(AppState::new(&config));
+        http::serve(listener, state, shutdown_signal()).await?;
+        println!("wxgate stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WXGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wxgate=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Creates the data directory and proves it is writable.
+///
+/// # Errors
+/// Says which directory and why.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "data_dir {} cannot be created; set data_dir to a writable directory",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(".wxgate-write-test");
+    std::fs::write(&probe, b"ok").with_context(|| {
+        format!(
+            "data_dir {} is not writable; fix its permissions or set data_dir elsewhere",
+            dir.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn print_demo_banner(config: &Config, local: SocketAddr) {
+    let account = &config.accounts[0];
+    let timestamp = http::now().to_string();
+    let nonce = "20261126";
+    let signature = url_signature(&account.token, &timestamp, nonce);
+    let base = format!("http://{local}/wx/{}", account.name);
+    let plain = format!(
+        "<xml><ToUserName><![CDATA[gh_demo]]></ToUserName><FromUserName><![CDATA[oDemoUser]]></FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello wxgate]]></Content><MsgId>1</MsgId></xml>"
+    );
+    println!(
+        "\nNo wxgate.toml here: running the embedded demo account (its secrets are public; `wxgate init` makes real ones).\n\
+         \n  Callback URL    {base}\n  Token           {}\n  EncodingAESKey  {}\n  AppID           {}\n  Mode            {}\n\
+         \nVerify it as WeChat does (URL verification, prints hello-wxgate):\n  curl '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}&echostr=hello-wxgate'\n\
+         \nSend a text message (plaintext push; the reply echoes it):\n  curl -d '{plain}' '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}'\n",
+        account.token,
+        account.aes_key.as_ref().map(|k| k.to_console_string()).unwrap_or_default(),
+        account.app_id,
+        account.mode.as_str(),
+    );
+}

@@ -1,0 +1,297 @@
+//! The HTTP surface: [`app`] builds the router, [`serve`] runs it on a bound listener
+//! until a shutdown future resolves.
+//!
+//! Routes:
+//! * `GET  /wx/{account}`: URL verification (echostr, verbatim, `text/plain`).
+//! * `POST /wx/{account}`: message push; reply XML, encrypted envelope or `success`.
+//! * `GET  /healthz`: `ok`.
+//! * `GET  /metrics`: Prometheus text.
+//!
+//! Handlers are thin: they read the request, call [`crate::callback`], and map the
+//! result to a response here, in one place.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::net::TcpListener;
+
+use crate::callback::{Account, Answer, CallbackQuery, Refusal};
+use crate::config::Config;
+use crate::metrics::{Method, Metrics, Outcome};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    accounts: HashMap<String, Arc<Account>>,
+    /// Request counters and latency.
+    pub metrics: Metrics,
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Builds the state from a validated configuration.
+    pub fn new(config: &Config) -> Self {
+        let names = config.accounts.iter().map(|a| a.name.clone()).collect();
+        AppState {
+            accounts: config
+                .accounts
+                .iter()
+                .map(|a| (a.name.clone(), Arc::new(Account::new(a.clone()))))
+                .collect(),
+            metrics: Metrics::new(names),
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+
+    /// The account served at `/wx/{name}`.
+    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
+        self.accounts.get(name)
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The router.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/wx/{account}", get(verify).post(message))
+        .route("/wx/{account}/", get(verify).post(message))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: WeChat callbacks are served at /wx/{account}\n",
+            )
+        })
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight
+/// requests.
+///
+/// # Errors
+/// I/O errors from the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn refuse(
+    state: &AppState,
+    account: &str,
+    method: Method,
+    refusal: Refusal,
+    started: Instant,
+) -> Response {
+    let reason = refusal.reason();
+    tracing::warn!(account, method = ?method, outcome = refusal.outcome().as_str(), "refused: {reason}");
+    state.metrics.record(
+        state.metrics.slot(account),
+        method,
+        refusal.outcome(),
+        started.elapsed(),
+    );
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    text(status, reason)
+}
+
+fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {
+    let mut known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    tracing::warn!(
+        account = name,
+        outcome = "unknown_account",
+        "refused: no account named {name:?} (configured: {}); check the URL path in the console (服务器地址) against [[account]] name",
+        known.join(", ")
+    );
+    state.metrics.record(
+        state.metrics.slot(""),
+        method,
+        Outcome::UnknownAccount,
+        started.elapsed(),
+    );
+    text(StatusCode::NOT_FOUND, format!("unknown account {name:?}"))
+}
+
+fn bad_query(
+    state: &AppState,
+    account: &str,
+    method: Method,
+    rejection: &QueryRejection,
+    started: Instant,
+) -> Response {
+    tracing::warn!(
+        account,
+        outcome = "bad_request",
+        "refused: unreadable query string: {rejection}"
+    );
+    state.metrics.record(
+        state.metrics.slot(account),
+        method,
+        Outcome::BadRequest,
+        started.elapsed(),
+    );
+    text(
+        StatusCode::BAD_REQUEST,
+        format!("unreadable query string: {rejection}"),
+    )
+}
+
+async fn verify(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Response {
+    let started = Instant::now();
+    let Some(account) = state.account(&name) else {
+        return unknown_account(&state, &name, Method::Get, started);
+    };
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_query(&state, &name, Method::Get, &rejection, started),
+    };
+    match account.verify_url(&query, now()) {
+        Ok(echostr) => {
+            tracing::info!(account = %name, "URL verification passed");
+            state.metrics.record(
+                state.metrics.slot(&name),
+                Method::Get,
+                Outcome::Ok,
+                started.elapsed(),
+            );
+            text(StatusCode::OK, echostr)
+        }
+        Err(refusal) => refuse(&state, &name, Method::Get, refusal, started),
+    }
+}
+
+async fn message(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(account) = state.account(&name).cloned() else {
+        return unknown_account(&state, &name, Method::Post, started);
+    };
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return bad_query(&state, &name, Method::Post, &rejection, started),
+    };
+    let limit = state.max_body_bytes;
+    let too_large = |state: &AppState, size: String| {
+        tracing::warn!(account = %name, outcome = "too_large", "refused: body of {size} bytes is over max_body_bytes = {limit}");
+        state.metrics.record(
+            state.metrics.slot(&name),
+            Method::Post,
+            Outcome::TooLarge,
+            started.elapsed(),
+        );
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body over {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&l| l > limit as u64) {
+        return too_large(&state, length.to_string());
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(&state, format!("more than {limit}"));
+        }
+        Err(err) => {
+            tracing::warn!(account = %name, outcome = "bad_request", "refused: could not read the body: {err}");
+            return text(StatusCode::BAD_REQUEST, "could not read the body");
+        }
+    };
+    let Ok(body) = std::str::from_utf8(&bytes) else {
+        let refusal = Refusal::Malformed(wxgate_proto::Error::MalformedXml {
+            reason: "body is not UTF-8 (WeChat sends UTF-8)".into(),
+        });
+        return refuse(&state, &name, Method::Post, refusal, started);
+    };
+    let handled = account.handle_message(&query, body, now(), &mut rand::thread_rng());
+    match handled {
+        Ok(handled) => {
+            if let Some(message) = &handled.message {
+                tracing::debug!(account = %name, msg_type = %message.msg_type, outcome = handled.outcome.as_str(), "message handled");
+            }
+            state.metrics.record(
+                state.metrics.slot(&name),
+                Method::Post,
+                handled.outcome,
+                started.elapsed(),
+            );
+            match handled.answer {
+                Answer::Success => text(StatusCode::OK, "success"),
+                Answer::Xml(xml) => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+                    xml,
+                )
+                    .into_response(),
+            }
+        }
+        Err(refusal) => refuse(&state, &name, Method::Post, refusal, started),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write;
+    let mut extra = String::from("# HELP wxgate_dedup_entries Answers held for WeChat retries.\n# TYPE wxgate_dedup_entries gauge\n");
+    let mut names: Vec<&String> = state.accounts.keys().collect();
+    names.sort();
+    for name in names {
+        if let Some(dedup) = state.accounts[name].dedup() {
+            let _ = writeln!(
+                extra,
+                "wxgate_dedup_entries{{account=\"{name}\"}} {}",
+                dedup.len()
+            );
+        }
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&extra),
+    )
+        .into_response()
+}

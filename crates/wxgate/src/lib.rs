@@ -1,0 +1,12 @@
+//! The `wxgate` binary's library: configuration, the callback gateway and its HTTP
+//! surface, and the command line. `main.rs` only parses arguments and maps errors to
+//! exit codes; integration tests build the same app in-process from here.
+#![forbid(unsafe_code)]
+
+pub mod callback;
+pub mod cli;
+pub mod config;
+pub mod dedup;
+pub mod http;
+pub mod metrics;
+pub mod rules;
