@@ -24,6 +24,7 @@ pub mod crypto;
 pub mod envelope;
 mod error;
 pub mod message;
+pub mod push;
 pub mod reply;
 pub mod signature;
 pub mod urls;

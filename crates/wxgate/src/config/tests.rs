@@ -1,1 +1,154 @@
+use super::*;
 
+const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+fn minimal(extra: &str) -> String {
+    format!(
+        "[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"tok123\"\n{extra}"
+    )
+}
+
+#[track_caller]
+fn check_error(text: &str, line: Option<usize>, key: &str, needle: &str) {
+    let err = Config::parse(text, "wxgate.toml").expect_err("config must be refused");
+    assert_eq!(err.key, key, "{err}");
+    assert_eq!(err.line, line, "{err}");
+    assert!(
+        err.to_string().contains(needle),
+        "{err} should mention {needle:?}"
+    );
+    assert!(err.to_string().starts_with("wxgate.toml"), "{err}");
+}
+
+#[test]
+fn defaults() {
+    let config = Config::parse(&minimal(""), "t").unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    let account = &config.accounts[0];
+    assert_eq!(account.mode, Mode::Plain);
+    assert_eq!(account.timestamp_window_s, 300);
+    assert!(account.dedup);
+    let with_key = Config::parse(&minimal(&format!("encoding_aes_key = \"{KEY}\"")), "t").unwrap();
+    assert_eq!(
+        with_key.accounts[0].mode,
+        Mode::Safe,
+        "a key without a mode means safe"
+    );
+}
+
+#[test]
+fn demo_config_is_valid() {
+    let config = Config::parse(DEMO_TOML, "<demo>").unwrap();
+    assert_eq!(config.accounts[0].name, "demo");
+    assert_eq!(config.accounts[0].mode, Mode::Compat);
+    assert!(config.accounts[0].rules.len() >= 3);
+}
+
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../../../../wxgate.example.toml");
+    let config = Config::parse(text, "wxgate.example.toml").unwrap();
+    assert!(
+        config.accounts.len() >= 2,
+        "the example shows several accounts"
+    );
+}
+
+#[test]
+fn errors_name_file_line_and_key() {
+    check_error(
+        &minimal("token = \"x\""),
+        Some(5),
+        "(syntax)",
+        "duplicate key",
+    );
+    check_error(
+        "[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"ab\"\n",
+        Some(4),
+        "account[0].token",
+        "2 characters",
+    );
+    check_error(
+        "[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"abc def\"\n",
+        Some(4),
+        "account[0].token",
+        "' '",
+    );
+    check_error(
+        "[[account]]\nname = \"a\"\napp_id = \"WX1234567890ABCDEF\"\ntoken = \"abc\"\n",
+        Some(3),
+        "account[0].app_id",
+        "lowercase",
+    );
+    check_error(
+        &minimal("encoding_aes_key = \"short\""),
+        Some(5),
+        "account[0].encoding_aes_key",
+        "43",
+    );
+    check_error(
+        &minimal("mode = \"safe\""),
+        Some(5),
+        "account[0].mode",
+        "needs an EncodingAESKey",
+    );
+    check_error(
+        &minimal("mode = \"secure\""),
+        Some(5),
+        "account[0].mode",
+        "plain",
+    );
+    check_error(
+        &minimal("tokn = \"x\""),
+        Some(5),
+        "(syntax)",
+        "unknown field",
+    );
+    check_error(
+        "listen = \"localhost\"\n",
+        Some(1),
+        "listen",
+        "address:port",
+    );
+    check_error("", None, "account", "no [[account]]");
+    let twice = format!("{}\n{}", minimal(""), minimal(""));
+    check_error(&twice, Some(7), "account[1].name", "used twice");
+    check_error(
+        &minimal("[[account.rule]]\nwhen = { regex = \"(\" }\nreply = { text = \"x\" }"),
+        Some(5),
+        "account[0].rule[0]",
+        "not a valid regex",
+    );
+    check_error(
+        &minimal("[[account.rule]]\nreply = { text = \"{nme}\" }"),
+        Some(5),
+        "account[0].rule[0]",
+        "unknown placeholder",
+    );
+    check_error(
+        &minimal("[[account.rule]]\nreply = { text = \"a\", image = \"m\" }"),
+        Some(5),
+        "account[0].rule[0]",
+        "exactly one",
+    );
+    check_error(
+        "[[account]]\nname = \"a/b\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"abc\"\n",
+        Some(2),
+        "account[0].name",
+        "callback path",
+    );
+}
+
+#[test]
+fn config_errors_never_print_secrets() {
+    let secret_key = "SECRETsecretSECRETsecretSECRETsecretSECRETs";
+    let text = format!(
+        "[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\napp_secret = \"topsecretvalue\"\ntoken = \"t\"\nencoding_aes_key = \"{secret_key}\"\n"
+    );
+    let err = Config::parse(&text, "f").unwrap_err().to_string();
+    assert!(
+        !err.contains("topsecretvalue") && !err.contains(secret_key),
+        "{err}"
+    );
+}
