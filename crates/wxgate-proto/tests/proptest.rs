@@ -1,0 +1,113 @@
+//! Properties: encryption round-trips for any message and AppID; replies render and
+//! parse back to themselves; the XML reader never panics.
+
+use proptest::prelude::*;
+use wxgate_proto::reply::{Article, Reply, ReplyMessage};
+use wxgate_proto::{envelope, xml, EncodingAesKey, Message, MsgCrypt};
+
+fn reply_strategy() -> impl Strategy<Value = Reply> {
+    let text = ".{0,200}";
+    let nonempty = ".{1,60}";
+    let opt = proptest::option::of(text);
+    let article = (text, text, text, text).prop_map(|(title, description, pic_url, url)| Article {
+        title,
+        description,
+        pic_url,
+        url,
+    });
+    prop_oneof![
+        nonempty.prop_map(|content| Reply::Text { content }),
+        nonempty.prop_map(|media_id| Reply::Image { media_id }),
+        nonempty.prop_map(|media_id| Reply::Voice { media_id }),
+        (nonempty, opt.clone(), opt.clone()).prop_map(|(media_id, title, description)| Reply::Video {
+            media_id,
+            title,
+            description
+        }),
+        (opt.clone(), opt.clone(), opt.clone(), opt.clone(), nonempty).prop_map(
+            |(title, description, music_url, hq_music_url, thumb_media_id)| Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id
+            }
+        ),
+        proptest::collection::vec(article, 1..=8).prop_map(|articles| Reply::News { articles }),
+        proptest::option::of(nonempty).prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
+    ]
+}
+
+/// Characters XML 1.0 can carry; WeChat content may hold others, which CDATA passes
+/// through but this property does not need.
+fn xml_text() -> impl Strategy<Value = String> {
+    "[^\u{0}]{0,300}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn encrypt_then_decrypt_is_identity(
+        key in proptest::array::uniform32(any::<u8>()),
+        random in proptest::array::uniform16(any::<u8>()),
+        message in ".{0,2000}",
+        app_id in "[ -~]{0,40}",
+    ) {
+        let crypt = MsgCrypt::new(&EncodingAesKey::from_bytes(key), &app_id);
+        let encrypt = crypt.encrypt(&message, &random);
+        prop_assert_eq!(crypt.decrypt(&encrypt).unwrap(), message);
+    }
+
+    #[test]
+    fn sealed_reply_opens(
+        key in proptest::array::uniform32(any::<u8>()),
+        random in proptest::array::uniform16(any::<u8>()),
+        body in ".{0,500}",
+        nonce in "[0-9]{1,10}",
+        timestamp in 0i64..4_000_000_000,
+    ) {
+        let crypt = MsgCrypt::new(&EncodingAesKey::from_bytes(key), "wx1234567890abcdef");
+        let sealed = envelope::seal_reply(&crypt, "token", &body, timestamp, &nonce, &random);
+        let opened = envelope::open_reply(&crypt, "token", &sealed).unwrap();
+        prop_assert_eq!(opened.xml, body);
+        prop_assert_eq!(opened.nonce, nonce);
+        prop_assert_eq!(opened.timestamp, timestamp.to_string());
+    }
+
+    #[test]
+    fn reply_render_then_parse_is_identity(
+        reply in reply_strategy(),
+        to in "[A-Za-z0-9_-]{1,40}",
+        from in "gh_[a-f0-9]{12}",
+        create_time in 0i64..4_000_000_000,
+    ) {
+        reply.validate().unwrap();
+        let xml_text = reply.render(&to, &from, create_time);
+        let parsed = ReplyMessage::parse(&xml_text).unwrap();
+        prop_assert_eq!(parsed.to_user_name, to);
+        prop_assert_eq!(parsed.from_user_name, from);
+        prop_assert_eq!(parsed.create_time, create_time);
+        prop_assert_eq!(parsed.reply, reply);
+    }
+
+    #[test]
+    fn text_content_survives_any_characters(content in xml_text()) {
+        let xml_text = wxgate_proto::push::build::text("gh_a", "oUser", 1, &content, 1);
+        let message = Message::parse(&xml_text).unwrap();
+        prop_assert_eq!(message.content(), Some(content.as_str()));
+    }
+
+    #[test]
+    fn xml_reader_never_panics(input in ".{0,400}") {
+        let _ = xml::parse(&input);
+        let _ = Message::parse(&input);
+        let _ = ReplyMessage::parse(&input);
+    }
+
+    #[test]
+    fn decrypt_never_panics_on_garbage(input in "[A-Za-z0-9+/=]{0,200}") {
+        let crypt = MsgCrypt::new(&EncodingAesKey::from_bytes([5; 32]), "wx1234567890abcdef");
+        let _ = crypt.decrypt(&input);
+    }
+}
