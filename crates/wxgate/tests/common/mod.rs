@@ -1,0 +1,113 @@
+//! Shared helpers for the integration tests: an in-process server on 127.0.0.1:0 and a
+//! client that signs and encrypts like WeChat.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use wxgate::config::Config;
+use wxgate::http::{self, AppState};
+use wxgate_proto::console::Mode;
+use wxgate_proto::push::{self, PushParams};
+use wxgate_proto::{EncodingAesKey, MsgCrypt};
+
+pub const TOKEN: &str = "benchToken123";
+pub const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub const APP_ID: &str = "wx1234567890abcdef";
+
+/// A config with three accounts (one per mode), each an echo bot, plus `extra` at the
+/// top level.
+pub fn config_text(top: &str) -> String {
+    let mut text = format!("{top}\n");
+    for mode in ["plain", "compat", "safe"] {
+        text.push_str(&format!(
+            "[[account]]\nname = \"{mode}\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"{mode}\"\n\
+             [[account.rule]]\nwhen = {{ msg_type = \"event\", event = \"subscribe\" }}\nreply = {{ text = \"welcome\" }}\n\
+             [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"{{content}}\" }}\n"
+        ));
+    }
+    text
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(config_text: &str) -> TestServer {
+        let config = Config::parse(config_text, "test.toml").expect("test config is valid");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(AppState::new(&config));
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(http::serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            state,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+pub fn crypt() -> MsgCrypt {
+    MsgCrypt::new(&EncodingAesKey::parse(KEY).unwrap(), APP_ID)
+}
+
+pub fn now() -> i64 {
+    wxgate::http::now()
+}
+
+/// A push as WeChat sends it, signed now.
+pub fn push_request(mode: Mode, xml: &str, timestamp: i64) -> push::PushRequest {
+    let crypt = crypt();
+    let ts = timestamp.to_string();
+    push::message(
+        &PushParams {
+            token: TOKEN,
+            mode,
+            crypt: Some(&crypt),
+            timestamp: &ts,
+            nonce: "271828",
+            random: &rand_bytes(),
+            openid: "oUser",
+        },
+        xml,
+        "gh_test",
+    )
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+    }
+    bytes
+}
+
+pub async fn post(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+    let response = client.post(url).header("Content-Type", "text/xml").body(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+pub async fn get(client: &reqwest::Client, url: &str) -> (u16, String, String) {
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
