@@ -29,8 +29,12 @@ fn check_golden(input: &Path) {
         std::fs::write(&expected_path, &actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&expected_path)
-        .unwrap_or_else(|_| panic!("{} missing: run with UPDATE_GOLDEN=1", expected_path.display()));
+    let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with UPDATE_GOLDEN=1",
+            expected_path.display()
+        )
+    });
     assert_eq!(actual, expected, "golden mismatch for {}", input.display());
 }
 
@@ -43,7 +47,10 @@ fn messages() {
         .filter(|p| p.extension().is_some_and(|e| e == "xml"))
         .collect();
     inputs.sort();
-    assert!(inputs.len() >= 30, "every message and event type has a golden file");
+    assert!(
+        inputs.len() >= 30,
+        "every message and event type has a golden file"
+    );
     for input in inputs {
         check_golden(&input);
     }

@@ -19,10 +19,12 @@ fn reply_strategy() -> impl Strategy<Value = Reply> {
         nonempty.prop_map(|content| Reply::Text { content }),
         nonempty.prop_map(|media_id| Reply::Image { media_id }),
         nonempty.prop_map(|media_id| Reply::Voice { media_id }),
-        (nonempty, opt.clone(), opt.clone()).prop_map(|(media_id, title, description)| Reply::Video {
-            media_id,
-            title,
-            description
+        (nonempty, opt.clone(), opt.clone()).prop_map(|(media_id, title, description)| {
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            }
         }),
         (opt.clone(), opt.clone(), opt.clone(), opt.clone(), nonempty).prop_map(
             |(title, description, music_url, hq_music_url, thumb_media_id)| Reply::Music {
@@ -34,7 +36,8 @@ fn reply_strategy() -> impl Strategy<Value = Reply> {
             }
         ),
         proptest::collection::vec(article, 1..=8).prop_map(|articles| Reply::News { articles }),
-        proptest::option::of(nonempty).prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
+        proptest::option::of(nonempty)
+            .prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
     ]
 }
 

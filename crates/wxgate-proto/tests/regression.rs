@@ -14,7 +14,9 @@ fn pkcs7_pads_to_32_not_16() {
         let message = "x".repeat(len);
         let encrypt = crypt.encrypt(&message, &[0; 16]);
         use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD.decode(&encrypt).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&encrypt)
+            .unwrap();
         assert_eq!(raw.len() % PAD_BLOCK, 0, "len {len}");
         let unpadded = 20 + len + 18;
         assert_eq!(raw.len(), unpadded + (PAD_BLOCK - unpadded % PAD_BLOCK));
@@ -31,7 +33,10 @@ fn wechatpy_pad_zero_struct_error_is_a_typed_error_here() {
         let mut block = vec![b'a'; 64];
         block[63] = pad;
         let encrypt = raw_encrypt(&key, &block);
-        assert_eq!(crypt.decrypt(&encrypt), Err(Error::BadPadding { pad_byte: pad }));
+        assert_eq!(
+            crypt.decrypt(&encrypt),
+            Err(Error::BadPadding { pad_byte: pad })
+        );
     }
 }
 
@@ -42,7 +47,10 @@ fn wechat_crypto_skips_appid_check_we_do_not() {
     let sender = MsgCrypt::new(&key, "wx1111111111111111");
     let receiver = MsgCrypt::new(&key, "wx2222222222222222");
     let encrypt = sender.encrypt("<xml/>", &[0; 16]);
-    assert!(matches!(receiver.decrypt(&encrypt), Err(Error::AppIdMismatch { .. })));
+    assert!(matches!(
+        receiver.decrypt(&encrypt),
+        Err(Error::AppIdMismatch { .. })
+    ));
 }
 
 /// A length prefix larger than the buffer must not panic or read past the end.
@@ -54,7 +62,10 @@ fn msg_len_larger_than_buffer_is_refused() {
     block[16..20].copy_from_slice(&1000u32.to_be_bytes());
     block[20..].fill(12); // twelve bytes of PKCS#7 padding 12
     let encrypt = raw_encrypt(&key, &block);
-    assert!(matches!(crypt.decrypt(&encrypt), Err(Error::BadBuffer { .. })));
+    assert!(matches!(
+        crypt.decrypt(&encrypt),
+        Err(Error::BadBuffer { .. })
+    ));
 }
 
 /// Numeric sorting instead of byte-wise sorting breaks signatures when the timestamp
@@ -62,7 +73,10 @@ fn msg_len_larger_than_buffer_is_refused() {
 #[test]
 fn sort_is_bytewise_not_numeric() {
     let bytewise = url_signature("wxTok3n", "999999999", "1000000000123");
-    assert_eq!(bytewise.to_hex(), "54282b7daf4e29548f5fcf770c6deea1ddedd109");
+    assert_eq!(
+        bytewise.to_hex(),
+        "54282b7daf4e29548f5fcf770c6deea1ddedd109"
+    );
 }
 
 fn raw_encrypt(key: &EncodingAesKey, plaintext: &[u8]) -> String {

@@ -183,7 +183,7 @@ async fn verify(
     };
     match account.verify_url(&query, now()) {
         Ok(echostr) => {
-            tracing::info!(account = %name, "URL verification passed");
+            tracing::debug!(account = %name, "URL verification passed");
             state.metrics.record(
                 state.metrics.slot(&name),
                 Method::Get,

@@ -33,7 +33,11 @@ impl Running {
                 }
             }
         });
-        Running { child, lines, seen: Vec::new() }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a stdout line containing `needle` and returns it.
@@ -52,7 +56,11 @@ impl Running {
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
         self.wait_for("wxgate stopped");
         self.child.wait().unwrap()
@@ -68,7 +76,10 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 fn http_get(url: &str) -> (u16, String) {
     let url = url.to_owned();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let response = reqwest::get(&url).await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -83,7 +94,10 @@ fn demo_runs_with_no_config_and_its_printed_curl_line_verifies() {
     let curl = server.wait_for("echostr=hello-wxgate");
     let url = curl.split('\'').nth(1).expect("curl line has a quoted URL");
     let listening = server.wait_for("wxgate listening on http://");
-    let base = listening.split_whitespace().find(|w| w.starts_with("http://")).unwrap();
+    let base = listening
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap();
     assert!(url.starts_with(base), "{url} vs {base}");
     assert_eq!(http_get(url), (200, "hello-wxgate".to_owned()));
     assert!(dir.join("wxgate-data").is_dir(), "data_dir is created");
@@ -102,7 +116,10 @@ fn wxgate_toml_in_the_working_directory_is_used() {
     let mut server = Running::start(&dir, &["serve", "--listen", "127.0.0.1:0"]);
     let line = server.wait_for("account mine");
     assert!(line.contains("mode=plain"), "{line}");
-    assert!(!server.seen.iter().any(|l| l.contains("demo")), "no demo banner with a config file");
+    assert!(
+        !server.seen.iter().any(|l| l.contains("demo")),
+        "no demo banner with a config file"
+    );
     server.wait_for("wxgate listening");
     assert!(server.terminate().success());
 }
@@ -115,10 +132,17 @@ fn config_errors_name_file_line_and_key_and_exit_1() {
         "[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"to\"\n",
     )
     .unwrap();
-    let output = Command::new(BIN).args(["serve", "--config", "broken.toml"]).current_dir(&dir).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", "broken.toml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("broken.toml:4: account[0].token"), "{stderr}");
+    assert!(
+        stderr.contains("broken.toml:4: account[0].token"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -130,7 +154,11 @@ fn unwritable_data_dir_is_a_startup_error() {
         "data_dir = \"a-file/below\"\n[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"tok\"\n",
     )
     .unwrap();
-    let output = Command::new(BIN).args(["serve"]).current_dir(&dir).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("data_dir a-file/below"), "{stderr}");

@@ -41,9 +41,15 @@ async fn wechatpy_drives_wxgate_in_every_mode() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
-    assert!(output.status.success(), "wechatpy interop failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "wechatpy interop failed:\n{stdout}\n{stderr}"
+    );
     let oks = stdout.lines().filter(|l| l.starts_with("OK")).count();
-    assert!(oks >= 14, "expected every check to run, got {oks}:\n{stdout}");
+    assert!(
+        oks >= 14,
+        "expected every check to run, got {oks}:\n{stdout}"
+    );
     assert!(stdout.contains("0 failed"));
     server.stop().await;
 }

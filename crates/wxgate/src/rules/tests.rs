@@ -157,7 +157,7 @@ fn invalid_replies_are_refused() {
         .contains("without articles"));
     let nine = format!(
         "[[rule]]\nreply = {{ news = [{}] }}\n",
-        vec!["{ title = \"t\" }"; 9].join(",")
+        ["{ title = \"t\" }"; 9].join(",")
     );
     assert!(compile(&nine).unwrap_err().contains("at most 8"));
 }

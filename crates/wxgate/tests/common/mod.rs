@@ -95,8 +95,18 @@ fn rand_bytes() -> [u8; 16] {
     bytes
 }
 
-pub async fn post(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
-    let response = client.post(url).header("Content-Type", "text/xml").body(body).send().await.unwrap();
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String) {
+    let response = client
+        .post(url)
+        .header("Content-Type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine: installs what the tests need
+# (python3-venv and wechatpy for the interop test), builds once, runs all tests.
+# Usage: bash scripts/test.sh   (extra arguments go to `cargo test`)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+log() { printf '\n== %s\n' "$*"; }
+
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing $*: install it with your package manager" >&2
+    exit 1
+  fi
+  if [ ! -f /tmp/.wxgate-apt-updated ]; then
+    apt-get update -qq && touch /tmp/.wxgate-apt-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- Python venv with wechatpy (interop test) ------------------------------------
+VENV="$ROOT/target/interop-venv"
+if ! "$VENV/bin/python" -c 'import wechatpy, cryptography, xmltodict' >/dev/null 2>&1; then
+  log "installing wechatpy into $VENV"
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  rm -rf "$VENV"
+  mkdir -p "$ROOT/target"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check wechatpy==1.8.18 cryptography xmltodict
+fi
+export WXGATE_INTEROP_PYTHON="$VENV/bin/python"
+
+# --- Build once, then run every test ---------------------------------------------
+log "cargo test --workspace"
+cargo test --workspace --all-targets "$@"
+cargo test --workspace --doc
