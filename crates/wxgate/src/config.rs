@@ -101,6 +101,49 @@ pub struct AccountConfig {
     pub rules: Vec<Rule>,
 }
 
+/// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigFinding {
+    /// `error` stops `serve`; `warning` is reported.
+    #[serde(serialize_with = "severity_name")]
+    pub severity: Severity,
+    /// The file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+fn severity_name<S: serde::Serializer>(
+    severity: &Severity,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    })
+}
+
+impl From<ConfigFinding> for ConfigError {
+    fn from(finding: ConfigFinding) -> Self {
+        ConfigError {
+            file: finding.file,
+            line: finding.line,
+            key: finding.key,
+            message: if finding.fix.is_empty() {
+                finding.problem
+            } else {
+                format!("{}; {}", finding.problem, finding.fix)
+            },
+        }
+    }
+}
+
 impl Config {
     /// Reads and validates a file.
     ///
@@ -108,12 +151,7 @@ impl Config {
     /// A [`ConfigError`] locating the first problem.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: None,
-            key: "(file)".into(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = read(path)?;
         Config::parse(&text, &file)
     }
 
@@ -122,14 +160,66 @@ impl Config {
     /// # Errors
     /// A [`ConfigError`] locating the first problem.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            line: e.span().map(|span| line_of(text, span.start)),
-            key: "(syntax)".into(),
-            message: e.message().to_owned(),
-        })?;
-        Validator { text, file }.config(raw)
+        let (config, findings) = check(text, file)?;
+        for finding in &findings {
+            if finding.severity == Severity::Warning {
+                tracing::warn!(
+                    "{}{}: {}: {}; {}",
+                    finding.file,
+                    finding.line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    finding.key,
+                    finding.problem,
+                    finding.fix
+                );
+            }
+        }
+        config.ok_or_else(|| {
+            findings
+                .into_iter()
+                .find(|f| f.severity == Severity::Error)
+                .expect("no config means an error was found")
+                .into()
+        })
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        key: "(file)".into(),
+        message: format!("cannot read: {e}"),
+    })
+}
+
+/// Every problem in a configuration file, errors and warnings, in file order.
+///
+/// # Errors
+/// A [`ConfigError`] when the file cannot be read or is not valid TOML for wxgate.
+pub fn lint(path: &Path) -> Result<Vec<ConfigFinding>, ConfigError> {
+    let text = read(path)?;
+    Ok(check(&text, &path.display().to_string())?.1)
+}
+
+/// Parses, checks every rule, and builds the config when there is no error.
+fn check(text: &str, file: &str) -> Result<(Option<Config>, Vec<ConfigFinding>), ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        line: e.span().map(|span| line_of(text, span.start)),
+        key: "(syntax)".into(),
+        message: e.message().to_owned(),
+    })?;
+    let mut validator = Validator {
+        text,
+        file,
+        findings: Vec::new(),
+    };
+    let config = validator.config(raw);
+    let has_error = validator
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Error);
+    Ok((config.filter(|_| !has_error), validator.findings))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -140,77 +230,116 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// Values that are examples, demos or placeholders, never real secrets.
+const PLACEHOLDER_WORDS: [&str; 7] = [
+    "your",
+    "replace",
+    "example",
+    "changeme",
+    "placeholder",
+    "xxx",
+    "demo",
+];
+const KNOWN_PUBLIC_KEYS: [&str; 2] = [
+    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "Nr8OKuMPaz3gq09gUI4Shh6wnqoquXgcF5bcUfKohjI",
+];
+const PLACEHOLDER_APP_IDS: [&str; 3] = [
+    "wx1234567890abcdef",
+    "wx0000000000000000",
+    "wxabcdef1234567890",
+];
+
 struct Validator<'a> {
     text: &'a str,
     file: &'a str,
+    findings: Vec<ConfigFinding>,
 }
 
+type Span = Option<std::ops::Range<usize>>;
+
 impl Validator<'_> {
-    fn error(
-        &self,
-        span: Option<std::ops::Range<usize>>,
+    fn push(
+        &mut self,
+        severity: Severity,
+        span: Span,
         key: String,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        ConfigError {
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.findings.push(ConfigFinding {
+            severity,
             file: self.file.to_owned(),
             line: span.map(|s| line_of(self.text, s.start)),
             key,
-            message: message.into(),
-        }
+            problem: problem.into(),
+            fix: fix.into(),
+        });
     }
 
-    fn findings(
-        &self,
+    fn error(&mut self, span: Span, key: String, problem: impl Into<String>) {
+        self.push(Severity::Error, span, key, problem, "");
+    }
+
+    fn console(
+        &mut self,
         span: std::ops::Range<usize>,
         key: String,
         findings: Vec<console::Finding>,
-    ) -> Result<(), ConfigError> {
-        match findings.into_iter().find(|f| f.severity == Severity::Error) {
-            Some(f) => Err(self.error(Some(span), key, format!("{}; {}", f.problem, f.fix))),
-            None => Ok(()),
+    ) -> bool {
+        let ok = findings.iter().all(|f| f.severity != Severity::Error);
+        for f in findings {
+            self.push(
+                f.severity,
+                Some(span.clone()),
+                key.clone(),
+                f.problem,
+                f.fix,
+            );
         }
+        ok
     }
 
-    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn config(&mut self, raw: RawConfig) -> Option<Config> {
         let listen = match &raw.listen {
-            Some(listen) => listen.get_ref().parse().map_err(|e| {
-                self.error(
-                    Some(listen.span()),
-                    "listen".into(),
-                    format!(
+            Some(listen) => match listen.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(e) => {
+                    let problem = format!(
                         "{:?} is not an address:port ({e}); e.g. \"127.0.0.1:8080\"",
                         listen.get_ref()
-                    ),
-                )
-            })?,
+                    );
+                    self.error(Some(listen.span()), "listen".into(), problem);
+                    SocketAddr::from(([127, 0, 0, 1], 8080))
+                }
+            },
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
         let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes < 1024 {
-            return Err(self.error(None, "max_body_bytes".into(), "must be at least 1024"));
+            self.error(None, "max_body_bytes".into(), "must be at least 1024");
         }
         if raw.account.is_empty() {
-            return Err(self.error(
+            self.error(
                 None,
                 "account".into(),
                 "no [[account]] configured; add one (see wxgate.example.toml) or run `wxgate init`",
-            ));
+            );
         }
         let mut names = HashSet::new();
         let mut accounts = Vec::new();
         for (index, account) in raw.account.into_iter().enumerate() {
             let name = account.name.get_ref().clone();
             if !names.insert(name.clone()) {
-                return Err(self.error(
+                self.error(
                     Some(account.name.span()),
                     format!("account[{index}].name"),
                     format!("account name {name:?} is used twice; each account needs its own callback path"),
-                ));
+                );
             }
-            accounts.push(self.account(index, account)?);
+            accounts.extend(self.account(index, account));
         }
-        Ok(Config {
+        Some(Config {
             listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "wxgate-data".into())),
             max_body_bytes,
@@ -218,84 +347,137 @@ impl Validator<'_> {
         })
     }
 
-    fn account(&self, index: usize, raw: RawAccount) -> Result<AccountConfig, ConfigError> {
+    fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {
+        let text = value.as_ref().filter(|t| !t.get_ref().is_empty())?;
+        match EncodingAesKey::parse(text.get_ref()) {
+            Ok(parsed) => {
+                if KNOWN_PUBLIC_KEYS.contains(&text.get_ref().as_str()) {
+                    self.push(
+                        Severity::Warning,
+                        Some(text.span()),
+                        key,
+                        "this EncodingAESKey is a published example, not a secret",
+                        "press 随机生成 in the console (or run `wxgate init`) and use that key",
+                    );
+                }
+                Some(parsed)
+            }
+            Err(e) => {
+                let problem = e.to_string();
+                self.error(Some(text.span()), key, problem);
+                None
+            }
+        }
+    }
+
+    fn account(&mut self, index: usize, raw: RawAccount) -> Option<AccountConfig> {
         let key = |field: &str| format!("account[{index}].{field}");
+        let errors_before = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
         let name = raw.name.get_ref();
         if name.is_empty()
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(self.error(
+            self.error(
                 Some(raw.name.span()),
                 key("name"),
                 format!("{name:?}: the name is the callback path /wx/{{name}}; use letters, digits, '-' and '_'"),
-            ));
+            );
         }
-        self.findings(
+        let app_id = raw.app_id.get_ref();
+        if self.console(
             raw.app_id.span(),
             key("app_id"),
-            console::check_app_id(raw.app_id.get_ref()),
-        )?;
-        self.findings(
-            raw.token.span(),
-            key("token"),
-            console::check_token(raw.token.get_ref()),
-        )?;
-        let parse_key = |field: &str,
-                         value: &Option<Spanned<String>>|
-         -> Result<Option<EncodingAesKey>, ConfigError> {
-            match value {
-                Some(text) if !text.get_ref().is_empty() => EncodingAesKey::parse(text.get_ref())
-                    .map(Some)
-                    .map_err(|e| self.error(Some(text.span()), key(field), e.to_string())),
-                _ => Ok(None),
+            console::check_app_id(app_id),
+        ) && PLACEHOLDER_APP_IDS.contains(&app_id.as_str())
+        {
+            self.push(
+                Severity::Warning,
+                Some(raw.app_id.span()),
+                key("app_id"),
+                format!("AppID {app_id:?} looks like a placeholder"),
+                "copy the AppID (开发者ID) from 开发 → 基本配置",
+            );
+        }
+        let token = raw.token.get_ref();
+        if self.console(raw.token.span(), key("token"), console::check_token(token)) {
+            let lower = token.to_ascii_lowercase();
+            if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) || lower == "wxgatedemotoken" {
+                self.push(
+                    Severity::Warning,
+                    Some(raw.token.span()),
+                    key("token"),
+                    "the Token looks like a placeholder",
+                    "use a random Token (`wxgate init` makes one) and paste the same one into the console",
+                );
             }
-        };
-        let aes_key = parse_key("encoding_aes_key", &raw.encoding_aes_key)?;
-        let previous_aes_key =
-            parse_key("previous_encoding_aes_key", &raw.previous_encoding_aes_key)?;
+        }
+        if !raw.app_secret.is_empty()
+            && !(raw.app_secret.len() == 32
+                && raw.app_secret.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            self.push(
+                Severity::Warning,
+                None,
+                key("app_secret"),
+                "the AppSecret is not 32 hex digits",
+                "copy the AppSecret (开发者密码) from 开发 → 基本配置, or reset it there",
+            );
+        }
+        let aes_key = self.aes_key(key("encoding_aes_key"), &raw.encoding_aes_key);
+        let previous_aes_key = self.aes_key(
+            key("previous_encoding_aes_key"),
+            &raw.previous_encoding_aes_key,
+        );
         let mode = match &raw.mode {
-            Some(mode) => Mode::parse(mode.get_ref()).ok_or_else(|| {
-                self.error(
-                    Some(mode.span()),
-                    key("mode"),
-                    format!(
+            Some(mode) => match Mode::parse(mode.get_ref()) {
+                Some(parsed) => parsed,
+                None => {
+                    let problem = format!(
                         "{:?} is not a mode; use \"plain\", \"compat\" or \"safe\"",
                         mode.get_ref()
-                    ),
-                )
-            })?,
+                    );
+                    self.error(Some(mode.span()), key("mode"), problem);
+                    Mode::Plain
+                }
+            },
             None if aes_key.is_some() => Mode::Safe,
             None => Mode::Plain,
         };
-        if let Some(finding) = console::check_mode(mode, aes_key.is_some())
-            .into_iter()
-            .next()
-        {
-            let span = raw
-                .mode
+        let has_key = aes_key.is_some()
+            || raw
+                .encoding_aes_key
                 .as_ref()
-                .map(Spanned::span)
-                .unwrap_or(raw.name.span());
-            return Err(self.error(
-                Some(span),
-                key("mode"),
-                format!("{}; {}", finding.problem, finding.fix),
-            ));
-        }
-        let mut compiled = Vec::new();
+                .is_some_and(|k| !k.get_ref().is_empty());
+        let mode_span = raw
+            .mode
+            .as_ref()
+            .map(Spanned::span)
+            .unwrap_or(raw.name.span());
+        self.console(mode_span, key("mode"), console::check_mode(mode, has_key));
+        let mut rules = Vec::new();
         for (rule_index, rule) in raw.rule.into_iter().enumerate() {
             let span = rule.span();
-            compiled.push(Rule::compile(rule.into_inner()).map_err(|message| {
-                self.error(
+            match Rule::compile(rule.into_inner()) {
+                Ok(rule) => rules.push(rule),
+                Err(message) => self.error(
                     Some(span),
                     format!("account[{index}].rule[{rule_index}]"),
                     message,
-                )
-            })?);
+                ),
+            }
         }
-        Ok(AccountConfig {
+        let errors_after = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        (errors_after == errors_before).then(|| AccountConfig {
             name: name.clone(),
             app_id: raw.app_id.into_inner(),
             app_secret: raw.app_secret,
@@ -305,7 +487,7 @@ impl Validator<'_> {
             mode,
             timestamp_window_s: raw.timestamp_window_s.unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
             dedup: raw.dedup.unwrap_or(true),
-            rules: compiled,
+            rules,
         })
     }
 }

@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Listen address, overriding `listen` from the file (e.g. 0.0.0.0:80).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, env = "WXGATE_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// Loads the configuration `serve` would use: the named file, ./wxgate.toml, or the demo.
@@ -53,7 +56,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.listen = listen;
     }
     prepare_data_dir(&config.data_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads.filter(|&n| n > 0) {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
