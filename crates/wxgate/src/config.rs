@@ -230,16 +230,20 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Values that are examples, demos or placeholders, never real secrets.
-const PLACEHOLDER_WORDS: [&str; 7] = [
-    "your",
-    "replace",
-    "example",
-    "changeme",
-    "placeholder",
-    "xxx",
-    "demo",
+/// Tokens that are examples, demos or placeholders, never real secrets (compared
+/// case-insensitively), and prefixes that mark one.
+const PLACEHOLDER_TOKENS: [&str; 9] = [
+    "token",
+    "mytoken",
+    "yourtoken",
+    "wxgatedemotoken",
+    "weixin",
+    "wechat",
+    "test",
+    "123456",
+    "abc123",
 ];
+const PLACEHOLDER_PREFIXES: [&str; 5] = ["your", "replace", "example", "changeme", "placeholder"];
 const KNOWN_PUBLIC_KEYS: [&str; 2] = [
     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
     "Nr8OKuMPaz3gq09gUI4Shh6wnqoquXgcF5bcUfKohjI",
@@ -407,7 +411,9 @@ impl Validator<'_> {
         let token = raw.token.get_ref();
         if self.console(raw.token.span(), key("token"), console::check_token(token)) {
             let lower = token.to_ascii_lowercase();
-            if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) || lower == "wxgatedemotoken" {
+            if PLACEHOLDER_TOKENS.contains(&lower.as_str())
+                || PLACEHOLDER_PREFIXES.iter().any(|p| lower.starts_with(p))
+            {
                 self.push(
                     Severity::Warning,
                     Some(raw.token.span()),
@@ -417,10 +423,9 @@ impl Validator<'_> {
                 );
             }
         }
-        if !raw.app_secret.is_empty()
-            && !(raw.app_secret.len() == 32
-                && raw.app_secret.bytes().all(|b| b.is_ascii_hexdigit()))
-        {
+        let secret_ok =
+            raw.app_secret.len() == 32 && raw.app_secret.bytes().all(|b| b.is_ascii_hexdigit());
+        if !raw.app_secret.is_empty() && !secret_ok {
             self.push(
                 Severity::Warning,
                 None,

@@ -9,4 +9,5 @@ pub mod config;
 pub mod dedup;
 pub mod http;
 pub mod metrics;
+pub mod probe;
 pub mod rules;

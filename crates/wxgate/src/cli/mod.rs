@@ -1,14 +1,24 @@
 //! The command line: one module per subcommand. Doc comments are the help text.
+//!
+//! Exit status for every command: 0 all good, 1 problems found, 2 usage error.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use wxgate_proto::console::Mode;
 
+pub mod check;
+pub mod doctor;
+pub mod init;
 pub mod serve;
+pub mod sign;
+pub mod sim;
+pub mod url;
 
 /// wxgate: a WeChat Official Account callback gateway and toolkit.
 ///
 /// Run `wxgate serve` with no arguments for a demo account on http://127.0.0.1:8080.
+/// Exit status: 0 all good, 1 problems found, 2 usage error.
 #[derive(Debug, Parser)]
 #[command(name = "wxgate", version, about, long_about)]
 pub struct Cli {
@@ -20,8 +30,34 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the callback gateway.
     Serve(serve::ServeArgs),
+    Init(init::InitArgs),
+    Check(check::CheckArgs),
+    Sign(sign::SignArgs),
+    Url(url::UrlArgs),
+    Sim(sim::SimArgs),
+    Doctor(doctor::DoctorArgs),
+}
+
+/// The security modes, as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// 明文模式.
+    Plain,
+    /// 兼容模式.
+    Compat,
+    /// 安全模式.
+    Safe,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Mode {
+        match mode {
+            ModeArg::Plain => Mode::Plain,
+            ModeArg::Compat => Mode::Compat,
+            ModeArg::Safe => Mode::Safe,
+        }
+    }
 }
 
 /// Runs a parsed command line.
@@ -31,6 +67,12 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Url(args) => url::run(args),
+        Command::Sim(args) => sim::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

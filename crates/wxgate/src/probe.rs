@@ -1,0 +1,487 @@
+//! Acting as WeChat against any callback server: send a verification GET or a push,
+//! and judge the answer as WeChat would. Used by `wxgate sim` and `wxgate doctor`.
+//!
+//! The judging is pure ([`judge_reply`], [`judge_echo`]); only [`Target::send`] does I/O.
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, RngCore};
+use serde::Serialize;
+use wxgate_proto::console::Mode;
+use wxgate_proto::push::{self, PushParams};
+use wxgate_proto::reply::ReplyMessage;
+use wxgate_proto::{envelope, Message, MsgCrypt};
+
+/// WeChat's limit for an answer.
+pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// As WeChat expects.
+    Pass,
+    /// Works, but is risky or unusual.
+    Warn,
+    /// WeChat would fail here.
+    Fail,
+    /// Not run (an earlier step failed or it does not apply).
+    Skip,
+}
+
+impl Status {
+    /// The mark printed before the check.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::Pass => "✓",
+            Status::Warn => "!",
+            Status::Fail => "✗",
+            Status::Skip => "-",
+        }
+    }
+}
+
+/// One line of a checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// How it ended.
+    pub status: Status,
+    /// What was seen.
+    pub detail: String,
+    /// On warn or fail: the most likely cause and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    /// A check with no hint.
+    pub fn new(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    /// Adds the cause and fix.
+    pub fn hint(mut self, hint: impl Into<String>) -> Check {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Prints a checklist; returns whether nothing failed.
+pub fn print_checks(checks: &[Check]) -> bool {
+    for check in checks {
+        println!("{} {}: {}", check.status.mark(), check.name, check.detail);
+        if let Some(hint) = &check.hint {
+            println!("    → {hint}");
+        }
+    }
+    checks.iter().all(|c| c.status != Status::Fail)
+}
+
+/// Where and how to send: the callback URL and the account's secrets.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The callback URL, without a query string.
+    pub url: String,
+    /// The Token.
+    pub token: String,
+    /// How to send pushes.
+    pub mode: Mode,
+    /// The account's crypt, for compat and safe mode.
+    pub crypt: Option<MsgCrypt>,
+}
+
+/// An HTTP exchange.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// HTTP status, or `None` when no answer came (timeout, connection error).
+    pub status: Option<u16>,
+    /// The body.
+    pub body: String,
+    /// Content-Type.
+    pub content_type: String,
+    /// Time to the full answer.
+    pub elapsed: Duration,
+    /// Transport error, when there was no answer.
+    pub error: Option<String>,
+}
+
+impl Target {
+    /// Sends `query` (and `body` as a POST when `Some`) and waits at most `timeout`.
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        query: &str,
+        body: Option<String>,
+        timeout: Duration,
+    ) -> Exchange {
+        let url = format!("{}?{query}", self.url);
+        let started = Instant::now();
+        let request = match body {
+            Some(body) => client
+                .post(&url)
+                .header("Content-Type", "text/xml")
+                .body(body),
+            None => client.get(&url),
+        };
+        let result = tokio::time::timeout(timeout, async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let body = response.text().await?;
+            Ok::<_, reqwest::Error>((status, content_type, body))
+        })
+        .await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(Ok((status, content_type, body))) => Exchange {
+                status: Some(status),
+                body,
+                content_type,
+                elapsed,
+                error: None,
+            },
+            Ok(Err(err)) => Exchange {
+                status: None,
+                body: String::new(),
+                content_type: String::new(),
+                elapsed,
+                error: Some(error_chain(&err)),
+            },
+            Err(_) => Exchange {
+                status: None,
+                body: String::new(),
+                content_type: String::new(),
+                elapsed,
+                error: Some(format!("no answer within {} ms", timeout.as_millis())),
+            },
+        }
+    }
+
+    /// The verification query for `echostr`, signed with `token` at `timestamp`.
+    pub fn verification_query(&self, token: &str, timestamp: i64, echostr: &str) -> String {
+        let nonce = rand::thread_rng()
+            .gen_range(100_000_000u32..1_000_000_000)
+            .to_string();
+        push::verification(token, &timestamp.to_string(), &nonce, echostr).query
+    }
+
+    /// A push of `message_xml` in the target's mode, signed at `timestamp`.
+    pub fn push(
+        &self,
+        message_xml: &str,
+        to_user_name: &str,
+        openid: &str,
+        timestamp: i64,
+    ) -> push::PushRequest {
+        let mut rng = rand::thread_rng();
+        let nonce = rng.gen_range(100_000_000u32..1_000_000_000).to_string();
+        let mut random = [0u8; 16];
+        rng.fill_bytes(&mut random);
+        let mode = if self.crypt.is_some() {
+            self.mode
+        } else {
+            Mode::Plain
+        };
+        push::message(
+            &PushParams {
+                token: &self.token,
+                mode,
+                crypt: self.crypt.as_ref(),
+                timestamp: &timestamp.to_string(),
+                nonce: &nonce,
+                random: &random,
+                openid,
+            },
+            message_xml,
+            to_user_name,
+        )
+    }
+}
+
+/// Describes an error and its causes in one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Judges a verification GET's answer: status 200 and exactly the echostr.
+pub fn judge_echo(exchange: &Exchange, echostr: &str) -> Check {
+    let name = "URL verification (GET with a valid signature)";
+    let Some(status) = exchange.status else {
+        return Check::new(
+            name,
+            Status::Fail,
+            exchange.error.clone().unwrap_or_default(),
+        )
+        .hint("no HTTP answer: see the connection checks above");
+    };
+    match status {
+        200 => {}
+        404 | 405 => {
+            return Check::new(name, Status::Fail, format!("HTTP {status}"))
+                .hint("the route is not mapped: check the path (trailing slash, proxy prefix) and that GET and POST both reach the handler")
+        }
+        401 | 403 => {
+            return Check::new(name, Status::Fail, format!("HTTP {status}: the server refused a correctly signed request"))
+                .hint("the server's Token differs from the one given here (case, whitespace), or it checks the wrong mode; compare with `wxgate sign verify --explain`")
+        }
+        500..=599 => {
+            return Check::new(name, Status::Fail, format!("HTTP {status}"))
+                .hint("the handler crashed: look at the server's log for this request")
+        }
+        other => return Check::new(name, Status::Fail, format!("HTTP {other}")).hint("WeChat accepts only 200 with the echostr as the body"),
+    }
+    let body = exchange.body.as_str();
+    if body == echostr {
+        return Check::new(
+            name,
+            Status::Pass,
+            format!(
+                "echoed exactly ({} bytes) in {} ms",
+                body.len(),
+                exchange.elapsed.as_millis()
+            ),
+        );
+    }
+    let hint = if body.trim_start_matches('\u{feff}') == echostr {
+        "the body starts with a BOM: write the echostr bytes only"
+    } else if body.trim_end() == echostr {
+        "the body has a trailing newline or space: return echostr exactly (no println, no template newline)"
+    } else if body.trim_matches('"') == echostr {
+        "the echostr is wrapped in quotes: the framework serialised it as JSON; return it as text/plain"
+    } else if body.contains(echostr) && body.trim_start().starts_with('{') {
+        "the echostr is inside JSON: return the bare string as text/plain"
+    } else if body.contains(echostr) && body.trim_start().starts_with('<') {
+        "the echostr is inside HTML or XML: return the bare string as text/plain"
+    } else {
+        "the body is not the echostr: the handler did not verify, or another route answered"
+    };
+    Check::new(
+        name,
+        Status::Fail,
+        format!(
+            "body {:?} is not the echostr {echostr:?}",
+            truncate(body, 80)
+        ),
+    )
+    .hint(hint)
+}
+
+/// The verdict on a push's answer.
+#[derive(Debug)]
+pub struct ReplyVerdict {
+    /// One check per property.
+    pub checks: Vec<Check>,
+    /// The reply, when there was one and it parsed.
+    pub reply: Option<ReplyMessage>,
+    /// Whether the answer was `success` / empty (no reply).
+    pub no_reply: bool,
+}
+
+/// Judges the answer to `sent` as WeChat would: status, format, encryption and
+/// MsgSignature, To/From, CreateTime, reply rules, and time against 5 s.
+pub fn judge_reply(
+    target: &Target,
+    sent: &Message,
+    encrypted: bool,
+    exchange: &Exchange,
+    now: i64,
+) -> ReplyVerdict {
+    let mut checks = Vec::new();
+    let verdict = |checks: Vec<Check>, reply, no_reply| ReplyVerdict {
+        checks,
+        reply,
+        no_reply,
+    };
+    let timing = latency_check(exchange.elapsed);
+    let Some(status) = exchange.status else {
+        checks.push(
+            Check::new("answer", Status::Fail, exchange.error.clone().unwrap_or_default())
+                .hint("WeChat waits 5 s, then retries up to three times and finally shows 「该公众号暂时无法提供服务」: answer `success` at once and reply later through the customer-service API"),
+        );
+        return verdict(checks, None, false);
+    };
+    if status != 200 {
+        checks.push(
+            Check::new(
+                "answer",
+                Status::Fail,
+                format!("HTTP {status}: {}", truncate(&exchange.body, 80)),
+            )
+            .hint("WeChat treats any status but 200 as a failure and retries"),
+        );
+        checks.push(timing);
+        return verdict(checks, None, false);
+    }
+    let body = exchange.body.trim();
+    if body.is_empty() || body == "success" {
+        checks.push(Check::new(
+            "answer",
+            Status::Pass,
+            format!("{:?}: no reply is sent to the user", body),
+        ));
+        checks.push(timing);
+        return verdict(checks, None, true);
+    }
+    if body.starts_with('{') || body.starts_with('[') {
+        checks.push(
+            Check::new("answer", Status::Fail, "the body is JSON")
+                .hint("WeChat expects reply XML or `success`; a JSON body shows the user 「该公众号暂时无法提供服务」"),
+        );
+        checks.push(timing);
+        return verdict(checks, None, false);
+    }
+    if body.to_ascii_lowercase().contains("<html")
+        || body.to_ascii_lowercase().starts_with("<!doctype html")
+    {
+        checks.push(
+            Check::new("answer", Status::Fail, "the body is an HTML page")
+                .hint("an error page reached WeChat (framework exception, CSRF middleware?): answer `success` on errors"),
+        );
+        checks.push(timing);
+        return verdict(checks, None, false);
+    }
+    let is_envelope = body.contains("<Encrypt>") && body.contains("<MsgSignature>");
+    let reply_xml = match (&target.crypt, is_envelope) {
+        (Some(crypt), true) => match envelope::open_reply(crypt, &target.token, body) {
+            Ok(opened) => {
+                checks.push(Check::new("encryption", Status::Pass, "MsgSignature verifies and the reply decrypts with this account's key and AppID"));
+                if opened.timestamp.len() != 10 {
+                    checks.push(
+                        Check::new("TimeStamp", Status::Warn, format!("TimeStamp {} is not 10-digit Unix seconds", opened.timestamp))
+                            .hint("WeChat uses seconds; milliseconds still verify, but are not what WeChat sends"),
+                    );
+                }
+                opened.xml
+            }
+            Err(err) => {
+                checks.push(
+                    Check::new("encryption", Status::Fail, err.to_string())
+                        .hint("sign the reply with sha1(sort(token, TimeStamp, Nonce, Encrypt)) and encrypt with this account's EncodingAESKey and AppID"),
+                );
+                checks.push(timing);
+                return verdict(checks, None, false);
+            }
+        },
+        (None, true) => {
+            checks.push(Check::new(
+                "encryption",
+                Status::Skip,
+                "encrypted reply, but no --aes-key/--app-id to open it",
+            ));
+            checks.push(timing);
+            return verdict(checks, None, false);
+        }
+        (_, false) if encrypted && target.mode == Mode::Safe => {
+            checks.push(
+                Check::new(
+                    "encryption",
+                    Status::Fail,
+                    "plaintext reply to an encrypted (safe-mode) push",
+                )
+                .hint(
+                    "in safe mode (安全模式) WeChat accepts only encrypted replies (or `success`)",
+                ),
+            );
+            body.to_owned()
+        }
+        (_, false) if encrypted => {
+            checks.push(Check::new("encryption", Status::Warn, "plaintext reply to an encrypted push").hint("accepted in compatible mode only; encrypt replies before switching to safe mode"));
+            body.to_owned()
+        }
+        (_, false) => body.to_owned(),
+    };
+    let reply = match ReplyMessage::parse(&reply_xml) {
+        Ok(reply) => reply,
+        Err(err) => {
+            checks.push(
+                Check::new("reply XML", Status::Fail, err.to_string())
+                    .hint("WeChat rejects invalid reply XML: check the element names, CDATA and that ]]> is split"),
+            );
+            checks.push(timing);
+            return verdict(checks, None, false);
+        }
+    };
+    checks.push(Check::new(
+        "reply XML",
+        Status::Pass,
+        format!("MsgType {}", reply.reply.msg_type()),
+    ));
+    if reply.to_user_name == sent.from_user_name && reply.from_user_name == sent.to_user_name {
+        checks.push(Check::new(
+            "To/From",
+            Status::Pass,
+            "ToUserName is the user, FromUserName the account",
+        ));
+    } else {
+        checks.push(
+            Check::new(
+                "To/From",
+                Status::Fail,
+                format!("ToUserName {:?}, FromUserName {:?}", reply.to_user_name, reply.from_user_name),
+            )
+            .hint("swap them: the reply goes to the incoming FromUserName, from the incoming ToUserName"),
+        );
+    }
+    if (reply.create_time - now).abs() > 300 {
+        checks.push(
+            Check::new(
+                "CreateTime",
+                Status::Warn,
+                format!("{} is more than 5 minutes from now", reply.create_time),
+            )
+            .hint("CreateTime is the current Unix time in seconds"),
+        );
+    }
+    if let Err(err) = reply.reply.validate() {
+        checks.push(Check::new("reply rules", Status::Fail, err.to_string()));
+    }
+    checks.push(timing);
+    verdict(checks, Some(reply), false)
+}
+
+fn latency_check(elapsed: Duration) -> Check {
+    let ms = elapsed.as_millis();
+    if elapsed >= WECHAT_TIMEOUT {
+        Check::new("time", Status::Fail, format!("{ms} ms, over WeChat's 5 s"))
+            .hint("WeChat gives up after 5 s: answer `success` at once and send the reply later through the customer-service API")
+    } else if elapsed >= Duration::from_secs(4) {
+        Check::new(
+            "time",
+            Status::Warn,
+            format!("{ms} ms, close to WeChat's 5 s limit"),
+        )
+        .hint("any slowdown will make WeChat retry")
+    } else {
+        Check::new("time", Status::Pass, format!("{ms} ms (limit 5000 ms)"))
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}

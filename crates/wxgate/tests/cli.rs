@@ -1,0 +1,1115 @@
+//! The setup and diagnosis commands, run as the real binary: init, check, sign, url,
+//! sim and doctor. sim and doctor run against wxgate, against small deliberately broken
+//! servers on 127.0.0.1 (plain HTTP and TLS), and against a wechatpy server.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wxgate-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn wxgate(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("wxgate runs")
+}
+
+async fn wxgate_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN).args(&args).output().expect("wxgate runs")
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
+}
+
+// ---------------------------------------------------------------- init
+
+#[test]
+fn init_writes_random_secrets_and_never_overwrites_without_force() {
+    let dir = temp_dir("init");
+    let output = wxgate(
+        &dir,
+        &[
+            "init",
+            "--app-id",
+            "wx1234567890abcdef",
+            "--name",
+            "shop",
+            "--json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let first = json(&output);
+    let token = first["token"].as_str().unwrap();
+    let key = first["encoding_aes_key"].as_str().unwrap();
+    assert_eq!(token.len(), 32);
+    assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(key.len(), 43);
+    assert!(wxgate_proto::EncodingAesKey::parse(key).is_ok());
+    assert_eq!(first["url"], "https://YOUR.DOMAIN/wx/shop");
+    let written = std::fs::read_to_string(dir.join("wxgate.toml")).unwrap();
+    assert!(written.contains(token) && written.contains(key));
+    let config = wxgate::config::Config::load(&dir.join("wxgate.toml")).unwrap();
+    assert_eq!(config.accounts[0].name, "shop");
+
+    let again = wxgate(&dir, &["init"]);
+    assert_eq!(again.status.code(), Some(1), "refuses to overwrite");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("wxgate.toml")).unwrap(),
+        written,
+        "file untouched"
+    );
+
+    let forced = wxgate(&dir, &["init", "--force", "--json"]);
+    assert!(forced.status.success());
+    assert_ne!(json(&forced)["token"], first["token"], "a new random Token");
+
+    let human = wxgate(&temp_dir("init-human"), &["init"]);
+    let text = stdout(&human);
+    assert!(
+        text.contains("令牌(Token)")
+            && text.contains("消息加解密密钥(EncodingAESKey)")
+            && text.contains("安全模式"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- check
+
+#[test]
+fn check_reports_every_problem_with_file_line_and_fix() {
+    let dir = temp_dir("check");
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[[account]]\nname = \"a\"\napp_id = \"WX1234\"\ntoken = \"to ken\"\nencoding_aes_key = \"short\"\nmode = \"safe\"\n\
+         [[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"yourToken\"\n",
+    )
+    .unwrap();
+    let output = wxgate(&dir, &["check", "--config", "bad.toml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    for needle in [
+        "bad.toml:3: account[0].app_id",
+        "bad.toml:4: account[0].token",
+        "bad.toml:5: account[0].encoding_aes_key",
+        "bad.toml:8: account[1].name",
+        "bad.toml:10: account[1].token",
+        "fix:",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let report = json(&wxgate(&dir, &["check", "--config", "bad.toml", "--json"]));
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["findings"].as_array().unwrap().len() >= 6,
+        "{report}"
+    );
+
+    std::fs::write(
+        dir.join("good.toml"),
+        "[[account]]\nname = \"a\"\napp_id = \"wx5f3c8a9b1d2e4f60\"\ntoken = \"Zeta9Token\"\nencoding_aes_key = \"Qm9yaXNUaGVCcmF2ZUFuZFRoZUtleU1ha2VyMjAyNXg\"\n",
+    )
+    .unwrap();
+    let good = wxgate(&dir, &["check", "--config", "good.toml"]);
+    assert!(good.status.success(), "{}", stdout(&good));
+    assert!(stdout(&good).contains("no problems"));
+
+    let syntax = dir.join("syntax.toml");
+    std::fs::write(&syntax, "[[account]\n").unwrap();
+    assert_eq!(
+        wxgate(&dir, &["check", "--config", "syntax.toml"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        wxgate(&dir, &["check", "--config", "missing.toml"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        wxgate(
+            &dir,
+            &[
+                "check",
+                "--config",
+                "good.toml",
+                "--url",
+                "https://x.com/wx"
+            ]
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        wxgate(&dir, &["check", "--no-such-flag"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn check_values_passing_and_failing() {
+    let dir = temp_dir("check-values");
+    // (args, exit code, needle in output)
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["--url", "https://wx.example.com/wx/shop"],
+            0,
+            "no problems",
+        ),
+        (&["--url", "http://wx.example.com/wx"], 0, "no problems"),
+        (
+            &["--url", "wx.example.com/wx"],
+            1,
+            "does not start with http",
+        ),
+        (&["--url", "https://wx.example.com/wx#top"], 1, "'#'"),
+        (&["--url", "https://wx.example.com/wx%20a"], 1, "'%'"),
+        (
+            &["--url", "https://wx.example.com/wx?a=1"],
+            1,
+            "query string",
+        ),
+        (&["--url", "https://wx.example.com:8443/wx"], 1, "port 8443"),
+        (&["--url", "http://localhost/wx"], 1, "this machine"),
+        (&["--url", "http://192.168.1.5/wx"], 1, "private"),
+        (
+            &["--url", "http://169.254.1.1/wx"],
+            1,
+            "private, loopback or link-local",
+        ),
+        (&["--url", "http://8.8.8.8/wx"], 1, "bare IP"),
+        (&["--token", "Abc123"], 0, "no problems"),
+        (&["--token", "ab"], 1, "3 to 32"),
+        (&["--token", &"a".repeat(33)], 1, "3 to 32"),
+        (&["--token", "my-token"], 1, "letters and digits"),
+        (&["--token", "MyToken "], 1, "whitespace"),
+        (
+            &["--aes-key", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"],
+            0,
+            "no problems",
+        ),
+        (
+            &["--aes-key", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF"],
+            1,
+            "42 characters",
+        ),
+        (
+            &["--aes-key", "abcdefghijklmnopqrstuvwxyz0123456789ABCDE+G"],
+            1,
+            "not a letter or digit",
+        ),
+        (&["--app-id", "wx1234567890abcdef"], 0, "no problems"),
+        (&["--app-id", "wx1234567890ABCDEF"], 1, "uppercase"),
+        (&["--app-id", "gh_1234567890ab"], 1, "16 hex digits"),
+    ];
+    for (args, code, needle) in cases {
+        let mut full = vec!["check"];
+        full.extend_from_slice(args);
+        let output = wxgate(&dir, &full);
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(*code), "{args:?}: {text}");
+        assert!(
+            text.contains(needle),
+            "{args:?}: expected {needle:?} in {text}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- sign and url
+
+#[test]
+fn sign_matches_the_vectors_and_explains_with_secrets_masked() {
+    let dir = temp_dir("sign");
+    let output = wxgate(
+        &dir,
+        &[
+            "sign",
+            "verify",
+            "--token",
+            "Zeta9Token",
+            "--timestamp",
+            "1712345678",
+            "--nonce",
+            "880417233",
+            "--explain",
+        ],
+    );
+    let text = stdout(&output);
+    assert!(
+        text.contains("a79da134419b0cf099b71f4dc6280e376e86e615"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sha1 of: 1712345678880417233Ze******en"),
+        "{text}"
+    );
+    assert!(!text.contains("Zeta9Token"), "the Token is masked: {text}");
+
+    let output = wxgate(
+        &dir,
+        &[
+            "sign",
+            "msg",
+            "--token",
+            "aardvarkTok",
+            "--timestamp",
+            "1700000001",
+            "--nonce",
+            "Bq7xLm2",
+            "--encrypt",
+            "AAAA+///BBBB/+++CCCC==",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        json(&output)["signature"],
+        "1252e5824980932e24f8fbecf3d7969367834e49"
+    );
+
+    let output = wxgate(
+        &dir,
+        &[
+            "sign",
+            "jssdk",
+            "--ticket",
+            "kgt8ON7yVITDhtdwci0qeT1kX0mCx0zAqN6w-sI3W7Jp2Fb4Lw9yR5sV8cP1aD3eG",
+            "--noncestr",
+            "n0nce",
+            "--timestamp",
+            "1718020002",
+            "--url",
+            "https://h5.example.org/app/?tab=cart#/checkout?step=2",
+            "--explain",
+            "--json",
+        ],
+    );
+    let value = json(&output);
+    assert_eq!(
+        value["signature"],
+        "9351c2bb980e3fd98417913f384a81263a1dd5c7"
+    );
+    assert!(value["hashed"]
+        .as_str()
+        .unwrap()
+        .ends_with("&url=https://h5.example.org/app/?tab=cart"));
+    assert!(
+        !value["hashed"]
+            .as_str()
+            .unwrap()
+            .contains("kgt8ON7yVITDhtdwci0q"),
+        "ticket masked"
+    );
+    assert!(value["warnings"][0].as_str().unwrap().contains("fragment"));
+
+    let output = wxgate(
+        &dir,
+        &[
+            "sign",
+            "jssdk",
+            "--ticket",
+            "t",
+            "--noncestr",
+            "n",
+            "--timestamp",
+            "1",
+            "--url",
+            "https%3A%2F%2Fexample.com%2F",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("percent-encoded"));
+}
+
+#[test]
+fn url_builds_wechat_urls_and_validates_inputs() {
+    let dir = temp_dir("url");
+    let output = wxgate(
+        &dir,
+        &[
+            "url",
+            "oauth",
+            "--app-id",
+            "wx5f3c8a9b1d2e4f60",
+            "--redirect-uri",
+            "https://m.example.net/oauth/cb?next=/orders/42&lang=zh_CN",
+            "--scope",
+            "snsapi_base",
+            "--state",
+            "St8te01",
+        ],
+    );
+    assert_eq!(
+        stdout(&output).trim(),
+        "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx5f3c8a9b1d2e4f60&redirect_uri=https%3A%2F%2Fm.example.net%2Foauth%2Fcb%3Fnext%3D%2Forders%2F42%26lang%3Dzh_CN&response_type=code&scope=snsapi_base&state=St8te01#wechat_redirect"
+    );
+    let output = wxgate(
+        &dir,
+        &[
+            "url",
+            "qrconnect",
+            "--app-id",
+            "wx0a1b2c3d4e5f6071",
+            "--redirect-uri",
+            "https://www.example.net/login/wechat/callback?src=pc&r=%2Fhome",
+            "--state",
+            "Login2025",
+        ],
+    );
+    assert!(stdout(&output).contains("redirect_uri=https%3A%2F%2Fwww.example.net%2Flogin%2Fwechat%2Fcallback%3Fsrc%3Dpc%26r%3D%252Fhome"));
+    let random_state = stdout(&wxgate(
+        &dir,
+        &[
+            "url",
+            "oauth",
+            "--app-id",
+            "wx5f3c8a9b1d2e4f60",
+            "--redirect-uri",
+            "https://a.b/c",
+            "--scope",
+            "snsapi_userinfo",
+        ],
+    ));
+    assert!(random_state.contains("&state=") && random_state.trim().ends_with("#wechat_redirect"));
+
+    let output = wxgate(
+        &dir,
+        &[
+            "url",
+            "scheme",
+            "--app-id",
+            "wx1234567890abcdef",
+            "--path",
+            "pages/index/index",
+            "--query",
+            "a=1&b=2",
+            "--env-version",
+            "trial",
+        ],
+    );
+    assert_eq!(stdout(&output).trim(), "weixin://dl/business/?appid=wx1234567890abcdef&path=pages/index/index&query=a%3D1%26b%3D2&env_version=trial");
+    let output = wxgate(&dir, &["url", "showqrcode", "--ticket", "gQH4+8/=="]);
+    assert_eq!(
+        stdout(&output).trim(),
+        "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=gQH4%2B8%2F%3D%3D"
+    );
+
+    // (args, needle in stderr): every rule has a failing case.
+    let failures: &[(&[&str], &str)] = &[
+        (
+            &[
+                "oauth",
+                "--app-id",
+                "wx5f3c8a9b1d2e4f60",
+                "--redirect-uri",
+                "/relative",
+                "--scope",
+                "snsapi_base",
+            ],
+            "absolute",
+        ),
+        (
+            &[
+                "oauth",
+                "--app-id",
+                "wx5f3c8a9b1d2e4f60",
+                "--redirect-uri",
+                "https://a.b/c#x",
+                "--scope",
+                "snsapi_base",
+            ],
+            "'#'",
+        ),
+        (
+            &[
+                "oauth",
+                "--app-id",
+                "wx5f3c8a9b1d2e4f60",
+                "--redirect-uri",
+                "https://a.b/c",
+                "--scope",
+                "snsapi_base",
+                "--state",
+                "a-b",
+            ],
+            "letters and digits",
+        ),
+        (
+            &[
+                "qrconnect",
+                "--app-id",
+                "wx0a1b2c3d4e5f6071",
+                "--redirect-uri",
+                "https://a.b/c",
+                "--state",
+                &"s".repeat(129),
+            ],
+            "128",
+        ),
+        (
+            &[
+                "scheme",
+                "--app-id",
+                "wx1234567890abcdef",
+                "--path",
+                "/pages/index",
+            ],
+            "must not start with '/'",
+        ),
+        (
+            &[
+                "scheme",
+                "--app-id",
+                "wx1234567890abcdef",
+                "--path",
+                "pages/index?a=1",
+            ],
+            "query",
+        ),
+        (
+            &[
+                "scheme",
+                "--app-id",
+                "wx1234567890abcdef",
+                "--path",
+                "pages/index",
+                "--query",
+                &"q".repeat(513),
+            ],
+            "512",
+        ),
+    ];
+    for (args, needle) in failures {
+        let mut full = vec!["url"];
+        full.extend_from_slice(args);
+        let output = wxgate(&dir, &full);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        wxgate(
+            &dir,
+            &[
+                "url",
+                "oauth",
+                "--app-id",
+                "x",
+                "--redirect-uri",
+                "https://a",
+                "--scope",
+                "snsapi_login"
+            ]
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let dir = temp_dir("help");
+    for command in ["serve", "init", "check", "sign", "url", "sim", "doctor"] {
+        let output = wxgate(&dir, &[command, "--help"]);
+        assert!(output.status.success(), "{command}");
+        let text = stdout(&output);
+        assert!(
+            text.contains("Example"),
+            "{command} --help has no example:\n{text}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- sim
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_talks_to_wxgate_in_each_mode() {
+    let server = TestServer::start(&config_text("")).await;
+    for (account, extra) in [
+        ("plain", vec![]),
+        ("compat", vec!["--mode", "compat"]),
+        ("safe", vec![]),
+    ] {
+        let url = format!("{}/wx/{account}", server.base);
+        let mut args: Vec<String> = ["sim", "--url", &url, "--token", TOKEN, "--json"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if account != "plain" {
+            args.extend(
+                ["--aes-key", KEY, "--app-id", APP_ID]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["text", "你好 sim"].iter().map(|s| s.to_string()));
+        let output = wxgate_async(args).await;
+        let report = json(&output);
+        assert_eq!(output.status.code(), Some(0), "{account}: {report:#}");
+        assert_eq!(report["reply"], "text \"你好 sim\"", "{account}");
+        if account != "plain" {
+            assert!(
+                report["checks"]
+                    .to_string()
+                    .contains("MsgSignature verifies"),
+                "{report}"
+            );
+        }
+    }
+    // An event with no matching rule: success is a valid answer.
+    let url = format!("{}/wx/safe", server.base);
+    let output = wxgate_async(
+        [
+            "sim",
+            "--url",
+            &url,
+            "--token",
+            TOKEN,
+            "--aes-key",
+            KEY,
+            "--app-id",
+            APP_ID,
+            "event",
+            "click",
+            "MENU_1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+    .await;
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).contains("(none: success)"));
+    // The subscribe rule.
+    let output = wxgate_async(
+        [
+            "sim",
+            "--url",
+            &url,
+            "--token",
+            TOKEN,
+            "--aes-key",
+            KEY,
+            "--app-id",
+            APP_ID,
+            "event",
+            "subscribe",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+    .await;
+    assert!(
+        stdout(&output).contains("reply: text \"welcome\""),
+        "{}",
+        stdout(&output)
+    );
+    // URL verification.
+    let output = wxgate_async(
+        ["sim", "--url", &url, "--token", TOKEN, "verify"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    )
+    .await;
+    assert!(output.status.success(), "{}", stdout(&output));
+    // A wrong Token: refused, exit 1, with the status shown.
+    let output = wxgate_async(
+        [
+            "sim",
+            "--url",
+            &url,
+            "--token",
+            "WrongToken1",
+            "--aes-key",
+            KEY,
+            "--app-id",
+            APP_ID,
+            "text",
+            "x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("HTTP 403"), "{}", stdout(&output));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_uses_the_config_account() {
+    let dir = temp_dir("sim-config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let text = config_text(&format!("listen = \"{addr}\""));
+    std::fs::write(dir.join("wxgate.toml"), &text).unwrap();
+    let config = wxgate::config::Config::parse(&text, "t").unwrap();
+    let state = Arc::new(wxgate::http::AppState::new(&config));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(wxgate::http::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    let config_path = dir.join("wxgate.toml").display().to_string();
+    let output = wxgate_async(
+        [
+            "sim",
+            "--config",
+            &config_path,
+            "--account",
+            "safe",
+            "location",
+            "23.1",
+            "-113.2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+    .await;
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("(safe mode)"),
+        "{}",
+        stdout(&output)
+    );
+    let _ = tx.send(());
+    handle.await.unwrap().unwrap();
+}
+
+// ---------------------------------------------------------------- broken servers
+
+#[derive(Clone, Copy, Debug)]
+enum Broken {
+    WrongToken,
+    QuotedEcho,
+    NotFound,
+    SlowReply,
+    AcceptsBadSignature,
+    InvalidReplyXml,
+    HtmlErrorPage,
+}
+
+/// A deliberately broken callback server in plaintext mode.
+fn broken_router(kind: Broken) -> Router {
+    let verify = move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+        let token = if matches!(kind, Broken::WrongToken) {
+            "SomeOtherToken"
+        } else {
+            TOKEN
+        };
+        let signed = wxgate_proto::signature::url_signature(
+            token,
+            q.get("timestamp").map(String::as_str).unwrap_or(""),
+            q.get("nonce").map(String::as_str).unwrap_or(""),
+        );
+        let ok = signed.matches_hex(q.get("signature").map(String::as_str).unwrap_or(""));
+        let echostr = q.get("echostr").cloned().unwrap_or_default();
+        match kind {
+            Broken::AcceptsBadSignature => (axum::http::StatusCode::OK, echostr),
+            _ if !ok => (
+                axum::http::StatusCode::FORBIDDEN,
+                "bad signature".to_owned(),
+            ),
+            Broken::QuotedEcho => (axum::http::StatusCode::OK, format!("\"{echostr}\"")),
+            _ => (axum::http::StatusCode::OK, echostr),
+        }
+    };
+    let message = move |body: String| async move {
+        let msg = wxgate_proto::Message::parse(&body).unwrap();
+        let reply = wxgate_proto::Reply::Text {
+            content: "hi".into(),
+        };
+        match kind {
+            Broken::SlowReply => {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                (
+                    axum::http::StatusCode::OK,
+                    reply.render_for(&msg, wxgate::http::now()),
+                )
+            }
+            Broken::InvalidReplyXml => (
+                axum::http::StatusCode::OK,
+                "<xml><ToUserName>oops</xml>".to_owned(),
+            ),
+            Broken::HtmlErrorPage => (
+                axum::http::StatusCode::OK,
+                "<!DOCTYPE html><html><body>CSRF token mismatch</body></html>".to_owned(),
+            ),
+            _ => (
+                axum::http::StatusCode::OK,
+                reply.render_for(&msg, wxgate::http::now()),
+            ),
+        }
+    };
+    match kind {
+        Broken::NotFound => Router::new().route("/other", get(|| async { "x" })),
+        _ => Router::new().route("/wx", get(verify).post(message)),
+    }
+}
+
+async fn spawn_router(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn doctor(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args: Vec<String> = vec![
+        "doctor".into(),
+        url.into(),
+        "--token".into(),
+        TOKEN.into(),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let output = wxgate_async(args).await;
+    (output.status.code(), json(&output))
+}
+
+#[track_caller]
+fn find_check<'a>(report: &'a Value, name_part: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().contains(name_part))
+        .unwrap_or_else(|| panic!("no check named like {name_part:?} in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_passes_wxgate_in_plain_and_safe_mode() {
+    let server = TestServer::start(&config_text("")).await;
+    let (code, report) = doctor(&format!("{}/wx/plain", server.base), &[]).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(find_check(&report, "URL verification")["status"], "pass");
+    assert_eq!(find_check(&report, "forged signature")["status"], "pass");
+    assert_eq!(find_check(&report, "message: To/From")["status"], "pass");
+    assert_eq!(find_check(&report, "stale timestamp")["status"], "pass");
+    assert_eq!(
+        find_check(&report, "URL rules")["status"],
+        "warn",
+        "a local URL is a warning"
+    );
+
+    let (code, report) = doctor(
+        &format!("{}/wx/safe", server.base),
+        &["--aes-key", KEY, "--app-id", APP_ID],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(find_check(&report, "message: encryption")["status"], "pass");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_cause_on_broken_servers() {
+    // (server, check that fails or warns, expected status, words of the hint)
+    let cases = [
+        (Broken::WrongToken, "URL verification", "fail", "Token"),
+        (Broken::QuotedEcho, "URL verification", "fail", "quotes"),
+        (
+            Broken::NotFound,
+            "URL verification",
+            "fail",
+            "route is not mapped",
+        ),
+        (
+            Broken::AcceptsBadSignature,
+            "forged signature",
+            "fail",
+            "impersonate",
+        ),
+        (
+            Broken::InvalidReplyXml,
+            "message: reply XML",
+            "fail",
+            "invalid reply XML",
+        ),
+        (
+            Broken::HtmlErrorPage,
+            "message: answer",
+            "fail",
+            "error page",
+        ),
+        (Broken::SlowReply, "message: answer", "fail", "5 s"),
+    ];
+    let mut tasks = Vec::new();
+    for (kind, check, status, hint) in cases {
+        tasks.push(tokio::spawn(async move {
+            let base = spawn_router(broken_router(kind)).await;
+            let (code, report) = doctor(&format!("{base}/wx"), &[]).await;
+            assert_eq!(code, Some(1), "{kind:?}: {report:#}");
+            let found = find_check(&report, check);
+            assert_eq!(found["status"], status, "{kind:?}: {found}");
+            let text = format!("{} {}", found["detail"], found["hint"]);
+            assert!(text.contains(hint), "{kind:?}: expected {hint:?} in {text}");
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_closed_ports_and_bad_urls() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let (code, report) = doctor(&format!("http://127.0.0.1:{port}/wx"), &[]).await;
+    assert_eq!(code, Some(1));
+    let tcp = find_check(&report, "TCP connect");
+    assert_eq!(tcp["status"], "fail");
+    assert!(
+        tcp["hint"].as_str().unwrap().contains("nothing listens"),
+        "{tcp}"
+    );
+
+    let (code, report) = doctor("ftp://example.com/wx", &[]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(find_check(&report, "URL")["status"], "fail");
+
+    let (code, report) = doctor("http://no-such-host.invalid/wx", &[]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(find_check(&report, "DNS")["status"], "fail");
+}
+
+// ---------------------------------------------------------------- TLS
+
+struct Certs {
+    ca_pem: String,
+    good: (Vec<u8>, Vec<u8>),
+    self_signed: (Vec<u8>, Vec<u8>),
+    expired: (Vec<u8>, Vec<u8>),
+    wrong_host: (Vec<u8>, Vec<u8>),
+}
+
+fn certs() -> Certs {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf = |names: Vec<String>, expired: bool| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        (cert.der().to_vec(), key.serialize_der())
+    };
+    let self_signed = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    Certs {
+        ca_pem: ca.pem(),
+        good: leaf(vec!["localhost".into()], false),
+        self_signed: (
+            self_signed.cert.der().to_vec(),
+            self_signed.key_pair.serialize_der(),
+        ),
+        expired: leaf(vec!["localhost".into()], true),
+        wrong_host: leaf(vec!["other.example".into()], false),
+    }
+}
+
+/// Serves `router` over TLS with this certificate on 127.0.0.1; returns the port.
+async fn spawn_tls(router: Router, (cert, key): (Vec<u8>, Vec<u8>)) -> u16 {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(cert)],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = TowerToHyperService::new(router);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_tls_certificates() {
+    let certs = certs();
+    let dir = temp_dir("tls");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, &certs.ca_pem).unwrap();
+    let ca = ca_path.display().to_string();
+    let router = || broken_router(Broken::AcceptsBadSignature).route("/ok", get(|| async { "ok" }));
+
+    let port = spawn_tls(wxgate_router().await, certs.good.clone()).await;
+    let (code, report) = doctor(
+        &format!("https://localhost:{port}/wx/plain"),
+        &["--ca", &ca],
+    )
+    .await;
+    assert_eq!(find_check(&report, "TLS")["status"], "pass", "{report:#}");
+    assert_eq!(
+        find_check(&report, "URL verification")["status"],
+        "pass",
+        "{report:#}"
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+
+    // (certificate, --ca given, words of the hint)
+    let cases = [
+        (
+            certs.good.clone(),
+            false,
+            "self-signed or its chain is incomplete",
+        ),
+        (certs.self_signed.clone(), true, "self-signed"),
+        (certs.expired.clone(), true, "expired"),
+        (certs.wrong_host.clone(), true, "does not cover this host"),
+    ];
+    for (cert, with_ca, hint) in cases {
+        let port = spawn_tls(router(), cert).await;
+        let extra: Vec<&str> = if with_ca { vec!["--ca", &ca] } else { vec![] };
+        let (code, report) = doctor(&format!("https://localhost:{port}/wx"), &extra).await;
+        assert_eq!(code, Some(1), "{report:#}");
+        let tls = find_check(&report, "TLS");
+        assert_eq!(tls["status"], "fail", "{tls}");
+        assert!(
+            tls["hint"].as_str().unwrap().contains(hint),
+            "expected {hint:?}: {tls}"
+        );
+    }
+
+    // An http server behind an https URL.
+    let base = spawn_router(router()).await;
+    let port = base.rsplit(':').next().unwrap();
+    let (_, report) = doctor(&format!("https://localhost:{port}/wx"), &[]).await;
+    let tls = find_check(&report, "TLS");
+    assert_eq!(tls["status"], "fail", "{tls}");
+}
+
+async fn wxgate_router() -> Router {
+    let config = wxgate::config::Config::parse(&config_text(""), "t").unwrap();
+    wxgate::http::app(Arc::new(wxgate::http::AppState::new(&config)))
+}
+
+// ---------------------------------------------------------------- wechatpy peer
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_and_doctor_work_against_a_wechatpy_server() {
+    use std::io::BufRead;
+    let python = std::env::var("WXGATE_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-venv/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "{} missing: run `bash scripts/test.sh`",
+        python.display()
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/wechatpy_server.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .args([TOKEN, KEY, APP_ID])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .expect("server prints its port");
+    let url = format!("http://127.0.0.1:{port}/wx");
+
+    let output = wxgate_async(
+        [
+            "sim",
+            "--url",
+            &url,
+            "--token",
+            TOKEN,
+            "--aes-key",
+            KEY,
+            "--app-id",
+            APP_ID,
+            "--json",
+            "text",
+            "peer",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+    .await;
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["reply"], "text \"peer\"");
+
+    let (code, report) = doctor(&url, &["--aes-key", KEY, "--app-id", APP_ID]).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(find_check(&report, "message: encryption")["status"], "pass");
+    // wechatpy does not check timestamps: doctor warns about replay.
+    assert_eq!(find_check(&report, "stale timestamp")["status"], "warn");
+    let _ = child.kill();
+    let _ = child.wait();
+}
