@@ -243,7 +243,8 @@ pub fn judge_echo(exchange: &Exchange, echostr: &str) -> Check {
                 .hint("the route is not mapped: check the path (trailing slash, proxy prefix) and that GET and POST both reach the handler")
         }
         401 | 403 => {
-            return Check::new(name, Status::Fail, format!("HTTP {status}: the server refused a correctly signed request"))
+            let said = if exchange.body.trim().is_empty() { String::new() } else { format!(" (it said: {})", truncate(exchange.body.trim(), 200)) };
+            return Check::new(name, Status::Fail, format!("HTTP {status}: the server refused a correctly signed request{said}"))
                 .hint("the server's Token differs from the one given here (case, whitespace), or it checks the wrong mode; compare with `wxgate sign verify --explain`")
         }
         500..=599 => {
