@@ -1,0 +1,110 @@
+//! The client's one error type.
+
+/// Everything an API call or a credential refresh can end with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// WeChat answered with a non-zero `errcode`. The message includes a hint for the
+    /// common codes; `errmsg` carries WeChat's `rid`, which the console can look up.
+    #[error("WeChat error {errcode}: {errmsg}{}", hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default())]
+    Api {
+        /// WeChat's error code.
+        errcode: i64,
+        /// WeChat's message (with its rid).
+        errmsg: String,
+        /// What usually causes it and what to do.
+        hint: Option<String>,
+    },
+    /// The request did not complete (connection, TLS, timeout).
+    #[error("request to {path} failed: {reason}; check the network path to api_base")]
+    Http {
+        /// The API path.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The answer was not the JSON this call expects.
+    #[error("unexpected answer from {path}: {reason}")]
+    Decode {
+        /// The API path.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The credential store failed (the fetched credential is still used).
+    #[error("credential store: {0}")]
+    Store(String),
+    /// A refresh failed recently and the next attempt waits (exponential backoff).
+    #[error("{what} for account {account} is unavailable: the last refresh failed ({last}); next attempt in {retry_in_s}s")]
+    Backoff {
+        /// Account name.
+        account: String,
+        /// `access_token` or `jsapi_ticket`.
+        what: &'static str,
+        /// The last failure.
+        last: String,
+        /// Seconds until the next attempt.
+        retry_in_s: i64,
+    },
+    /// No such account in the credential center.
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+}
+
+impl Error {
+    /// Builds an [`Error::Api`] with the hint for `errcode`.
+    pub fn api(errcode: i64, errmsg: &str) -> Error {
+        Error::Api {
+            errcode,
+            errmsg: errmsg.to_owned(),
+            hint: hint(errcode, errmsg),
+        }
+    }
+
+    /// The errcode, when WeChat answered with one.
+    pub fn errcode(&self) -> Option<i64> {
+        match self {
+            Error::Api { errcode, .. } => Some(*errcode),
+            _ => None,
+        }
+    }
+
+    /// Whether the access_token used was rejected (40001, 40014, 42001): expire it and
+    /// retry once with a fresh one.
+    pub fn is_token_rejected(&self) -> bool {
+        matches!(self.errcode(), Some(40001 | 40014 | 42001))
+    }
+}
+
+/// What usually causes a WeChat error code, and the fix.
+pub fn hint(errcode: i64, errmsg: &str) -> Option<String> {
+    let text = match errcode {
+        -1 => "WeChat is busy: retry with backoff",
+        40001 => "the access_token is invalid or not the latest: another system refreshed this AppID (make wxgate the only token holder), or the AppSecret is wrong",
+        40013 => "invalid AppID: check app_id (wx + 16 lowercase hex digits)",
+        40014 => "invalid access_token: malformed, or for another account",
+        40029 => "invalid OAuth code: expired (5 minutes), already used, or issued to another AppID",
+        40125 => "invalid AppSecret: copy it again from 开发 → 基本配置 (reset it there if lost)",
+        40163 => "OAuth code already used: a page reload or double redirect; exchange each code once and redirect away from ?code=",
+        40164 => {
+            let ip = errmsg
+                .split("invalid ip ")
+                .nth(1)
+                .and_then(|rest| rest.split([' ', ',']).next())
+                .unwrap_or("the server's egress IP");
+            return Some(format!(
+                "add {ip} to the IP whitelist (IP白名单) in 开发 → 基本配置; it is the address WeChat saw"
+            ));
+        }
+        40243 => "the AppSecret is frozen: unfreeze or reset it in the console",
+        42001 => "the access_token expired: it is refreshed and the call retried",
+        45009 => "the daily API quota is used up: look for a refresh storm (several token holders), then reset with clear_quota",
+        45011 => "per-minute frequency limit: retry in the next minute",
+        45015 => "outside the customer-service window: the user has not interacted in 48 hours",
+        48001 => "this API is not authorized for the account (unverified account or wrong account type)",
+        89503 => "this IP needs the admin's confirmation: approve it in the template message WeChat sent, then retry",
+        10003 => "the redirect_uri's domain is not the 网页授权域名 configured in the console",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}

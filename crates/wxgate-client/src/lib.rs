@@ -1,0 +1,20 @@
+//! The WeChat API client and the credential center.
+//!
+//! [`Client`] makes typed calls to `api_base` (the real API or the emulator) and turns
+//! every non-zero `errcode` into an [`Error::Api`] with a hint. [`CredentialCenter`]
+//! holds every account's access_token and jsapi_ticket: lock-free reads, single-flight
+//! refresh ahead of expiry, compare-and-expire on rejection, backoff, quota counting,
+//! and pluggable storage ([`CredentialStore`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod credential;
+mod error;
+
+pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
+pub use credential::{
+    AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
+    CredentialStore, MemoryStore, TokenEndpoint,
+};
+pub use error::{hint, Error};

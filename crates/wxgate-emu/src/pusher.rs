@@ -1,0 +1,185 @@
+//! WeChat's side of the callback: URL verification and pushes in any mode, with
+//! WeChat's retry policy (5-second timeout, 3 tries in all, the same signed request each
+//! time). The reply is opened as WeChat would open it.
+
+use std::time::Duration;
+
+use rand::{Rng, RngCore};
+use wxgate_proto::console::Mode;
+use wxgate_proto::push::{self, PushParams};
+use wxgate_proto::{envelope, EncodingAesKey, Message, MsgCrypt};
+
+use crate::Emulator;
+
+/// Sends pushes to one callback URL.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    mode: Mode,
+    crypt: Option<MsgCrypt>,
+    /// Per-try timeout (WeChat: 5 s).
+    pub timeout: Duration,
+    /// Tries in all (WeChat: 3).
+    pub tries: u32,
+    emulator: Option<Emulator>,
+}
+
+/// What happened to one push.
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    /// Tries made.
+    pub attempts: u32,
+    /// Status of the last answer, `None` when every try timed out or failed.
+    pub status: Option<u16>,
+    /// Body of the last answer.
+    pub body: String,
+    /// The reply XML, decrypted when it was encrypted; `None` for `success` or no answer.
+    pub reply_xml: Option<String>,
+    /// Why the reply could not be opened, if it could not.
+    pub error: Option<String>,
+}
+
+impl Pusher {
+    /// A pusher for a plaintext-mode account.
+    pub fn new(url: &str, token: &str) -> Pusher {
+        Pusher {
+            client: reqwest::Client::new(),
+            url: url.to_owned(),
+            token: token.to_owned(),
+            mode: Mode::Plain,
+            crypt: None,
+            timeout: Duration::from_secs(5),
+            tries: 3,
+            emulator: None,
+        }
+    }
+
+    /// Sends in compat or safe mode with this key and AppID.
+    ///
+    /// # Errors
+    /// An invalid EncodingAESKey.
+    pub fn encrypted(
+        mut self,
+        mode: Mode,
+        aes_key: &str,
+        app_id: &str,
+    ) -> Result<Pusher, wxgate_proto::Error> {
+        self.crypt = Some(MsgCrypt::new(&EncodingAesKey::parse(aes_key)?, app_id));
+        self.mode = mode;
+        Ok(self)
+    }
+
+    /// Records each pushed message's sender as an interaction in `emulator` (opens the
+    /// customer-service window, as a real message does).
+    pub fn with_emulator(mut self, emulator: Emulator) -> Pusher {
+        self.emulator = Some(emulator);
+        self
+    }
+
+    /// The URL-verification GET; true when the echostr came back exactly.
+    pub async fn verify_url(&self) -> bool {
+        let echostr = rand::thread_rng()
+            .gen_range(10u64.pow(17)..10u64.pow(18))
+            .to_string();
+        let timestamp = now().to_string();
+        let query = push::verification(&self.token, &timestamp, &nonce(), &echostr).query;
+        match self
+            .client
+            .get(format!("{}?{query}", self.url))
+            .timeout(self.timeout)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => {
+                response.text().await.is_ok_and(|body| body == echostr)
+            }
+            _ => false,
+        }
+    }
+
+    /// Pushes `message_xml` (signed now) with WeChat's retry policy.
+    pub async fn push(&self, message_xml: &str) -> PushOutcome {
+        let mut random = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut random);
+        let timestamp = now().to_string();
+        let nonce = nonce();
+        let message = Message::parse(message_xml).ok();
+        if let (Some(emulator), Some(message)) = (&self.emulator, &message) {
+            emulator.record_interaction(&message.from_user_name);
+        }
+        let to = message
+            .as_ref()
+            .map(|m| m.to_user_name.clone())
+            .unwrap_or_default();
+        let openid = message
+            .as_ref()
+            .map(|m| m.from_user_name.clone())
+            .unwrap_or_default();
+        let request = push::message(
+            &PushParams {
+                token: &self.token,
+                mode: self.mode,
+                crypt: self.crypt.as_ref(),
+                timestamp: &timestamp,
+                nonce: &nonce,
+                random: &random,
+                openid: &openid,
+            },
+            message_xml,
+            &to,
+        );
+        let url = format!("{}?{}", self.url, request.query);
+        let mut outcome = PushOutcome {
+            attempts: 0,
+            status: None,
+            body: String::new(),
+            reply_xml: None,
+            error: None,
+        };
+        for _ in 0..self.tries.max(1) {
+            outcome.attempts += 1;
+            let sent = self
+                .client
+                .post(&url)
+                .header("Content-Type", "text/xml")
+                .body(request.body.clone())
+                .timeout(self.timeout)
+                .send()
+                .await;
+            let Ok(response) = sent else { continue };
+            outcome.status = Some(response.status().as_u16());
+            outcome.body = response.text().await.unwrap_or_default();
+            if outcome.status == Some(200) {
+                self.open(&mut outcome);
+                return outcome;
+            }
+        }
+        outcome
+    }
+
+    fn open(&self, outcome: &mut PushOutcome) {
+        let body = outcome.body.trim();
+        if body.is_empty() || body == "success" {
+            return;
+        }
+        match (&self.crypt, body.contains("<Encrypt>")) {
+            (Some(crypt), true) => match envelope::open_reply(crypt, &self.token, body) {
+                Ok(opened) => outcome.reply_xml = Some(opened.xml),
+                Err(err) => outcome.error = Some(err.to_string()),
+            },
+            _ => outcome.reply_xml = Some(body.to_owned()),
+        }
+    }
+}
+
+fn now() -> i64 {
+    crate::unix_now()
+}
+
+fn nonce() -> String {
+    rand::thread_rng()
+        .gen_range(100_000_000u32..1_000_000_000)
+        .to_string()
+}
