@@ -507,6 +507,11 @@ async fn authorize(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> R
         .split("://")
         .nth(1)
         .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .map(|authority| {
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host)
+        })
         .unwrap_or_default()
         .to_owned();
     if let Some(domain) = &app.oauth_domain {

@@ -119,12 +119,29 @@ fn connect_url(
     ))
 }
 
+/// The host of WeChat's authorization pages.
+pub const OPEN_BASE: &str = "https://open.weixin.qq.com";
+
 /// `https://open.weixin.qq.com/connect/oauth2/authorize?…#wechat_redirect` (inside WeChat).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a bad redirect_uri, state, or the `snsapi_login` scope
 /// (which belongs to [`qrconnect_url`]).
 pub fn oauth_authorize_url(
+    app_id: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+) -> Result<String, Error> {
+    oauth_authorize_url_at(OPEN_BASE, app_id, redirect_uri, scope, state)
+}
+
+/// [`oauth_authorize_url`] on another host (an emulator in tests).
+///
+/// # Errors
+/// As [`oauth_authorize_url`].
+pub fn oauth_authorize_url_at(
+    base: &str,
     app_id: &str,
     redirect_uri: &str,
     scope: Scope,
@@ -137,7 +154,7 @@ pub fn oauth_authorize_url(
         });
     }
     connect_url(
-        "https://open.weixin.qq.com/connect/oauth2/authorize",
+        &format!("{base}/connect/oauth2/authorize"),
         app_id,
         redirect_uri,
         scope,
@@ -152,7 +169,7 @@ pub fn oauth_authorize_url(
 /// [`Error::InvalidInput`] for a bad redirect_uri or state.
 pub fn qrconnect_url(app_id: &str, redirect_uri: &str, state: &str) -> Result<String, Error> {
     connect_url(
-        "https://open.weixin.qq.com/connect/qrconnect",
+        &format!("{OPEN_BASE}/connect/qrconnect"),
         app_id,
         redirect_uri,
         Scope::SnsapiLogin,

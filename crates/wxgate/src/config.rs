@@ -40,8 +40,24 @@ pub struct RawConfig {
     listen: Option<Spanned<String>>,
     data_dir: Option<String>,
     max_body_bytes: Option<usize>,
+    admin_token: Option<Spanned<String>>,
+    public_url: Option<Spanned<String>>,
+    api_base: Option<Spanned<String>>,
+    open_base: Option<String>,
+    token_endpoint: Option<Spanned<String>>,
+    daily_token_quota: Option<u32>,
     #[serde(default)]
     account: Vec<RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    domain: Spanned<String>,
+    #[serde(default)]
+    redirect_allow: Vec<Spanned<String>>,
+    signing_key: Spanned<String>,
+    identity_ttl_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +77,7 @@ struct RawAccount {
     dedup: Option<bool>,
     #[serde(default)]
     rule: Vec<Spanned<rules::RawRule>>,
+    oauth: Option<Spanned<RawOAuth>>,
 }
 
 /// The validated configuration.
@@ -74,6 +91,31 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The accounts, in file order.
     pub accounts: Vec<AccountConfig>,
+    /// Bearer token of the admin API; `None` lets `serve` generate one.
+    pub admin_token: Option<String>,
+    /// The public base URL of this server (for OAuth callbacks), without a trailing '/'.
+    pub public_url: Option<String>,
+    /// The WeChat API base URL (the emulator's in tests).
+    pub api_base: String,
+    /// The base of WeChat's authorization pages (the emulator's in tests).
+    pub open_base: String,
+    /// How access tokens are fetched.
+    pub token_endpoint: wxgate_client::TokenEndpoint,
+    /// Token fetches allowed per day per account (a warning at 80 %).
+    pub daily_token_quota: u32,
+}
+
+/// OAuth settings of an account (`[account.oauth]`).
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// The 网页授权域名: host only.
+    pub domain: String,
+    /// URL prefixes the app may be sent back to after sign-in.
+    pub redirect_allow: Vec<String>,
+    /// Key that signs the identity token handed to the app (shared with the app).
+    pub signing_key: String,
+    /// Lifetime of the identity token, seconds.
+    pub identity_ttl_s: u64,
 }
 
 /// One validated account.
@@ -99,6 +141,8 @@ pub struct AccountConfig {
     pub dedup: bool,
     /// Auto-reply rules, in order.
     pub rules: Vec<Rule>,
+    /// OAuth web authorization, when configured.
+    pub oauth: Option<OAuthConfig>,
 }
 
 /// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
@@ -343,11 +387,69 @@ impl Validator<'_> {
             }
             accounts.extend(self.account(index, account));
         }
+        let admin_token = raw.admin_token.as_ref().map(|t| t.get_ref().clone());
+        if let Some(token) = &raw.admin_token {
+            if token.get_ref().len() < 16 {
+                self.error(Some(token.span()), "admin_token".into(), "admin_token must have at least 16 characters (use a random string, e.g. `openssl rand -hex 24`)");
+            }
+        } else if !listen.ip().is_loopback() {
+            self.error(
+                raw.listen.as_ref().map(Spanned::span),
+                "admin_token".into(),
+                format!("listen = {listen} is reachable from other machines, so the admin API (/api, access tokens) needs admin_token = \"<random string>\""),
+            );
+        }
+        let public_url = raw
+            .public_url
+            .as_ref()
+            .map(|u| u.get_ref().trim_end_matches('/').to_owned());
+        if let Some(url) = &raw.public_url {
+            if !url.get_ref().starts_with("https://") && !url.get_ref().starts_with("http://") {
+                self.error(Some(url.span()), "public_url".into(), "public_url must be the absolute http(s) URL WeChat and browsers reach this server at, e.g. https://wx.example.com");
+            }
+        }
+        if accounts.iter().any(|a| a.oauth.is_some()) && public_url.is_none() {
+            self.error(
+                None,
+                "public_url".into(),
+                "[account.oauth] needs public_url, the base of the OAuth callback URL",
+            );
+        }
+        let api_base = raw
+            .api_base
+            .as_ref()
+            .map(|b| b.get_ref().trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| wxgate_client::DEFAULT_API_BASE.to_owned());
+        let token_endpoint = match raw
+            .token_endpoint
+            .as_ref()
+            .map(|e| (e.get_ref().as_str(), e.span()))
+        {
+            None | Some(("stable", _)) => wxgate_client::TokenEndpoint::Stable,
+            Some(("classic", _)) => wxgate_client::TokenEndpoint::Classic,
+            Some((other, span)) => {
+                self.error(
+                    Some(span),
+                    "token_endpoint".into(),
+                    format!("{other:?}: use \"stable\" (recommended) or \"classic\""),
+                );
+                wxgate_client::TokenEndpoint::Stable
+            }
+        };
         Some(Config {
             listen,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "wxgate-data".into())),
             max_body_bytes,
             accounts,
+            admin_token,
+            public_url,
+            api_base,
+            open_base: raw
+                .open_base
+                .map(|b| b.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| wxgate_proto::urls::OPEN_BASE.to_owned()),
+            token_endpoint,
+            daily_token_quota: raw.daily_token_quota.unwrap_or(2000),
         })
     }
 
@@ -477,6 +579,11 @@ impl Validator<'_> {
                 ),
             }
         }
+        let oauth = raw.oauth.map(|oauth| {
+            let span = oauth.span();
+            let oauth = oauth.into_inner();
+            self.oauth(index, span, oauth, raw.app_secret.is_empty())
+        });
         let errors_after = self
             .findings
             .iter()
@@ -493,7 +600,71 @@ impl Validator<'_> {
             timestamp_window_s: raw.timestamp_window_s.unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
             dedup: raw.dedup.unwrap_or(true),
             rules,
+            oauth,
         })
+    }
+
+    fn oauth(
+        &mut self,
+        index: usize,
+        span: std::ops::Range<usize>,
+        raw: RawOAuth,
+        no_secret: bool,
+    ) -> OAuthConfig {
+        let key = |field: &str| format!("account[{index}].oauth.{field}");
+        if no_secret {
+            self.error(
+                Some(span.clone()),
+                key("(table)"),
+                "OAuth needs the account's app_secret to exchange codes",
+            );
+        }
+        let domain = raw.domain.get_ref();
+        if domain.contains("://")
+            || domain.contains('/')
+            || domain.contains(':')
+            || domain.is_empty()
+        {
+            self.error(
+                Some(raw.domain.span()),
+                key("domain"),
+                format!("{domain:?}: the 网页授权域名 is a host name only, without scheme, path or port (the usual cause of error 10003)"),
+            );
+        }
+        for prefix in &raw.redirect_allow {
+            let text = prefix.get_ref();
+            let host_ok = text
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| !rest.is_empty());
+            if !(text.starts_with("https://") || text.starts_with("http://")) || !host_ok {
+                self.error(Some(prefix.span()), key("redirect_allow"), format!("{text:?} must be an absolute http(s) URL prefix, e.g. https://app.example.com/"));
+            }
+        }
+        if raw.redirect_allow.is_empty() {
+            self.error(
+                Some(span),
+                key("redirect_allow"),
+                "list the URL prefixes your app may be sent back to (no open redirect)",
+            );
+        }
+        if raw.signing_key.get_ref().len() < 32 {
+            self.error(
+                Some(raw.signing_key.span()),
+                key("signing_key"),
+                "signing_key must have at least 32 characters (random, shared with your app)",
+            );
+        }
+        OAuthConfig {
+            domain: domain.clone(),
+            redirect_allow: raw
+                .redirect_allow
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            signing_key: raw.signing_key.into_inner(),
+            identity_ttl_s: raw.identity_ttl_s.unwrap_or(300),
+        }
     }
 }
 

@@ -25,9 +25,15 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 
+use rand::distributions::{Alphanumeric, DistString};
+use wxgate_client::{
+    AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialStore, MemoryStore,
+};
+
 use crate::callback::{Account, Answer, CallbackQuery, Refusal};
 use crate::config::Config;
 use crate::metrics::{Method, Metrics, Outcome};
+use crate::oauth::OAuthMemory;
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -36,11 +42,58 @@ pub struct AppState {
     /// Request counters and latency.
     pub metrics: Metrics,
     max_body_bytes: usize,
+    center: Arc<CredentialCenter>,
+    admin_token: String,
+    public_url: Option<String>,
+    open_base: String,
+    oauth_memory: OAuthMemory,
+}
+
+/// The credential center a configuration describes, over `store`.
+pub fn credential_center(
+    config: &Config,
+    store: Arc<dyn CredentialStore>,
+) -> Arc<CredentialCenter> {
+    let accounts = config
+        .accounts
+        .iter()
+        .filter(|a| !a.app_secret.is_empty())
+        .map(|a| AccountSecrets {
+            name: a.name.clone(),
+            app_id: a.app_id.clone(),
+            secret: a.app_secret.clone(),
+        })
+        .collect();
+    CredentialCenter::new(
+        Client::new(&config.api_base),
+        store,
+        CenterConfig {
+            endpoint: config.token_endpoint,
+            daily_quota: config.daily_token_quota,
+            ..CenterConfig::default()
+        },
+        accounts,
+    )
 }
 
 impl AppState {
-    /// Builds the state from a validated configuration.
+    /// Builds the state from a validated configuration, with credentials in memory and
+    /// the configured admin token (or a random one).
     pub fn new(config: &Config) -> Self {
+        let center = credential_center(config, Arc::new(MemoryStore::default()));
+        let admin_token = config
+            .admin_token
+            .clone()
+            .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32));
+        AppState::with_center(config, center, admin_token)
+    }
+
+    /// Builds the state around an existing credential center.
+    pub fn with_center(
+        config: &Config,
+        center: Arc<CredentialCenter>,
+        admin_token: String,
+    ) -> Self {
         let names = config.accounts.iter().map(|a| a.name.clone()).collect();
         AppState {
             accounts: config
@@ -50,7 +103,37 @@ impl AppState {
                 .collect(),
             metrics: Metrics::new(names),
             max_body_bytes: config.max_body_bytes,
+            center,
+            admin_token,
+            public_url: config.public_url.clone(),
+            open_base: config.open_base.clone(),
+            oauth_memory: OAuthMemory::default(),
         }
+    }
+
+    /// The credential center.
+    pub fn center(&self) -> &CredentialCenter {
+        &self.center
+    }
+
+    /// The bearer token of the admin API.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The public base URL, for OAuth callbacks.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    /// The base of WeChat's authorization pages.
+    pub fn open_base(&self) -> &str {
+        &self.open_base
+    }
+
+    /// Used OAuth states and exchanged codes.
+    pub fn oauth_memory(&self) -> &OAuthMemory {
+        &self.oauth_memory
     }
 
     /// The account served at `/wx/{name}`.
@@ -70,6 +153,9 @@ pub fn now() -> i64 {
 /// The router.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(crate::admin::routes(state.clone()))
+        .route("/oauth/{name}/authorize", get(crate::oauth::authorize))
+        .route("/oauth/{name}/callback", get(crate::oauth::callback))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
         .route("/healthz", get(|| async { "ok" }))
@@ -288,6 +374,15 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             );
         }
     }
+    let stats = state.center.stats();
+    let _ = write!(
+        extra,
+        "# HELP wxgate_credential_fetches_total Credentials fetched from WeChat.\n# TYPE wxgate_credential_fetches_total counter\nwxgate_credential_fetches_total {}\n\
+         # HELP wxgate_credential_failures_total Credential refreshes that failed.\n# TYPE wxgate_credential_failures_total counter\nwxgate_credential_failures_total {}\n\
+         # HELP wxgate_credential_foreign_refreshes_total Tokens rejected although wxgate had not replaced them (another system refreshes the AppID).\n# TYPE wxgate_credential_foreign_refreshes_total counter\nwxgate_credential_foreign_refreshes_total {}\n\
+         # HELP wxgate_credential_store_failures_total Credential store reads or writes that failed.\n# TYPE wxgate_credential_store_failures_total counter\nwxgate_credential_store_failures_total {}\n",
+        stats.fetches, stats.failures, stats.foreign_refreshes, stats.store_failures
+    );
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

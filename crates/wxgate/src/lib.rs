@@ -3,11 +3,14 @@
 //! exit codes; integration tests build the same app in-process from here.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod callback;
 pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod http;
 pub mod metrics;
+pub mod oauth;
 pub mod probe;
 pub mod rules;
+pub mod storage;

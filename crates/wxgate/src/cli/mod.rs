@@ -9,6 +9,7 @@ use wxgate_proto::console::Mode;
 
 pub mod check;
 pub mod doctor;
+pub mod emulate;
 pub mod init;
 pub mod serve;
 pub mod sign;
@@ -37,6 +38,7 @@ pub enum Command {
     Url(url::UrlArgs),
     Sim(sim::SimArgs),
     Doctor(doctor::DoctorArgs),
+    Emulate(emulate::EmulateArgs),
 }
 
 /// The security modes, as command-line values.
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Url(args) => url::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Emulate(args) => emulate::run(args),
     }
 }
 

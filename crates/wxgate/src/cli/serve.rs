@@ -90,12 +90,49 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
-        let state = Arc::new(AppState::new(&config));
+        let store = crate::storage::RedbStore::open(&config.data_dir.join("wxgate.redb"))
+            .map_err(anyhow::Error::msg)?;
+        let center = http::credential_center(&config, Arc::new(store));
+        let _refresher = center.spawn_refresher();
+        let admin_token = admin_token(&config)?;
+        let state = Arc::new(AppState::with_center(&config, center, admin_token));
         http::serve(listener, state, shutdown_signal()).await?;
         println!("wxgate stopped");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The admin API's bearer token: `admin_token` from the config, or one generated once
+/// and kept in `data_dir/admin_token` (readable by the owner only).
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join("admin_token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 16 {
+            println!(
+                "admin API token: in {} (set admin_token in the config to choose one)",
+                path.display()
+            );
+            return Ok(existing);
+        }
+    }
+    use rand::distributions::{Alphanumeric, DistString};
+    let token = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 40);
+    std::fs::write(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    println!(
+        "admin API token: generated into {} (set admin_token in the config to choose one)",
+        path.display()
+    );
+    Ok(token)
 }
 
 fn init_tracing() {

@@ -38,9 +38,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config_text: &str) -> TestServer {
-        let config = Config::parse(config_text, "test.toml").expect("test config is valid");
+        let text = config_text.to_owned();
+        TestServer::start_with(move |_| text).await
+    }
+
+    /// Starts a server whose config needs its own base URL (e.g. `public_url`).
+    pub async fn start_with(make_config: impl FnOnce(&str) -> String) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = Config::parse(&make_config(&base), "test.toml").expect("test config is valid");
         let state = Arc::new(AppState::new(&config));
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(http::serve(listener, state.clone(), async {

@@ -1,0 +1,336 @@
+//! The credential center's HTTP API (`/api/accounts/{name}/…`), behind a bearer token.
+//!
+//! Every route takes the managed access_token from [`CredentialCenter`], retries once
+//! when WeChat rejects it, and maps errors to JSON in one place ([`ApiError`]).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::distributions::{Alphanumeric, DistString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use wxgate_client::{CredentialKind, Error as ClientError, Scene};
+use wxgate_proto::signature::jssdk_signature;
+
+use crate::http::AppState;
+
+/// An admin API failure, rendered as JSON.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Bad or missing bearer token.
+    Unauthorized,
+    /// The request itself is wrong.
+    BadRequest(String),
+    /// From the client or the credential center.
+    Client(ClientError),
+}
+
+impl From<ClientError> for ApiError {
+    fn from(err: ClientError) -> Self {
+        ApiError::Client(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": "missing or wrong admin token: send `Authorization: Bearer <admin_token>` (admin_token in wxgate.toml, or the file named at start-up)" }),
+            ),
+            ApiError::BadRequest(reason) => (StatusCode::BAD_REQUEST, json!({ "error": reason })),
+            ApiError::Client(err) => {
+                let status = match &err {
+                    ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+                    ClientError::Backoff { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let mut body = json!({ "error": err.to_string() });
+                if let ClientError::Api {
+                    errcode,
+                    errmsg,
+                    hint,
+                } = &err
+                {
+                    body["errcode"] = json!(errcode);
+                    body["errmsg"] = json!(errmsg);
+                    body["hint"] = json!(hint);
+                }
+                if status == StatusCode::BAD_GATEWAY {
+                    tracing::warn!("admin API call failed: {err}");
+                }
+                (status, body)
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The admin routes, with the bearer check in front.
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/accounts/{name}/access_token", get(access_token))
+        .route("/api/accounts/{name}/jsapi_ticket", get(jsapi_ticket))
+        .route("/api/accounts/{name}/jssdk_config", post(jssdk_config))
+        .route("/api/accounts/{name}/qrcode", post(qrcode))
+        .route("/api/accounts/{name}/scheme", post(forward_scheme))
+        .route("/api/accounts/{name}/urllink", post(forward_urllink))
+        .route(
+            "/api/accounts/{name}/custom_send",
+            post(forward_custom_send),
+        )
+        .route(
+            "/api/accounts/{name}/template_send",
+            post(forward_template_send),
+        )
+        .route(
+            "/api/accounts/{name}/menu",
+            post(menu_create).get(menu_get).delete(menu_delete),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
+}
+
+async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = state.admin_token().as_bytes();
+    if given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected)) {
+        next.run(request).await
+    } else {
+        tracing::warn!(path = %request.uri().path(), "refused admin API call: missing or wrong bearer token");
+        ApiError::Unauthorized.into_response()
+    }
+}
+
+async fn access_token(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let credential = state
+        .center()
+        .get(&name, CredentialKind::AccessToken)
+        .await?;
+    Ok(Json(
+        json!({ "access_token": credential.value, "expires_at": credential.expires_at }),
+    ))
+}
+
+async fn jsapi_ticket(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let credential = state
+        .center()
+        .get(&name, CredentialKind::JsapiTicket)
+        .await?;
+    Ok(Json(
+        json!({ "ticket": credential.value, "expires_at": credential.expires_at }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct JsSdkRequest {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DebugFlag {
+    debug: Option<String>,
+}
+
+async fn jssdk_config(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(flag): Query<DebugFlag>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    let request: JsSdkRequest = serde_json::from_str(&body).map_err(|e| {
+        ApiError::BadRequest(format!("body must be JSON {{\"url\": \"https://…\"}}: {e}"))
+    })?;
+    if !request.url.starts_with("http://") && !request.url.starts_with("https://") {
+        return Err(ApiError::BadRequest(
+            "url must be the page's absolute URL, location.href.split('#')[0]".into(),
+        ));
+    }
+    let center = state.center();
+    let app_id = center
+        .app_id(&name)
+        .ok_or_else(|| ClientError::UnknownAccount(name.clone()))?
+        .to_owned();
+    let ticket = center.get(&name, CredentialKind::JsapiTicket).await?;
+    let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
+    let timestamp = crate::http::now().to_string();
+    let signed = jssdk_signature(&ticket.value, &nonce, &timestamp, &request.url);
+    let mut answer = json!({
+        "appId": app_id,
+        "timestamp": timestamp.parse::<i64>().unwrap_or_default(),
+        "nonceStr": nonce,
+        "signature": signed.signature.to_hex(),
+    });
+    if flag
+        .debug
+        .as_deref()
+        .is_some_and(|d| d == "1" || d == "true")
+    {
+        let masked = crate::cli::sign::mask(&ticket.value);
+        answer["debug"] = json!({
+            "signed_url": signed.url,
+            "signed_string": signed.string1.replacen(&ticket.value, &masked, 1),
+            "note": "the page must call wx.config with exactly this timestamp and nonceStr, from a page whose location.href.split('#')[0] equals signed_url",
+        });
+    }
+    Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize)]
+struct QrRequest {
+    scene_id: Option<u32>,
+    scene_str: Option<String>,
+    expire_seconds: Option<u32>,
+}
+
+async fn qrcode(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    let request: QrRequest = serde_json::from_str(&body).map_err(|e| {
+        ApiError::BadRequest(format!("body must be JSON with scene_id or scene_str, and expire_seconds for a temporary code: {e}"))
+    })?;
+    let scene = match (request.scene_id, request.scene_str) {
+        (Some(id), None) => Scene::Id(id),
+        (None, Some(text)) if (1..=64).contains(&text.len()) => Scene::Str(text),
+        (None, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "scene_str must have 1 to 64 characters".into(),
+            ))
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of scene_id and scene_str".into(),
+            ))
+        }
+    };
+    let center = state.center();
+    let ticket = center
+        .with_access_token(&name, |token| {
+            let scene = scene.clone();
+            async move {
+                center
+                    .client()
+                    .qrcode_create(&token, &scene, request.expire_seconds)
+                    .await
+            }
+        })
+        .await?;
+    Ok(Json(json!({
+        "ticket": ticket.ticket,
+        "expire_seconds": ticket.expire_seconds,
+        "url": ticket.url,
+        "image_url": wxgate_proto::urls::showqrcode_url(&ticket.ticket),
+    })))
+}
+
+/// POSTs `body` to a WeChat API path with the managed token and returns WeChat's JSON.
+async fn forward(
+    state: &AppState,
+    name: &str,
+    path: &'static str,
+    body: &str,
+) -> Result<Json<Value>, ApiError> {
+    let body: Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::BadRequest(format!("body must be JSON: {e}")))?;
+    let center = state.center();
+    let answer = center
+        .with_access_token(name, |token| {
+            let body = body.clone();
+            async move {
+                center
+                    .client()
+                    .post(path, &[("access_token", &token)], &body)
+                    .await
+            }
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+async fn forward_scheme(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    forward(&state, &name, "/wxa/generatescheme", &body).await
+}
+
+async fn forward_urllink(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    forward(&state, &name, "/wxa/generate_urllink", &body).await
+}
+
+async fn forward_custom_send(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    forward(&state, &name, "/cgi-bin/message/custom/send", &body).await
+}
+
+async fn forward_template_send(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    forward(&state, &name, "/cgi-bin/message/template/send", &body).await
+}
+
+async fn menu_create(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    forward(&state, &name, "/cgi-bin/menu/create", &body).await
+}
+
+async fn menu_get(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let center = state.center();
+    let answer = center
+        .with_access_token(&name, |token| async move {
+            center.client().menu_get(&token).await
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+async fn menu_delete(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let center = state.center();
+    center
+        .with_access_token(&name, |token| async move {
+            center.client().menu_delete(&token).await
+        })
+        .await?;
+    Ok(Json(json!({ "errcode": 0, "errmsg": "ok" })))
+}
