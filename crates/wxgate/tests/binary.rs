@@ -171,3 +171,17 @@ fn help_lists_the_commands() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("serve"), "{help}");
 }
+
+/// Regression: SIGTERM sent right after "listening" was printed killed the process
+/// with the default signal action (no graceful shutdown), because the handler was
+/// only registered when the server future was first polled.
+#[test]
+fn sigterm_right_after_start_is_a_clean_shutdown() {
+    let dir = temp_dir("early-sigterm");
+    for _ in 0..5 {
+        let mut server = Running::start(&dir, &["serve", "--listen", "127.0.0.1:0"]);
+        server.wait_for("wxgate listening");
+        let status = server.terminate();
+        assert!(status.success(), "{status:?}");
+    }
+}
