@@ -184,9 +184,57 @@ pub fn jssdk_signature(ticket: &str, noncestr: &str, timestamp: &str, url: &str)
     }
 }
 
+/// The values a page passes to `wx.config({appId, timestamp, nonceStr, signature, …})`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WxConfig {
+    /// `appId`.
+    pub app_id: String,
+    /// `timestamp`, the same that was signed.
+    pub timestamp: i64,
+    /// `nonceStr`, the same that was signed (as `noncestr`).
+    pub nonce_str: String,
+    /// The signature, and what was signed.
+    pub signed: JsSdkSignature,
+}
+
+/// Builds the `wx.config` values for a page URL (the `#fragment` is dropped).
+pub fn wx_config(
+    app_id: &str,
+    ticket: &str,
+    nonce_str: &str,
+    timestamp: i64,
+    url: &str,
+) -> WxConfig {
+    WxConfig {
+        app_id: app_id.to_owned(),
+        timestamp,
+        nonce_str: nonce_str.to_owned(),
+        signed: jssdk_signature(ticket, nonce_str, &timestamp.to_string(), url),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wx_config_signs_what_it_returns() {
+        let config = wx_config(
+            "wx1",
+            "ticket",
+            "n0nce",
+            1718020002,
+            "https://a.b/c?d=1#frag",
+        );
+        assert_eq!(
+            config.signed,
+            jssdk_signature("ticket", "n0nce", "1718020002", "https://a.b/c?d=1")
+        );
+        assert_eq!(
+            (config.timestamp, config.nonce_str.as_str()),
+            (1718020002, "n0nce")
+        );
+    }
 
     #[test]
     fn uppercase_hex_is_accepted_and_garbage_is_not() {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use wxgate_client::{CredentialKind, Error as ClientError, Scene};
-use wxgate_proto::signature::jssdk_signature;
+use wxgate_proto::signature::wx_config;
 
 use crate::http::AppState;
 
@@ -173,12 +173,18 @@ async fn jssdk_config(
         .to_owned();
     let ticket = center.get(&name, CredentialKind::JsapiTicket).await?;
     let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
-    let timestamp = crate::http::now().to_string();
-    let signed = jssdk_signature(&ticket.value, &nonce, &timestamp, &request.url);
+    let config = wx_config(
+        &app_id,
+        &ticket.value,
+        &nonce,
+        crate::http::now(),
+        &request.url,
+    );
+    let signed = &config.signed;
     let mut answer = json!({
-        "appId": app_id,
-        "timestamp": timestamp.parse::<i64>().unwrap_or_default(),
-        "nonceStr": nonce,
+        "appId": config.app_id,
+        "timestamp": config.timestamp,
+        "nonceStr": config.nonce_str,
         "signature": signed.signature.to_hex(),
     });
     if flag

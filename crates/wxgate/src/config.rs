@@ -58,6 +58,7 @@ struct RawOAuth {
     redirect_allow: Vec<Spanned<String>>,
     signing_key: Spanned<String>,
     identity_ttl_s: Option<u64>,
+    state_ttl_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +117,8 @@ pub struct OAuthConfig {
     pub signing_key: String,
     /// Lifetime of the identity token, seconds.
     pub identity_ttl_s: u64,
+    /// How long a sign-in may take from authorize to callback, seconds.
+    pub state_ttl_s: u64,
 }
 
 /// One validated account.
@@ -664,6 +667,7 @@ impl Validator<'_> {
                 .collect(),
             signing_key: raw.signing_key.into_inner(),
             identity_ttl_s: raw.identity_ttl_s.unwrap_or(300),
+            state_ttl_s: raw.state_ttl_s.unwrap_or(600),
         }
     }
 }

@@ -33,8 +33,8 @@ use crate::http::{now, AppState};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// How long a `state` is accepted, seconds.
-pub const STATE_TTL_S: i64 = 600;
+/// How long used states and exchanged codes are remembered, seconds.
+const MEMORY_TTL_S: i64 = 3600;
 
 fn mac(key: &str, parts: &[&str]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
@@ -143,8 +143,8 @@ const MEMORY_CAP: usize = 100_000;
 impl OAuthMemory {
     fn sweep(inner: &mut MemoryInner, now: i64) {
         if inner.used_states.len() + inner.codes.len() > MEMORY_CAP / 2 {
-            inner.used_states.retain(|_, at| now - *at < STATE_TTL_S);
-            inner.codes.retain(|_, (_, _, at)| now - *at < STATE_TTL_S);
+            inner.used_states.retain(|_, at| now - *at < MEMORY_TTL_S);
+            inner.codes.retain(|_, (_, _, at)| now - *at < MEMORY_TTL_S);
         }
         if inner.used_states.len() > MEMORY_CAP {
             inner.used_states.clear();
@@ -250,7 +250,7 @@ pub async fn authorize(
         &name,
         to,
         scope.as_str(),
-        now() + STATE_TTL_S,
+        now() + oauth.state_ttl_s as i64,
         rand::thread_rng().next_u64(),
     );
     match oauth_authorize_url_at(state.open_base(), app_id, &callback, scope, &signed) {

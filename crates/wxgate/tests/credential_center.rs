@@ -421,6 +421,29 @@ async fn oauth_end_to_end_with_replay_and_tamper_refusals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_state_is_refused() {
+    let (_emu, emu_base) = emulator().await;
+    let server =
+        TestServer::start_with(|base| format!("{}state_ttl_s = 1\n", config(&emu_base, base)))
+            .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = format!(
+        "{}/oauth/main/authorize?redirect=https%3A%2F%2Fapp.example.com%2F&scope=snsapi_base",
+        server.base
+    );
+    let (_, to_wechat) = location(&client, &start).await;
+    let (_, to_callback) = location(&client, &to_wechat).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = client.get(&to_callback).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(response.text().await.unwrap().contains("expired"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_domain_mismatch_is_caught_before_wechat_says_10003() {
     let (_emu, emu_base) = emulator().await;
     let server = TestServer::start_with(|base| {
