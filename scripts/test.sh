@@ -34,6 +34,9 @@ if ! "$VENV/bin/python" -c 'import wechatpy, cryptography, xmltodict' >/dev/null
 fi
 export WXGATE_INTEROP_PYTHON="$VENV/bin/python"
 
+# --- Node (the README's identity-token snippet is run by a test) ------------------
+command -v node >/dev/null 2>&1 || apt_install nodejs
+
 # --- Build once, then run every test ---------------------------------------------
 log "cargo test --workspace"
 cargo test --workspace --all-targets "$@"

@@ -557,3 +557,48 @@ async fn a_restart_with_the_redb_store_fetches_no_new_token() {
         "the restarted instance reused the stored token"
     );
 }
+
+/// The README's verification snippets (kept in tests/interop/) accept a real identity
+/// token and refuse a tampered or expired one.
+#[test]
+fn identity_tokens_verify_in_python_and_node() {
+    let python = std::env::var("WXGATE_INTEROP_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/interop-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let valid = wxgate::oauth::sign_identity(
+        SIGNING_KEY,
+        &serde_json::json!({ "openid": "oVerified", "exp": now() + 60 }),
+    );
+    let expired = wxgate::oauth::sign_identity(
+        SIGNING_KEY,
+        &serde_json::json!({ "openid": "oOld", "exp": now() - 1 }),
+    );
+    let tampered = valid.replacen("v1.", "v1.x", 1);
+    for (program, script) in [
+        (python.as_str(), "verify_identity.py"),
+        ("node", "verify_identity.js"),
+    ] {
+        for (token, key, expected) in [
+            (&valid, SIGNING_KEY, "oVerified"),
+            (&expired, SIGNING_KEY, "invalid"),
+            (&tampered, SIGNING_KEY, "invalid"),
+            (&valid, "another-key-0123456789abcdef012345", "invalid"),
+        ] {
+            let output = std::process::Command::new(program)
+                .arg(dir.join(script))
+                .args([token.as_str(), key])
+                .output()
+                .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout).trim(),
+                expected,
+                "{script}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
