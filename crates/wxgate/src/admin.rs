@@ -93,6 +93,9 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/accounts/{name}/menu",
             post(menu_create).get(menu_get).delete(menu_delete),
         )
+        .route("/api/inbox", get(inbox_list).delete(inbox_purge))
+        .route("/api/inbox/{id}", get(inbox_show))
+        .route("/api/inbox/{id}/retry", post(inbox_retry))
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -339,4 +342,81 @@ async fn menu_delete(
         })
         .await?;
     Ok(Json(json!({ "errcode": 0, "errmsg": "ok" })))
+}
+
+fn forwarder(state: &AppState) -> Result<&Arc<crate::forward::Forwarder>, ApiError> {
+    state.forwarder().ok_or_else(|| {
+        ApiError::BadRequest("no account has [account.forward]: the inbox is empty".into())
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct InboxQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    older_than_s: Option<i64>,
+}
+
+async fn inbox_list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<InboxQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(crate::inbox::DeliveryState::parse(text).ok_or_else(|| {
+            ApiError::BadRequest("state must be pending, delivered or dead".into())
+        })?),
+    };
+    let forwarder = forwarder(&state)?;
+    let records = forwarder
+        .inbox()
+        .list(filter, query.limit.unwrap_or(50).min(1000))
+        .map_err(ApiError::BadRequest)?;
+    let (pending, delivered, dead) = forwarder.inbox().counts().map_err(ApiError::BadRequest)?;
+    Ok(Json(
+        json!({ "counts": { "pending": pending, "delivered": delivered, "dead": dead }, "records": records }),
+    ))
+}
+
+async fn inbox_show(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    match forwarder(&state)?
+        .inbox()
+        .get(id)
+        .map_err(ApiError::BadRequest)?
+    {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no delivery {id}") })),
+        )
+            .into_response()),
+    }
+}
+
+async fn inbox_retry(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let record = forwarder(&state)?.retry(id).map_err(ApiError::BadRequest)?;
+    Ok(Json(json!({ "retrying": record.id })))
+}
+
+async fn inbox_purge(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<InboxQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let older = query.older_than_s.ok_or_else(|| {
+        ApiError::BadRequest(
+            "older_than_s is required (delivered and dead records older than this are deleted)"
+                .into(),
+        )
+    })?;
+    let purged = forwarder(&state)?
+        .inbox()
+        .purge(crate::http::now() - older)
+        .map_err(ApiError::BadRequest)?;
+    Ok(Json(json!({ "purged": purged })))
 }

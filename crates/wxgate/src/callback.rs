@@ -131,6 +131,29 @@ pub struct Handled {
     pub message: Option<Message>,
 }
 
+/// A verified, decrypted push.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// The message.
+    pub message: Message,
+    /// The key that decrypted it (`None` for plaintext).
+    pub crypt: Option<&'a MsgCrypt>,
+}
+
+/// What the rules decided.
+#[derive(Debug)]
+pub enum Decided {
+    /// Answer with this plain reply (`None`: `success`).
+    Answer {
+        /// The plain reply XML.
+        plain: Remembered,
+        /// Ok, duplicate or internal error.
+        outcome: Outcome,
+    },
+    /// No rule matched and the account forwards to its service.
+    Forward,
+}
+
 /// One account, ready to serve.
 #[derive(Debug)]
 pub struct Account {
@@ -221,8 +244,9 @@ impl Account {
         Ok((timestamp, nonce))
     }
 
-    /// Handles a push: checks, decrypts, deduplicates, runs the rules and renders the
-    /// answer (encrypted when the request was).
+    /// Handles a push with the rules only: [`Account::open`], [`Account::decide`], then
+    /// [`Account::seal`]. A message for forwarding is answered `success` here; the
+    /// HTTP layer forwards it instead.
     ///
     /// # Errors
     /// A [`Refusal`] for every check that fails before the message is trusted. Once the
@@ -234,9 +258,26 @@ impl Account {
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Result<Handled, Refusal> {
+        let opened = self.open(query, body, now)?;
+        let (plain, outcome) = match self.decide(&opened.message, now) {
+            Decided::Answer { plain, outcome } => (plain, outcome),
+            Decided::Forward => (None, Outcome::Ok),
+        };
+        Ok(Handled {
+            answer: self.seal(plain.as_deref(), opened.crypt, now, rng),
+            outcome,
+            message: Some(opened.message),
+        })
+    }
+
+    /// Checks the signatures and the timestamp, decrypts, and parses the message.
+    ///
+    /// # Errors
+    /// A [`Refusal`] for every check that fails.
+    pub fn open(&self, query: &CallbackQuery, body: &str, now: i64) -> Result<Opened<'_>, Refusal> {
         let encrypted = query.encrypt_type.as_deref() == Some("aes");
         let (timestamp, nonce) = self.timestamp_and_nonce(query, now)?;
-        let (message, crypt) = if encrypted {
+        if encrypted {
             if self.crypts.is_empty() {
                 return Err(Refusal::EncryptedWithoutKey);
             }
@@ -261,39 +302,41 @@ impl Account {
                 });
             }
             let (inner, crypt) = self.decrypt(encrypt)?;
-            (
-                Message::parse(&inner).map_err(Refusal::Malformed)?,
-                Some(crypt),
-            )
+            Ok(Opened {
+                message: Message::parse(&inner).map_err(Refusal::Malformed)?,
+                crypt: Some(crypt),
+            })
         } else {
             if self.config.mode == Mode::Safe {
                 return Err(Refusal::PlaintextInSafeMode);
             }
             self.check_signature(query, now)?;
-            (Message::parse(body).map_err(Refusal::Malformed)?, None)
-        };
+            Ok(Opened {
+                message: Message::parse(body).map_err(Refusal::Malformed)?,
+                crypt: None,
+            })
+        }
+    }
 
+    /// Answers a retry from the dedup cache, or runs the rules. When no rule matches and
+    /// the account forwards, returns [`Decided::Forward`] (the inbox deduplicates those).
+    pub fn decide(&self, message: &Message, now: i64) -> Decided {
         let key = self.dedup.as_ref().map(|_| message.dedup_key());
         if let (Some(dedup), Some(key)) = (&self.dedup, &key) {
             if let Some(remembered) = dedup.get(key, now) {
-                let answer = self.seal(remembered.as_deref(), crypt, now, rng);
-                return Ok(Handled {
-                    answer,
+                return Decided::Answer {
+                    plain: remembered,
                     outcome: Outcome::Duplicate,
-                    message: Some(message),
-                });
+                };
             }
         }
-
-        let decided =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                match rules::decide(&self.config.rules, &message) {
-                    Decision::Reply(reply) => Some(reply.render_for(&message, now)),
-                    Decision::Success | Decision::NoMatch => None,
-                }
-            }));
+        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rules::decide(&self.config.rules, message)
+        }));
         let (plain, outcome) = match decided {
-            Ok(plain) => (plain, Outcome::Ok),
+            Ok(Decision::Reply(reply)) => (Some(reply.render_for(message, now)), Outcome::Ok),
+            Ok(Decision::NoMatch) if self.config.forward.is_some() => return Decided::Forward,
+            Ok(Decision::Success | Decision::NoMatch) => (None, Outcome::Ok),
             Err(_) => {
                 tracing::error!(account = %self.config.name, msg_type = %message.msg_type, "handling the message panicked; answered `success` so WeChat shows no error to the user");
                 (None, Outcome::InternalError)
@@ -303,11 +346,10 @@ impl Account {
         if let (Some(dedup), Some(key), Outcome::Ok) = (&self.dedup, key, outcome) {
             dedup.put(key, remembered.clone(), now);
         }
-        Ok(Handled {
-            answer: self.seal(remembered.as_deref(), crypt, now, rng),
+        Decided::Answer {
+            plain: remembered,
             outcome,
-            message: Some(message),
-        })
+        }
     }
 
     fn decrypt(&self, encrypt: &str) -> Result<(String, &MsgCrypt), Refusal> {
@@ -323,7 +365,9 @@ impl Account {
         Err(Refusal::Decrypt(first_error.expect("at least one key")))
     }
 
-    fn seal(
+    /// The answer to send: `success`, the plain reply, or the reply encrypted with the
+    /// key that decrypted the request (fresh nonce, TimeStamp now).
+    pub fn seal(
         &self,
         plain: Option<&str>,
         crypt: Option<&MsgCrypt>,

@@ -79,6 +79,16 @@ struct RawAccount {
     #[serde(default)]
     rule: Vec<Spanned<rules::RawRule>>,
     oauth: Option<Spanned<RawOAuth>>,
+    forward: Option<Spanned<RawForward>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForward {
+    url: Spanned<String>,
+    secret: Spanned<String>,
+    timeout_ms: Option<u64>,
+    max_age_s: Option<u64>,
 }
 
 /// The validated configuration.
@@ -146,6 +156,21 @@ pub struct AccountConfig {
     pub rules: Vec<Rule>,
     /// OAuth web authorization, when configured.
     pub oauth: Option<OAuthConfig>,
+    /// Forwarding to the owner's service, when configured.
+    pub forward: Option<ForwardConfig>,
+}
+
+/// `[account.forward]`: where messages no rule answered are delivered.
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// The service's URL (POST JSON).
+    pub url: String,
+    /// HMAC-SHA256 key of the `X-Wxgate-Signature` header (shared with the service).
+    pub secret: String,
+    /// How long to wait for a passive reply, ms (default 4000, under WeChat's 5 s).
+    pub timeout_ms: u64,
+    /// Retry a failing delivery for this long, then dead-letter it (default 1 day).
+    pub max_age_s: u64,
 }
 
 /// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
@@ -587,6 +612,33 @@ impl Validator<'_> {
             let oauth = oauth.into_inner();
             self.oauth(index, span, oauth, raw.app_secret.is_empty())
         });
+        let forward = raw.forward.map(|forward| {
+            let forward = forward.into_inner();
+            let key = |field: &str| format!("account[{index}].forward.{field}");
+            let url = forward.url.get_ref();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.error(Some(forward.url.span()), key("url"), format!("{url:?} must be an absolute http(s) URL of your service"));
+            }
+            if forward.secret.get_ref().len() < 16 {
+                self.error(Some(forward.secret.span()), key("secret"), "secret must have at least 16 characters (random, shared with your service)");
+            }
+            let timeout_ms = forward.timeout_ms.unwrap_or(4000);
+            if timeout_ms >= 5000 {
+                self.push(
+                    Severity::Warning,
+                    None,
+                    key("timeout_ms"),
+                    format!("timeout_ms = {timeout_ms} leaves no margin under WeChat's 5 s"),
+                    "use 4000 or less: a slower answer is sent later through the customer-service API",
+                );
+            }
+            ForwardConfig {
+                url: forward.url.into_inner(),
+                secret: forward.secret.into_inner(),
+                timeout_ms,
+                max_age_s: forward.max_age_s.unwrap_or(86_400),
+            }
+        });
         let errors_after = self
             .findings
             .iter()
@@ -604,6 +656,7 @@ impl Validator<'_> {
             dedup: raw.dedup.unwrap_or(true),
             rules,
             oauth,
+            forward,
         })
     }
 

@@ -30,8 +30,10 @@ use wxgate_client::{
     AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialStore, MemoryStore,
 };
 
-use crate::callback::{Account, Answer, CallbackQuery, Refusal};
+use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
+use crate::forward::Forwarder;
+use crate::inbox::{Accepted, Inbox};
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
 
@@ -47,6 +49,7 @@ pub struct AppState {
     public_url: Option<String>,
     open_base: String,
     oauth_memory: OAuthMemory,
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -108,7 +111,40 @@ impl AppState {
             public_url: config.public_url.clone(),
             open_base: config.open_base.clone(),
             oauth_memory: OAuthMemory::default(),
+            forwarder: None,
         }
+    }
+
+    /// Opens `data_dir/wxgate.redb` and builds the full state: credentials in redb,
+    /// the inbox and the forwarder, the admin token. Spawns the credential refresher
+    /// and the delivery worker.
+    ///
+    /// # Errors
+    /// The database cannot be opened.
+    pub fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
+        let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
+        let center = credential_center(
+            config,
+            Arc::new(crate::storage::RedbStore::new(db.clone())?),
+        );
+        center.spawn_refresher();
+        let mut state = AppState::with_center(config, center.clone(), admin_token);
+        let forwards: HashMap<String, crate::config::ForwardConfig> = config
+            .accounts
+            .iter()
+            .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
+            .collect();
+        if !forwards.is_empty() {
+            let forwarder = Forwarder::new(Inbox::new(db)?, center, forwards);
+            forwarder.spawn_worker();
+            state.forwarder = Some(forwarder);
+        }
+        Ok(state)
+    }
+
+    /// The forwarder, when an account forwards.
+    pub fn forwarder(&self) -> Option<&Arc<Forwarder>> {
+        self.forwarder.as_ref()
     }
 
     /// The credential center.
@@ -334,29 +370,81 @@ async fn message(
         });
         return refuse(&state, &name, Method::Post, refusal, started);
     };
-    let handled = account.handle_message(&query, body, now(), &mut rand::thread_rng());
-    match handled {
-        Ok(handled) => {
-            if let Some(message) = &handled.message {
-                tracing::debug!(account = %name, msg_type = %message.msg_type, outcome = handled.outcome.as_str(), "message handled");
+    let now = now();
+    let opened = match account.open(&query, body, now) {
+        Ok(opened) => opened,
+        Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
+    };
+    let (plain, outcome) = match account.decide(&opened.message, now) {
+        Decided::Answer { plain, outcome } => (plain.as_deref().map(str::to_owned), outcome),
+        Decided::Forward => match forward(&state, &name, &opened.message, now).await {
+            Ok(forwarded) => forwarded,
+            Err(error) => {
+                // Not stored, so not acknowledged: WeChat retries, nothing is lost.
+                tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
+                state.metrics.record(
+                    state.metrics.slot(&name),
+                    Method::Post,
+                    Outcome::InternalError,
+                    started.elapsed(),
+                );
+                return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
             }
-            state.metrics.record(
-                state.metrics.slot(&name),
-                Method::Post,
-                handled.outcome,
-                started.elapsed(),
-            );
-            match handled.answer {
-                Answer::Success => text(StatusCode::OK, "success"),
-                Answer::Xml(xml) => (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-                    xml,
-                )
-                    .into_response(),
-            }
+        },
+    };
+    tracing::debug!(account = %name, msg_type = %opened.message.msg_type, outcome = outcome.as_str(), "message handled");
+    let answer = account.seal(plain.as_deref(), opened.crypt, now, &mut rand::thread_rng());
+    state.metrics.record(
+        state.metrics.slot(&name),
+        Method::Post,
+        outcome,
+        started.elapsed(),
+    );
+    match answer {
+        Answer::Success => text(StatusCode::OK, "success"),
+        Answer::Xml(xml) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            xml,
+        )
+            .into_response(),
+    }
+}
+
+/// Commits a message to the inbox and waits for the service's reply within the
+/// account's timeout; returns the plain reply XML (or `None` for `success`).
+async fn forward(
+    state: &AppState,
+    name: &str,
+    message: &wxgate_proto::Message,
+    now: i64,
+) -> Result<(Option<String>, Outcome), String> {
+    let Some(forwarder) = state.forwarder.as_ref() else {
+        return Err("forwarding is configured but no inbox is open".to_owned());
+    };
+    match forwarder.accept(name, message, now)? {
+        Accepted::Duplicate(record) => {
+            // A retry: the reply given the first time, if it was passive; never a second delivery.
+            let reply = match (&record.reply_outcome, &record.service_reply) {
+                (Some(outcome), Some(reply)) if outcome == "passive" => {
+                    crate::forward::parse_reply(&serde_json::json!({ "reply": reply }).to_string())
+                        .ok()
+                        .flatten()
+                }
+                _ => None,
+            };
+            Ok((
+                reply.map(|r| r.render_for(message, now)),
+                Outcome::Duplicate,
+            ))
         }
-        Err(refusal) => refuse(&state, &name, Method::Post, refusal, started),
+        Accepted::New(record) => {
+            let reply = forwarder.deliver_in_time(record).await;
+            Ok((
+                reply.map(|r| r.render_for(message, crate::http::now())),
+                Outcome::Ok,
+            ))
+        }
     }
 }
 
@@ -383,6 +471,31 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
          # HELP wxgate_credential_store_failures_total Credential store reads or writes that failed.\n# TYPE wxgate_credential_store_failures_total counter\nwxgate_credential_store_failures_total {}\n",
         stats.fetches, stats.failures, stats.foreign_refreshes, stats.store_failures
     );
+    if let Some(forwarder) = &state.forwarder {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Ok((pending, delivered, dead)) = forwarder.inbox().counts() {
+            let _ = write!(
+                extra,
+                "# HELP wxgate_inbox_records Inbox records by delivery state (pending is the queue depth).\n# TYPE wxgate_inbox_records gauge\n\
+                 wxgate_inbox_records{{state=\"pending\"}} {pending}\nwxgate_inbox_records{{state=\"delivered\"}} {delivered}\nwxgate_inbox_records{{state=\"dead\"}} {dead}\n"
+            );
+        }
+        let stats = &forwarder.stats;
+        let delivered = stats.delivered.load(Relaxed);
+        let _ = write!(
+            extra,
+            "# HELP wxgate_forward_deliveries_total Deliveries the service answered 2xx.\n# TYPE wxgate_forward_deliveries_total counter\nwxgate_forward_deliveries_total {delivered}\n\
+             # HELP wxgate_forward_retries_total Failed delivery attempts scheduled again.\n# TYPE wxgate_forward_retries_total counter\nwxgate_forward_retries_total {}\n\
+             # HELP wxgate_forward_dead_letters_total Deliveries given up after max_age_s.\n# TYPE wxgate_forward_dead_letters_total counter\nwxgate_forward_dead_letters_total {}\n\
+             # HELP wxgate_forward_late_replies_total Replies sent through the customer-service API.\n# TYPE wxgate_forward_late_replies_total counter\nwxgate_forward_late_replies_total {}\n\
+             # HELP wxgate_forward_delivery_seconds Time for the service to answer successful deliveries.\n# TYPE wxgate_forward_delivery_seconds summary\n\
+             wxgate_forward_delivery_seconds_sum {}\nwxgate_forward_delivery_seconds_count {delivered}\n",
+            stats.retries.load(Relaxed),
+            stats.dead_letters.load(Relaxed),
+            stats.late_replies.load(Relaxed),
+            stats.latency_us_sum.load(Relaxed) as f64 / 1e6,
+        );
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

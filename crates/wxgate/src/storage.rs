@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redb::{Database, TableDefinition};
@@ -15,23 +16,30 @@ const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credenti
 /// is always granted (the center's single-flight serialises refreshes).
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
     fence: AtomicU64,
 }
 
+/// Opens (or creates) `path` as the process's one redb database.
+///
+/// # Errors
+/// The file cannot be opened: another wxgate process holds it, or the directory is not
+/// writable.
+pub fn open_database(path: &Path) -> Result<Arc<Database>, String> {
+    Database::create(path).map(Arc::new).map_err(|e| {
+        format!(
+            "cannot open {}: {e} (is another wxgate running with the same data_dir?)",
+            path.display()
+        )
+    })
+}
+
 impl RedbStore {
-    /// Opens (or creates) the database file.
+    /// The credential store inside an opened database.
     ///
     /// # Errors
-    /// The file cannot be opened: another wxgate process holds it, or the directory is
-    /// not writable.
-    pub fn open(path: &Path) -> Result<RedbStore, String> {
-        let db = Database::create(path).map_err(|e| {
-            format!(
-                "cannot open {}: {e} (is another wxgate running with the same data_dir?)",
-                path.display()
-            )
-        })?;
+    /// The table cannot be created.
+    pub fn new(db: Arc<Database>) -> Result<RedbStore, String> {
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         txn.open_table(CREDENTIALS).map_err(|e| e.to_string())?;
         txn.commit().map_err(|e| e.to_string())?;
@@ -39,6 +47,14 @@ impl RedbStore {
             db,
             fence: AtomicU64::new(0),
         })
+    }
+
+    /// Opens (or creates) the database file with only the credential store.
+    ///
+    /// # Errors
+    /// As [`open_database`].
+    pub fn open(path: &Path) -> Result<RedbStore, String> {
+        RedbStore::new(open_database(path)?)
     }
 
     fn read(&self, key: &str) -> Result<Option<Credential>, String> {

@@ -10,6 +10,7 @@ use wxgate_proto::console::Mode;
 pub mod check;
 pub mod doctor;
 pub mod emulate;
+pub mod inbox;
 pub mod init;
 pub mod serve;
 pub mod sign;
@@ -39,6 +40,7 @@ pub enum Command {
     Sim(sim::SimArgs),
     Doctor(doctor::DoctorArgs),
     Emulate(emulate::EmulateArgs),
+    Inbox(inbox::InboxArgs),
 }
 
 /// The security modes, as command-line values.
@@ -76,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Emulate(args) => emulate::run(args),
+        Command::Inbox(args) => inbox::run(args),
     }
 }
 

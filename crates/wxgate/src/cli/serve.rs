@@ -90,13 +90,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 account.rules.len()
             );
         }
-        println!("wxgate listening on http://{local} (Ctrl-C to stop)");
-        let store = crate::storage::RedbStore::open(&config.data_dir.join("wxgate.redb"))
-            .map_err(anyhow::Error::msg)?;
-        let center = http::credential_center(&config, Arc::new(store));
-        let _refresher = center.spawn_refresher();
         let admin_token = admin_token(&config)?;
-        let state = Arc::new(AppState::with_center(&config, center, admin_token));
+        let state = Arc::new(AppState::open(&config, admin_token).map_err(anyhow::Error::msg)?);
+        println!("wxgate listening on http://{local} (Ctrl-C to stop)");
         http::serve(listener, state, shutdown).await?;
         println!("wxgate stopped");
         anyhow::Ok(())

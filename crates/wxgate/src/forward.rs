@@ -1,0 +1,611 @@
+//! Forwarding messages to the owner's service, durably, inside WeChat's 5 seconds.
+//!
+//! ```text
+//! push ─▶ inbox.accept (committed) ─▶ POST JSON to the service (HMAC-signed)
+//!            │ answer with {"reply": …} within timeout_ms ─▶ passive reply to WeChat
+//!            │ slower ─▶ `success` to WeChat now; the reply goes out later through
+//!            │           the customer-service API
+//!            └ down / 5xx ─▶ retried with exponential backoff and jitter by the worker,
+//!                            until max_age_s, then dead-lettered
+//! ```
+//! The worker also resumes every pending delivery after a restart (or a kill -9): a
+//! delivery may repeat, never vanish. A repeat carries the same delivery id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use wxgate_client::{CredentialCenter, CustomMessage};
+use wxgate_proto::reply::{Article, Reply};
+use wxgate_proto::xml::Element;
+use wxgate_proto::Message;
+
+use crate::config::ForwardConfig;
+use crate::inbox::{Accepted, DeliveryState, Inbox, Record};
+
+/// `ToUserName` → `to_user_name`, `MsgID` → `msg_id`, `Location_X` → `location_x`.
+pub fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev = i.checked_sub(1).map(|j| chars[j]);
+            let next = chars.get(i + 1).copied();
+            let boundary = match prev {
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
+                _ => false,
+            };
+            if boundary && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn element_json(element: &Element) -> Value {
+    if element.children.is_empty() {
+        return Value::String(element.text.clone());
+    }
+    let mut map = Map::new();
+    for child in &element.children {
+        let key = snake_case(&child.name);
+        let value = element_json(child);
+        match map.get_mut(&key) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None => {
+                map.insert(key, value);
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+/// A message as the service receives it: every field of the XML, snake_case, with its
+/// text exactly as WeChat sent it (numbers too, so a 64-bit `msg_id` stays exact).
+pub fn message_json(message: &Message) -> Value {
+    element_json(&message.raw)
+}
+
+/// `sha256=` + hex HMAC-SHA256 of `timestamp + "." + body`.
+pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Reads the service's `{"reply": {...}}`. `Ok(None)` is "no reply".
+///
+/// # Errors
+/// A message saying what is wrong with the reply.
+pub fn parse_reply(body: &str) -> Result<Option<Reply>, String> {
+    let trimmed = body.trim();
+    if trimmed.is_empty() || trimmed == "success" {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_str(trimmed).map_err(|e| format!("the answer is not JSON ({e})"))?;
+    let Some(reply) = value.get("reply").filter(|r| !r.is_null()) else {
+        return Ok(None);
+    };
+    let text = |field: &str| reply[field].as_str().map(str::to_owned);
+    let required = |field: &str| text(field).ok_or_else(|| format!("reply.{field} is missing"));
+    let reply = match reply["type"].as_str().unwrap_or_default() {
+        "text" => Reply::Text {
+            content: required("content")?,
+        },
+        "image" => Reply::Image {
+            media_id: required("media_id")?,
+        },
+        "voice" => Reply::Voice {
+            media_id: required("media_id")?,
+        },
+        "video" => Reply::Video {
+            media_id: required("media_id")?,
+            title: text("title"),
+            description: text("description"),
+        },
+        "music" => Reply::Music {
+            title: text("title"),
+            description: text("description"),
+            music_url: text("music_url"),
+            hq_music_url: text("hq_music_url"),
+            thumb_media_id: required("thumb_media_id")?,
+        },
+        "news" => Reply::News {
+            articles: reply["articles"]
+                .as_array()
+                .ok_or("reply.articles is missing")?
+                .iter()
+                .map(|a| Article {
+                    title: a["title"].as_str().unwrap_or_default().to_owned(),
+                    description: a["description"].as_str().unwrap_or_default().to_owned(),
+                    pic_url: a["pic_url"].as_str().unwrap_or_default().to_owned(),
+                    url: a["url"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect(),
+        },
+        "transfer_customer_service" => Reply::TransferCustomerService {
+            kf_account: text("kf_account"),
+        },
+        other => return Err(format!("unknown reply.type {other:?}")),
+    };
+    reply.validate().map_err(|e| e.to_string())?;
+    Ok(Some(reply))
+}
+
+/// The customer-service form of a late reply, when there is one.
+fn late_message(reply: &Reply) -> Option<CustomMessage> {
+    match reply {
+        Reply::Text { content } => Some(CustomMessage::Text(content.clone())),
+        Reply::Image { media_id } => Some(CustomMessage::Image {
+            media_id: media_id.clone(),
+        }),
+        Reply::News { articles } => articles.first().map(|a| CustomMessage::News {
+            title: a.title.clone(),
+            description: a.description.clone(),
+            url: a.url.clone(),
+            picurl: a.pic_url.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ForwardStats {
+    /// Successful deliveries.
+    pub delivered: AtomicU64,
+    /// Failed attempts that were scheduled again.
+    pub retries: AtomicU64,
+    /// Records given up on.
+    pub dead_letters: AtomicU64,
+    /// Replies sent through the customer-service API.
+    pub late_replies: AtomicU64,
+    /// Sum of successful delivery latencies, µs.
+    pub latency_us_sum: AtomicU64,
+}
+
+/// The forwarding engine: the inbox, the HTTP client and the worker.
+pub struct Forwarder {
+    inbox: Inbox,
+    http: reqwest::Client,
+    center: Arc<CredentialCenter>,
+    accounts: HashMap<String, ForwardConfig>,
+    in_flight: Mutex<HashSet<u64>>,
+    /// Counters.
+    pub stats: ForwardStats,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one delivery attempt ended with.
+enum Attempt {
+    Delivered(Option<Reply>),
+    Failed(String),
+}
+
+impl Forwarder {
+    /// A forwarder for the accounts that have `[account.forward]`.
+    pub fn new(
+        inbox: Inbox,
+        center: Arc<CredentialCenter>,
+        accounts: HashMap<String, ForwardConfig>,
+    ) -> Arc<Forwarder> {
+        Arc::new(Forwarder {
+            inbox,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("TLS backend"),
+            center,
+            accounts,
+            in_flight: Mutex::new(HashSet::new()),
+            stats: ForwardStats::default(),
+        })
+    }
+
+    /// The inbox.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
+    /// Commits the message to the inbox (durably) or finds it as a retry.
+    ///
+    /// # Errors
+    /// A storage error: the message must not be acknowledged.
+    pub fn accept(&self, account: &str, message: &Message, now: i64) -> Result<Accepted, String> {
+        self.inbox
+            .accept(account, &message.dedup_key(), message_json(message), now)
+    }
+
+    /// Delivers a new record and waits up to `timeout_ms` for the service's reply. A
+    /// slower reply goes out later through the customer-service API.
+    pub async fn deliver_in_time(self: &Arc<Self>, record: Record) -> Option<Reply> {
+        let timeout = self
+            .accounts
+            .get(&record.account)
+            .map_or(4000, |c| c.timeout_ms);
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<Reply>>();
+        let forwarder = Arc::clone(self);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.id);
+        tokio::spawn(async move {
+            forwarder.attempt_and_record(record, Some(tx)).await;
+        });
+        match tokio::time::timeout(Duration::from_millis(timeout), rx).await {
+            Ok(Ok(reply)) => reply,
+            _ => None,
+        }
+    }
+
+    async fn attempt_and_record(
+        self: Arc<Self>,
+        mut record: Record,
+        passive: Option<tokio::sync::oneshot::Sender<Option<Reply>>>,
+    ) {
+        let id = record.id;
+        let outcome = self.attempt(&mut record).await;
+        let now = crate::http::now();
+        match outcome {
+            Attempt::Delivered(reply) => {
+                record.state = DeliveryState::Delivered;
+                record.delivered_at = Some(now);
+                record.last_error = None;
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = reply {
+                    record.service_reply = Some(reply_json(&reply));
+                    let undelivered = match passive {
+                        Some(tx) => {
+                            // Record the passive reply before handing it over, so a retry
+                            // that arrives right after our answer finds it.
+                            record.reply_outcome = Some("passive".to_owned());
+                            if let Err(err) = self.inbox.update(&record) {
+                                tracing::error!(
+                                    delivery_id = id,
+                                    "cannot record the delivery state: {err}"
+                                );
+                            }
+                            tx.send(Some(reply)).err().flatten()
+                        }
+                        None => Some(reply),
+                    };
+                    if let Some(reply) = undelivered {
+                        record.reply_outcome = Some(self.send_late(&record, &reply).await);
+                    }
+                } else if let Some(tx) = passive {
+                    let _ = tx.send(None);
+                }
+            }
+            Attempt::Failed(error) => {
+                if let Some(tx) = passive {
+                    let _ = tx.send(None);
+                }
+                let max_age = self
+                    .accounts
+                    .get(&record.account)
+                    .map_or(86_400, |c| c.max_age_s) as i64;
+                record.last_error = Some(error.clone());
+                if now - record.received_at >= max_age {
+                    record.state = DeliveryState::Dead;
+                    self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(account = %record.account, delivery_id = id, attempts = record.attempts, "dead-lettered after {max_age}s of failed deliveries: {error}; see `wxgate inbox list --state dead`, retry with `wxgate inbox retry {id}`");
+                } else {
+                    let base = 1i64 << (record.attempts.saturating_sub(1)).min(8);
+                    let delay =
+                        (base as f64 * rand::thread_rng().gen_range(0.5..1.5)).ceil() as i64;
+                    record.next_attempt_at = now + delay.clamp(1, 300);
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(account = %record.account, delivery_id = id, attempt = record.attempts, "delivery failed: {error}; next attempt in {}s", record.next_attempt_at - now);
+                }
+            }
+        }
+        if let Err(err) = self.inbox.update(&record) {
+            tracing::error!(
+                delivery_id = id,
+                "cannot record the delivery state: {err}; it will be attempted again"
+            );
+        }
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    async fn attempt(&self, record: &mut Record) -> Attempt {
+        let Some(config) = self.accounts.get(&record.account) else {
+            return Attempt::Failed(format!(
+                "account {} has no [account.forward] any more",
+                record.account
+            ));
+        };
+        record.attempts += 1;
+        let body = json!({
+            "delivery_id": record.id.to_string(),
+            "account": record.account,
+            "attempt": record.attempts,
+            "received_at": record.received_at,
+            "message": record.message,
+        })
+        .to_string();
+        let timestamp = crate::http::now();
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(&config.url)
+            .header("Content-Type", "application/json")
+            .header("X-Wxgate-Delivery", record.id.to_string())
+            .header("X-Wxgate-Attempt", record.attempts.to_string())
+            .header("X-Wxgate-Timestamp", timestamp.to_string())
+            .header(
+                "X-Wxgate-Signature",
+                signature(&config.secret, timestamp, &body),
+            )
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                return Attempt::Failed(format!(
+                    "cannot reach {}: {}",
+                    config.url,
+                    crate::probe::error_chain(&err)
+                ))
+            }
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Attempt::Failed(format!("the service answered HTTP {status}"));
+        }
+        self.stats
+            .latency_us_sum
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match parse_reply(&text) {
+            Ok(reply) => Attempt::Delivered(reply),
+            Err(problem) => {
+                tracing::error!(account = %record.account, delivery_id = record.id, "the service's answer is unusable ({problem}): WeChat got `success`; answer {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or an empty body");
+                Attempt::Delivered(None)
+            }
+        }
+    }
+
+    async fn send_late(&self, record: &Record, reply: &Reply) -> String {
+        let openid = record.message["from_user_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let Some(message) = late_message(reply) else {
+            tracing::error!(account = %record.account, delivery_id = record.id, "the reply came after the passive window and a {} reply cannot be sent through the customer-service API (text, image and news can)", reply.msg_type());
+            return format!("dropped: {} cannot be sent late", reply.msg_type());
+        };
+        if self.center.app_id(&record.account).is_none() {
+            tracing::error!(account = %record.account, delivery_id = record.id, "the reply came after the passive window but the account has no app_secret, so it cannot be sent through the customer-service API");
+            return "dropped: no app_secret for the customer-service API".to_owned();
+        }
+        let center = &self.center;
+        let result = center
+            .with_access_token(&record.account, |token| {
+                let message = message.clone();
+                let openid = openid.clone();
+                async move { center.client().custom_send(&token, &openid, &message).await }
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
+                "late".to_owned()
+            }
+            Err(err) => {
+                tracing::error!(account = %record.account, delivery_id = record.id, "late reply through the customer-service API failed: {err}");
+                format!("late reply failed: {err}")
+            }
+        }
+    }
+
+    /// Attempts every due pending delivery that is not already in flight.
+    pub async fn run_due(self: &Arc<Self>) {
+        let now = crate::http::now();
+        let due = match self.inbox.due(now, 256) {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::error!("cannot read the inbox: {err}");
+                return;
+            }
+        };
+        for record in due {
+            let fresh = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(record.id);
+            if fresh {
+                let forwarder = Arc::clone(self);
+                tokio::spawn(forwarder.attempt_and_record(record, None));
+            }
+        }
+    }
+
+    /// Marks a record pending again, due now (`wxgate inbox retry`).
+    ///
+    /// # Errors
+    /// Unknown id or storage error.
+    pub fn retry(&self, id: u64) -> Result<Record, String> {
+        let mut record = self
+            .inbox
+            .get(id)?
+            .ok_or_else(|| format!("no delivery {id}"))?;
+        record.state = DeliveryState::Pending;
+        record.next_attempt_at = crate::http::now();
+        self.inbox.update(&record)?;
+        Ok(record)
+    }
+
+    /// Spawns the worker: every 200 ms, attempts what is due (including what a crash
+    /// left pending).
+    pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let forwarder = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                forwarder.run_due().await;
+            }
+        })
+    }
+}
+
+/// The JSON form of a reply, as stored with the record.
+pub fn reply_json(reply: &Reply) -> Value {
+    match reply {
+        Reply::Text { content } => json!({ "type": "text", "content": content }),
+        Reply::Image { media_id } => json!({ "type": "image", "media_id": media_id }),
+        Reply::Voice { media_id } => json!({ "type": "voice", "media_id": media_id }),
+        Reply::Video {
+            media_id,
+            title,
+            description,
+        } => {
+            json!({ "type": "video", "media_id": media_id, "title": title, "description": description })
+        }
+        Reply::Music {
+            title,
+            description,
+            music_url,
+            hq_music_url,
+            thumb_media_id,
+        } => json!({
+            "type": "music", "title": title, "description": description, "music_url": music_url,
+            "hq_music_url": hq_music_url, "thumb_media_id": thumb_media_id,
+        }),
+        Reply::News { articles } => json!({
+            "type": "news",
+            "articles": articles.iter().map(|a| json!({ "title": a.title, "description": a.description, "pic_url": a.pic_url, "url": a.url })).collect::<Vec<_>>(),
+        }),
+        Reply::TransferCustomerService { kf_account } => {
+            json!({ "type": "transfer_customer_service", "kf_account": kf_account })
+        }
+        other => json!({ "type": other.msg_type() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_of_wechat_names() {
+        for (xml, snake) in [
+            ("ToUserName", "to_user_name"),
+            ("MsgId", "msg_id"),
+            ("MsgID", "msg_id"),
+            ("Location_X", "location_x"),
+            ("HQMusicUrl", "hq_music_url"),
+            ("EventKey", "event_key"),
+            ("CreateTime", "create_time"),
+            ("item", "item"),
+        ] {
+            assert_eq!(snake_case(xml), snake, "{xml}");
+        }
+    }
+
+    #[test]
+    fn message_json_keeps_every_field_as_text() {
+        let message = Message::parse("<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>pic_weixin</Event><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item><item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo><MsgId>18446744073709551615</MsgId></xml>").unwrap();
+        let json = message_json(&message);
+        assert_eq!(json["to_user_name"], "gh");
+        assert_eq!(
+            json["msg_id"], "18446744073709551615",
+            "64-bit ids stay exact"
+        );
+        assert_eq!(
+            json["send_pics_info"]["pic_list"]["item"][1]["pic_md5_sum"],
+            "b"
+        );
+    }
+
+    #[test]
+    fn replies_from_the_service() {
+        assert_eq!(parse_reply("").unwrap(), None);
+        assert_eq!(parse_reply("{}").unwrap(), None);
+        assert_eq!(parse_reply("{\"reply\": null}").unwrap(), None);
+        assert_eq!(
+            parse_reply("{\"reply\":{\"type\":\"text\",\"content\":\"hi\"}}").unwrap(),
+            Some(Reply::Text {
+                content: "hi".into()
+            })
+        );
+        let news = parse_reply(
+            "{\"reply\":{\"type\":\"news\",\"articles\":[{\"title\":\"t\",\"url\":\"u\"}]}}",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(reply_json(&news)["articles"][0]["title"], "t");
+        assert!(parse_reply("<html>").unwrap_err().contains("not JSON"));
+        assert!(parse_reply("{\"reply\":{\"type\":\"sticker\"}}")
+            .unwrap_err()
+            .contains("sticker"));
+        assert!(parse_reply("{\"reply\":{\"type\":\"text\",\"content\":\"\"}}").is_err());
+        for kind in [
+            "image",
+            "voice",
+            "video",
+            "music",
+            "transfer_customer_service",
+        ] {
+            let body = format!(
+                "{{\"reply\":{{\"type\":\"{kind}\",\"media_id\":\"m\",\"thumb_media_id\":\"t\"}}}}"
+            );
+            assert!(parse_reply(&body).unwrap().is_some(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn signature_is_hmac_of_timestamp_dot_body() {
+        assert_eq!(
+            signature("key", 1, "{}"),
+            "sha256=".to_owned()
+                + &{
+                    let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
+                    mac.update(b"1.{}");
+                    mac.finalize()
+                        .into_bytes()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                }
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The durable inbox: every message handed to forwarding is committed here (redb,
+//! fsync on commit) before WeChat gets its answer, with its delivery state. WeChat's
+//! retries are recognised here too, so a retry never causes a second delivery.
+
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// id → record (JSON).
+const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
+/// `account:dedup_key` → id.
+const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("inbox_dedup");
+/// id → next attempt (Unix seconds), for pending records only.
+const PENDING: TableDefinition<u64, i64> = TableDefinition::new("inbox_pending");
+/// `next_id` → the next id.
+const META: TableDefinition<&str, u64> = TableDefinition::new("inbox_meta");
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not yet delivered; retried with backoff.
+    Pending,
+    /// The service answered 2xx.
+    Delivered,
+    /// Retried until `max_age_s` without success.
+    Dead,
+}
+
+impl DeliveryState {
+    /// Parses `pending`, `delivered` or `dead`.
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        match text {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "dead" => Some(DeliveryState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One accepted message and its delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The delivery id (also sent to the service).
+    pub id: u64,
+    /// Account name.
+    pub account: String,
+    /// Unix seconds when WeChat's push was accepted.
+    pub received_at: i64,
+    /// The key WeChat's retries share.
+    pub dedup_key: String,
+    /// The decrypted message as JSON (snake_case fields, string values).
+    pub message: serde_json::Value,
+    /// Delivery state.
+    pub state: DeliveryState,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Next attempt, Unix seconds (pending only).
+    pub next_attempt_at: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When the service answered 2xx.
+    pub delivered_at: Option<i64>,
+    /// The service's `reply`, when it gave one.
+    pub service_reply: Option<serde_json::Value>,
+    /// How that reply reached the user: `passive`, `late`, or why it did not.
+    pub reply_outcome: Option<String>,
+}
+
+/// What [`Inbox::accept`] found.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    /// A new message, committed as pending.
+    New(Record),
+    /// A retry of a message already in the inbox.
+    Duplicate(Record),
+}
+
+/// The inbox tables inside the process's redb database.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    db: Arc<Database>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Inbox {
+    /// Opens the inbox tables (creating them).
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn new(db: Arc<Database>) -> Result<Inbox, String> {
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(RECORDS).map_err(err)?;
+        txn.open_table(DEDUP).map_err(err)?;
+        txn.open_table(PENDING).map_err(err)?;
+        txn.open_table(META).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Inbox { db })
+    }
+
+    /// Commits a new pending record, or returns the existing one for a retry. The
+    /// commit is durable when this returns.
+    ///
+    /// # Errors
+    /// redb errors: the caller must not acknowledge the message to WeChat.
+    pub fn accept(
+        &self,
+        account: &str,
+        dedup_key: &str,
+        message: serde_json::Value,
+        now: i64,
+    ) -> Result<Accepted, String> {
+        let dedup = format!("{account}:{dedup_key}");
+        let txn = self.db.begin_write().map_err(err)?;
+        let accepted = {
+            let mut dedup_table = txn.open_table(DEDUP).map_err(err)?;
+            let mut records = txn.open_table(RECORDS).map_err(err)?;
+            let existing = dedup_table
+                .get(dedup.as_str())
+                .map_err(err)?
+                .map(|id| id.value());
+            if let Some(id) = existing {
+                let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
+                if let Some(bytes) = bytes {
+                    let record: Record = serde_json::from_slice(&bytes).map_err(err)?;
+                    return Ok(Accepted::Duplicate(record));
+                }
+            }
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let id = meta
+                .get("next_id")
+                .map_err(err)?
+                .map(|v| v.value())
+                .unwrap_or(1);
+            meta.insert("next_id", id + 1).map_err(err)?;
+            let record = Record {
+                id,
+                account: account.to_owned(),
+                received_at: now,
+                dedup_key: dedup_key.to_owned(),
+                message,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                delivered_at: None,
+                service_reply: None,
+                reply_outcome: None,
+            };
+            records
+                .insert(id, serde_json::to_vec(&record).map_err(err)?.as_slice())
+                .map_err(err)?;
+            dedup_table.insert(dedup.as_str(), id).map_err(err)?;
+            txn.open_table(PENDING)
+                .map_err(err)?
+                .insert(id, now)
+                .map_err(err)?;
+            Accepted::New(record)
+        };
+        txn.commit().map_err(err)?;
+        Ok(accepted)
+    }
+
+    /// Writes a record back (state, attempts, reply), keeping the pending index in step.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn update(&self, record: &Record) -> Result<(), String> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut records = txn.open_table(RECORDS).map_err(err)?;
+            records
+                .insert(
+                    record.id,
+                    serde_json::to_vec(record).map_err(err)?.as_slice(),
+                )
+                .map_err(err)?;
+            let mut pending = txn.open_table(PENDING).map_err(err)?;
+            if record.state == DeliveryState::Pending {
+                pending
+                    .insert(record.id, record.next_attempt_at)
+                    .map_err(err)?;
+            } else {
+                pending.remove(record.id).map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// One record.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn get(&self, id: u64) -> Result<Option<Record>, String> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let records = txn.open_table(RECORDS).map_err(err)?;
+        let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
+        bytes
+            .map(|b| serde_json::from_slice(&b).map_err(err))
+            .transpose()
+    }
+
+    /// Pending records whose next attempt is due, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn due(&self, now: i64, limit: usize) -> Result<Vec<Record>, String> {
+        let ids: Vec<u64> = {
+            let txn = self.db.begin_read().map_err(err)?;
+            let pending = txn.open_table(PENDING).map_err(err)?;
+            let mut ids = Vec::new();
+            for entry in pending.iter().map_err(err)? {
+                let (id, at) = entry.map_err(err)?;
+                if at.value() <= now {
+                    ids.push(id.value());
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            ids
+        };
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.get(id).ok().flatten())
+            .collect())
+    }
+
+    /// Records, newest first, filtered by state, at most `limit`.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn list(&self, state: Option<DeliveryState>, limit: usize) -> Result<Vec<Record>, String> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let records = txn.open_table(RECORDS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in records.iter().map_err(err)?.rev() {
+            let (_, bytes) = entry.map_err(err)?;
+            let record: Record = serde_json::from_slice(bytes.value()).map_err(err)?;
+            if state.is_none_or(|s| s == record.state) {
+                out.push(record);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many records are pending, delivered and dead.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn counts(&self) -> Result<(u64, u64, u64), String> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let records = txn.open_table(RECORDS).map_err(err)?;
+        let pending = txn.open_table(PENDING).map_err(err)?.len().map_err(err)?;
+        let mut dead = 0;
+        let total = records.len().map_err(err)?;
+        for entry in records.iter().map_err(err)? {
+            let (_, bytes) = entry.map_err(err)?;
+            if serde_json::from_slice::<Record>(bytes.value())
+                .is_ok_and(|r| r.state == DeliveryState::Dead)
+            {
+                dead += 1;
+            }
+        }
+        Ok((pending, total - pending - dead, dead))
+    }
+
+    /// Deletes delivered and dead records received before `before` (pending ones are
+    /// kept: they are not done). Returns how many were deleted.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn purge(&self, before: i64) -> Result<usize, String> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let mut removed = 0;
+        {
+            let mut records = txn.open_table(RECORDS).map_err(err)?;
+            let mut dedup = txn.open_table(DEDUP).map_err(err)?;
+            let mut doomed = Vec::new();
+            for entry in records.iter().map_err(err)? {
+                let (id, bytes) = entry.map_err(err)?;
+                let record: Record = serde_json::from_slice(bytes.value()).map_err(err)?;
+                if record.state != DeliveryState::Pending && record.received_at < before {
+                    doomed.push((
+                        id.value(),
+                        format!("{}:{}", record.account, record.dedup_key),
+                    ));
+                }
+            }
+            for (id, key) in doomed {
+                records.remove(id).map_err(err)?;
+                dedup.remove(key.as_str()).map_err(err)?;
+                removed += 1;
+            }
+        }
+        txn.commit().map_err(err)?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,570 @@
+//! Forwarding to the owner's service over real TCP: fast, slow, down then up, garbage,
+//! retries, the HMAC the service checks, and kill -9 under load.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::Router;
+use common::*;
+use serde_json::Value;
+use wxgate_emu::{App, Emulator, EmulatorConfig};
+use wxgate_proto::console::Mode;
+use wxgate_proto::push::build;
+use wxgate_proto::reply::ReplyMessage;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const FORWARD_SECRET: &str = "forward-secret-0123456789";
+
+/// How the test service behaves.
+#[derive(Clone, Copy, Debug)]
+enum Behaviour {
+    /// Answers at once with a text reply echoing the content.
+    Fast,
+    /// Answers the echo after this many ms.
+    Slow(u64),
+    /// Answers 503 to the first N requests, then echoes.
+    DownFor(usize),
+    /// Answers 200 with an HTML page.
+    Garbage,
+}
+
+#[derive(Default)]
+struct Seen {
+    requests: usize,
+    /// delivery_id → message.msg_id, for every 2xx answer.
+    delivered: HashMap<String, String>,
+    /// delivery_id → how many times it was answered 2xx.
+    repeats: HashMap<String, usize>,
+    bad_signatures: usize,
+}
+
+/// A service that verifies wxgate's HMAC exactly as the README tells users to.
+async fn service(behaviour: Behaviour) -> (String, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let shared = seen.clone();
+    let handler = move |headers: HeaderMap, body: String| {
+        let seen = shared.clone();
+        async move {
+            let timestamp: i64 = headers["x-wxgate-timestamp"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let expected = wxgate::forward::signature(FORWARD_SECRET, timestamp, &body);
+            let request: Value = serde_json::from_str(&body).unwrap();
+            let index = {
+                let mut seen = seen.lock().unwrap();
+                seen.requests += 1;
+                if headers["x-wxgate-signature"].to_str().unwrap() != expected {
+                    seen.bad_signatures += 1;
+                    return (StatusCode::UNAUTHORIZED, String::new());
+                }
+                seen.requests
+            };
+            let content = request["message"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            let reply = serde_json::json!({ "reply": { "type": "text", "content": format!("svc: {content}") } }).to_string();
+            let answer = match behaviour {
+                Behaviour::Fast => (StatusCode::OK, reply),
+                Behaviour::Slow(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    (StatusCode::OK, reply)
+                }
+                Behaviour::DownFor(n) if index <= n => {
+                    return (StatusCode::SERVICE_UNAVAILABLE, String::new())
+                }
+                Behaviour::DownFor(_) => (StatusCode::OK, reply),
+                Behaviour::Garbage => (StatusCode::OK, "<html>oops</html>".to_owned()),
+            };
+            let id = request["delivery_id"].as_str().unwrap().to_owned();
+            let mut seen = seen.lock().unwrap();
+            seen.delivered.insert(
+                id.clone(),
+                request["message"]["msg_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            *seen.repeats.entry(id).or_default() += 1;
+            answer
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            Router::new().route("/hook", axum::routing::post(handler)),
+        )
+        .await
+        .unwrap()
+    });
+    (format!("http://{addr}/hook"), seen)
+}
+
+async fn emulator() -> (Emulator, String) {
+    let emu = Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, SECRET)));
+    let (addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    (emu, format!("http://{addr}"))
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wxgate-forward-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn forward_config(data_dir: &std::path::Path, hook: &str, emu: &str, timeout_ms: u64) -> String {
+    format!(
+        "data_dir = \"{}\"\nadmin_token = \"admin-token-0123456789\"\napi_base = \"{emu}\"\n\
+         [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"compat\"\n\
+         [[account.rule]]\nwhen = {{ msg_type = \"text\", keyword = \"rule\" }}\nreply = {{ text = \"from the rules\" }}\n\
+         [account.forward]\nurl = \"{hook}\"\nsecret = \"{FORWARD_SECRET}\"\ntimeout_ms = {timeout_ms}\nmax_age_s = 3600\n",
+        data_dir.display()
+    )
+}
+
+struct Gateway {
+    base: String,
+    state: Arc<wxgate::http::AppState>,
+}
+
+async fn gateway(config_text: &str) -> Gateway {
+    let config = wxgate::config::Config::parse(config_text, "t.toml").unwrap();
+    let state =
+        Arc::new(wxgate::http::AppState::open(&config, "admin-token-0123456789".into()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app_state = state.clone();
+    tokio::spawn(async move {
+        wxgate::http::serve(listener, app_state, std::future::pending())
+            .await
+            .unwrap()
+    });
+    Gateway { base, state }
+}
+
+async fn push_text(
+    client: &reqwest::Client,
+    base: &str,
+    content: &str,
+    msg_id: u64,
+    mode: Mode,
+) -> (u16, String, Duration) {
+    let ts = now();
+    let request = push_request(
+        mode,
+        &build::text("gh_test", "oUser", ts, content, msg_id),
+        ts,
+    );
+    let started = Instant::now();
+    let (status, body) = post(
+        client,
+        &format!("{base}/wx/fwd?{}", request.query),
+        request.body,
+    )
+    .await;
+    let plain = if body.contains("<Encrypt>") {
+        wxgate_proto::envelope::open_reply(&crypt(), TOKEN, &body)
+            .unwrap()
+            .xml
+    } else {
+        body
+    };
+    (status, plain, started.elapsed())
+}
+
+fn reply_text(xml: &str) -> String {
+    match ReplyMessage::parse(xml).unwrap().reply {
+        wxgate_proto::reply::Reply::Text { content } => content,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_service_reply_is_the_passive_reply() {
+    let (hook, seen) = service(Behaviour::Fast).await;
+    let (_emu, emu_base) = emulator().await;
+    let gw = gateway(&forward_config(&temp_dir("fast"), &hook, &emu_base, 4000)).await;
+    let client = reqwest::Client::new();
+    for (mode, id) in [(Mode::Plain, 1), (Mode::Safe, 2)] {
+        let (status, body, _) = push_text(&client, &gw.base, "hello", id, mode).await;
+        assert_eq!(status, 200);
+        assert_eq!(reply_text(&body), "svc: hello", "{mode:?}");
+    }
+    // The rules still come first.
+    let (_, body, _) = push_text(&client, &gw.base, "rule", 3, Mode::Plain).await;
+    assert_eq!(reply_text(&body), "from the rules");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.delivered.len(), 2);
+    assert_eq!(seen.bad_signatures, 0, "the service verified every HMAC");
+    let record = gw
+        .state
+        .forwarder()
+        .unwrap()
+        .inbox()
+        .get(1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.reply_outcome.as_deref(), Some("passive"));
+    assert_eq!(record.message["msg_id"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_from_wechat_is_never_delivered_twice() {
+    let (hook, seen) = service(Behaviour::Fast).await;
+    let (_emu, emu_base) = emulator().await;
+    let gw = gateway(&forward_config(&temp_dir("retry"), &hook, &emu_base, 4000)).await;
+    let client = reqwest::Client::new();
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let (status, body, _) = push_text(&client, &gw.base, "once", 4242, Mode::Safe).await;
+        assert_eq!(status, 200);
+        replies.push(reply_text(&body));
+    }
+    assert_eq!(
+        replies,
+        vec!["svc: once"; 3],
+        "retries get the same passive reply"
+    );
+    assert_eq!(seen.lock().unwrap().requests, 1, "one delivery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_service_gets_success_then_a_late_customer_service_reply() {
+    let (hook, seen) = service(Behaviour::Slow(1500)).await;
+    let (emu, emu_base) = emulator().await;
+    emu.record_interaction("oUser");
+    let gw = gateway(&forward_config(&temp_dir("slow"), &hook, &emu_base, 300)).await;
+    let client = reqwest::Client::new();
+    let (status, body, elapsed) =
+        push_text(&client, &gw.base, "take your time", 7, Mode::Plain).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    assert!(
+        elapsed < Duration::from_millis(1200),
+        "answered within the timeout: {elapsed:?}"
+    );
+    wait_for("the late reply", || {
+        emu.count("/cgi-bin/message/custom/send") == 1
+    })
+    .await;
+    let call = emu
+        .calls()
+        .into_iter()
+        .find(|c| c.path == "/cgi-bin/message/custom/send")
+        .unwrap();
+    assert!(
+        call.body.contains("svc: take your time") && call.body.contains("oUser"),
+        "{}",
+        call.body
+    );
+    assert_eq!(call.errcode, 0);
+    assert_eq!(seen.lock().unwrap().delivered.len(), 1);
+    wait_for("the record", || {
+        gw.state
+            .forwarder()
+            .unwrap()
+            .inbox()
+            .get(1)
+            .unwrap()
+            .unwrap()
+            .reply_outcome
+            .as_deref()
+            == Some("late")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_is_down_gets_the_message_once_it_is_back() {
+    let (hook, seen) = service(Behaviour::DownFor(2)).await;
+    let (_emu, emu_base) = emulator().await;
+    let gw = gateway(&forward_config(&temp_dir("down"), &hook, &emu_base, 300)).await;
+    let client = reqwest::Client::new();
+    let (status, body, _) = push_text(&client, &gw.base, "are you there", 9, Mode::Plain).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "success"),
+        "acknowledged although the service is down"
+    );
+    let inbox = gw.state.forwarder().unwrap().inbox().clone();
+    wait_for("delivery after the outage", || {
+        seen.lock().unwrap().delivered.len() == 1
+    })
+    .await;
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.requests, 3, "two failures, then the delivery");
+        assert_eq!(
+            seen.repeats.values().copied().collect::<Vec<_>>(),
+            vec![1],
+            "delivered once"
+        );
+    }
+    wait_for("the delivered state", || {
+        inbox.get(1).unwrap().unwrap().state == wxgate::inbox::DeliveryState::Delivered
+    })
+    .await;
+    assert_eq!(inbox.get(1).unwrap().unwrap().attempts, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_the_service_is_logged_and_wechat_gets_success() {
+    let (hook, _seen) = service(Behaviour::Garbage).await;
+    let (_emu, emu_base) = emulator().await;
+    let gw = gateway(&forward_config(
+        &temp_dir("garbage"),
+        &hook,
+        &emu_base,
+        4000,
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let (status, body, _) = push_text(&client, &gw.base, "x", 11, Mode::Safe).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    let inbox = gw.state.forwarder().unwrap().inbox().clone();
+    wait_for("the delivered state", || {
+        inbox.get(1).unwrap().unwrap().state == wxgate::inbox::DeliveryState::Delivered
+    })
+    .await;
+    assert_eq!(inbox.get(1).unwrap().unwrap().service_reply, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_on_our_side_is_caught_by_the_service_and_retried() {
+    let (hook, seen) = service(Behaviour::Fast).await;
+    let (_emu, emu_base) = emulator().await;
+    let text = forward_config(&temp_dir("hmac"), &hook, &emu_base, 300)
+        .replace(FORWARD_SECRET, "a-different-secret-000000");
+    let gw = gateway(&text).await;
+    let client = reqwest::Client::new();
+    let (status, body, _) = push_text(&client, &gw.base, "x", 12, Mode::Plain).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    wait_for("a retry", || seen.lock().unwrap().bad_signatures >= 2).await;
+    assert!(
+        seen.lock().unwrap().delivered.is_empty(),
+        "a service that checks the HMAC never accepts it"
+    );
+    let record = gw
+        .state
+        .forwarder()
+        .unwrap()
+        .inbox()
+        .get(1)
+        .unwrap()
+        .unwrap();
+    assert!(record.last_error.unwrap().contains("401"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_admin_api_lists_shows_retries_and_purges() {
+    let (hook, _seen) = service(Behaviour::Fast).await;
+    let (_emu, emu_base) = emulator().await;
+    let gw = gateway(&forward_config(&temp_dir("admin"), &hook, &emu_base, 4000)).await;
+    let client = reqwest::Client::new();
+    push_text(&client, &gw.base, "a", 21, Mode::Plain).await;
+    let get = |path: &str| {
+        client
+            .get(format!("{}{path}", gw.base))
+            .bearer_auth("admin-token-0123456789")
+    };
+    let list: Value = get("/api/inbox?state=delivered")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["counts"]["delivered"], 1, "{list}");
+    assert_eq!(list["records"][0]["message"]["content"], "a");
+    let one: Value = get("/api/inbox/1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["state"], "delivered");
+    assert_eq!(
+        get("/api/inbox/99").send().await.unwrap().status().as_u16(),
+        404
+    );
+    let retry = client
+        .post(format!("{}/api/inbox/1/retry", gw.base))
+        .bearer_auth("admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 200);
+    assert_eq!(
+        client
+            .get(format!("{}/api/inbox", gw.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let metrics = reqwest::get(format!("{}/metrics", gw.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wxgate_inbox_records{state=\"pending\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wxgate_forward_deliveries_total"));
+    wait_for("the retried delivery", || {
+        gw.state
+            .forwarder()
+            .unwrap()
+            .inbox()
+            .get(1)
+            .unwrap()
+            .unwrap()
+            .state
+            == wxgate::inbox::DeliveryState::Delivered
+    })
+    .await;
+    let purged: Value = client
+        .delete(format!("{}/api/inbox?older_than_s=-10", gw.base))
+        .bearer_auth("admin-token-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(purged["purged"], 1);
+}
+
+/// Kill -9 under load: every message that got a 200 is delivered after the restart
+/// (at least once; a repeat carries the same delivery id) or sits in the dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_message() {
+    let (hook, seen) = service(Behaviour::Slow(80)).await;
+    let (_emu, emu_base) = emulator().await;
+    let dir = temp_dir("crash");
+    std::fs::write(
+        dir.join("wxgate.toml"),
+        forward_config(&dir.join("data"), &hook, &emu_base, 50),
+    )
+    .unwrap();
+    let start = move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let base = {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| {
+                    line.strip_prefix("wxgate listening on ")
+                        .map(|r| r.split_whitespace().next().unwrap().to_owned())
+                })
+                .expect("wxgate starts")
+        };
+        (child, base)
+    };
+    let (mut child, base) = tokio::task::spawn_blocking(start.clone()).await.unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let mut tasks = Vec::new();
+    for i in 0..300u64 {
+        let client = client.clone();
+        let base = base.clone();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * 3)).await;
+            let ts = now();
+            let msg_id = 100_000 + i;
+            let request = push_request(
+                Mode::Plain,
+                &build::text("gh_test", "oUser", ts, &format!("m{i}"), msg_id),
+                ts,
+            );
+            if let Ok(response) = client
+                .post(format!("{base}/wx/fwd?{}", request.query))
+                .body(request.body)
+                .send()
+                .await
+            {
+                if response.status().as_u16() == 200 {
+                    acked.lock().unwrap().insert(msg_id.to_string());
+                }
+            }
+        }));
+    }
+    // Kill -9 in the middle of the load: once 40 messages are acknowledged.
+    wait_for("40 acknowledged messages", || {
+        acked.lock().unwrap().len() >= 40
+    })
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 40,
+        "the load ran before the kill ({} acknowledged)",
+        acked.len()
+    );
+    let before_restart = seen.lock().unwrap().delivered.len();
+    let (mut child, _base) = tokio::task::spawn_blocking(start).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered: HashSet<String> = seen.lock().unwrap().delivered.values().cloned().collect();
+        let lost: Vec<_> = acked.iter().filter(|id| !delivered.contains(*id)).collect();
+        if lost.is_empty() || Instant::now() > deadline {
+            let repeats: usize = seen.lock().unwrap().repeats.values().map(|n| n - 1).sum();
+            println!(
+                "kill -9 under load: {} acknowledged, {} delivered before the restart, lost {}, repeats {} (same delivery id)",
+                acked.len(),
+                before_restart,
+                lost.len(),
+                repeats
+            );
+            assert!(
+                lost.is_empty(),
+                "acknowledged but never delivered: {lost:?}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
