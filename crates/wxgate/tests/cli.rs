@@ -542,7 +542,9 @@ fn url_builds_wechat_urls_and_validates_inputs() {
 #[test]
 fn every_command_has_help_with_an_example() {
     let dir = temp_dir("help");
-    for command in ["serve", "init", "check", "sign", "url", "sim", "doctor"] {
+    for command in [
+        "serve", "init", "check", "sign", "url", "sim", "doctor", "emulate", "inbox",
+    ] {
         let output = wxgate(&dir, &[command, "--help"]);
         assert!(output.status.success(), "{command}");
         let text = stdout(&output);

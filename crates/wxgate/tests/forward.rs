@@ -568,3 +568,47 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The README's signature checks for services (kept in tests/interop/) accept wxgate's
+/// signature and refuse a tampered body, a wrong secret and a stale timestamp.
+#[test]
+fn delivery_signatures_verify_in_python_and_node() {
+    let python = std::env::var("WXGATE_INTEROP_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/interop-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let body_path = temp_dir("sig").join("body.json");
+    let body = r#"{"delivery_id":"1","account":"fwd","attempt":1,"message":{"content":"你好"}}"#;
+    std::fs::write(&body_path, body).unwrap();
+    let ts = now();
+    let good = wxgate::forward::signature(FORWARD_SECRET, ts, body);
+    let stale = wxgate::forward::signature(FORWARD_SECRET, ts - 3600, body);
+    let tampered = wxgate::forward::signature(FORWARD_SECRET, ts, &body.replace("你好", "hi"));
+    for (program, script) in [
+        (python.as_str(), "verify_delivery.py"),
+        ("node", "verify_delivery.js"),
+    ] {
+        for (secret, timestamp, signature, expected) in [
+            (FORWARD_SECRET, ts, &good, "ok"),
+            ("another-secret-0000000000", ts, &good, "invalid"),
+            (FORWARD_SECRET, ts, &tampered, "invalid"),
+            (FORWARD_SECRET, ts - 3600, &stale, "invalid"),
+        ] {
+            let output = std::process::Command::new(program)
+                .arg(dir.join(script))
+                .args([secret, &timestamp.to_string(), signature.as_str()])
+                .arg(&body_path)
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout).trim(),
+                expected,
+                "{script}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
