@@ -242,9 +242,10 @@ impl Forwarder {
     ///
     /// # Errors
     /// A storage error: the message must not be acknowledged.
-    pub fn accept(&self, account: &str, message: &Message, now: i64) -> Result<Accepted, String> {
+    pub async fn accept(&self, account: &str, message: &Message, now: i64) -> Result<Accepted, String> {
         self.inbox
             .accept(account, &message.dedup_key(), message_json(message), now)
+            .await
     }
 
     /// Delivers a new record and waits up to `timeout_ms` for the service's reply. A

@@ -422,7 +422,7 @@ async fn forward(
     let Some(forwarder) = state.forwarder.as_ref() else {
         return Err("forwarding is configured but no inbox is open".to_owned());
     };
-    match forwarder.accept(name, message, now)? {
+    match forwarder.accept(name, message, now).await? {
         Accepted::Duplicate(record) => {
             // A retry: the reply given the first time, if it was passive; never a second delivery.
             let reply = match (&record.reply_outcome, &record.service_reply) {

@@ -79,9 +79,101 @@ pub enum Accepted {
 }
 
 /// The inbox tables inside the process's redb database.
+///
+/// New messages go through one committer thread, which gathers every acceptance
+/// waiting at that moment into a single durable (fsync) transaction: under load one
+/// fsync serves many messages, and no async worker blocks on the disk. State updates
+/// after a delivery are committed without waiting for the disk: a crash can lose one,
+/// and the delivery then repeats (at least once, same delivery id), which the service
+/// must tolerate anyway.
 #[derive(Debug, Clone)]
 pub struct Inbox {
     db: Arc<Database>,
+    committer: std::sync::mpsc::Sender<AcceptJob>,
+}
+
+#[derive(Debug)]
+struct AcceptJob {
+    account: String,
+    dedup_key: String,
+    message: serde_json::Value,
+    now: i64,
+    answer: tokio::sync::oneshot::Sender<Result<Accepted, String>>,
+}
+
+/// Most acceptances committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+fn committer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<AcceptJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = accept_batch(&db, &batch);
+        match result {
+            Ok(accepted) => {
+                for (job, accepted) in batch.into_iter().zip(accepted) {
+                    let _ = job.answer.send(Ok(accepted));
+                }
+            }
+            Err(error) => {
+                for job in batch {
+                    let _ = job.answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Inserts a batch in one durable transaction; a retry within the batch finds the
+/// record its twin just inserted.
+fn accept_batch(db: &Database, batch: &[AcceptJob]) -> Result<Vec<Accepted>, String> {
+    let txn = db.begin_write().map_err(err)?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut dedup_table = txn.open_table(DEDUP).map_err(err)?;
+        let mut records = txn.open_table(RECORDS).map_err(err)?;
+        let mut pending = txn.open_table(PENDING).map_err(err)?;
+        let mut meta = txn.open_table(META).map_err(err)?;
+        let mut next_id = meta.get("next_id").map_err(err)?.map(|v| v.value()).unwrap_or(1);
+        for job in batch {
+            let dedup = format!("{}:{}", job.account, job.dedup_key);
+            let existing = dedup_table.get(dedup.as_str()).map_err(err)?.map(|id| id.value());
+            if let Some(id) = existing {
+                let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
+                if let Some(bytes) = bytes {
+                    results.push(Accepted::Duplicate(serde_json::from_slice(&bytes).map_err(err)?));
+                    continue;
+                }
+            }
+            let record = Record {
+                id: next_id,
+                account: job.account.clone(),
+                received_at: job.now,
+                dedup_key: job.dedup_key.clone(),
+                message: job.message.clone(),
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: job.now,
+                last_error: None,
+                delivered_at: None,
+                service_reply: None,
+                reply_outcome: None,
+            };
+            next_id += 1;
+            records.insert(record.id, serde_json::to_vec(&record).map_err(err)?.as_slice()).map_err(err)?;
+            dedup_table.insert(dedup.as_str(), record.id).map_err(err)?;
+            pending.insert(record.id, job.now).map_err(err)?;
+            results.push(Accepted::New(record));
+        }
+        meta.insert("next_id", next_id).map_err(err)?;
+    }
+    txn.commit().map_err(err)?;
+    Ok(results)
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -100,70 +192,26 @@ impl Inbox {
         txn.open_table(PENDING).map_err(err)?;
         txn.open_table(META).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok(Inbox { db })
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let committer_db = db.clone();
+        std::thread::Builder::new()
+            .name("wxgate-inbox-commit".into())
+            .spawn(move || committer(committer_db, receiver))
+            .map_err(err)?;
+        Ok(Inbox { db, committer: sender })
     }
 
     /// Commits a new pending record, or returns the existing one for a retry. The
-    /// commit is durable when this returns.
+    /// commit is durable (fsync) when this returns.
     ///
     /// # Errors
     /// redb errors: the caller must not acknowledge the message to WeChat.
-    pub fn accept(
-        &self,
-        account: &str,
-        dedup_key: &str,
-        message: serde_json::Value,
-        now: i64,
-    ) -> Result<Accepted, String> {
-        let dedup = format!("{account}:{dedup_key}");
-        let txn = self.db.begin_write().map_err(err)?;
-        let accepted = {
-            let mut dedup_table = txn.open_table(DEDUP).map_err(err)?;
-            let mut records = txn.open_table(RECORDS).map_err(err)?;
-            let existing = dedup_table
-                .get(dedup.as_str())
-                .map_err(err)?
-                .map(|id| id.value());
-            if let Some(id) = existing {
-                let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
-                if let Some(bytes) = bytes {
-                    let record: Record = serde_json::from_slice(&bytes).map_err(err)?;
-                    return Ok(Accepted::Duplicate(record));
-                }
-            }
-            let mut meta = txn.open_table(META).map_err(err)?;
-            let id = meta
-                .get("next_id")
-                .map_err(err)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            meta.insert("next_id", id + 1).map_err(err)?;
-            let record = Record {
-                id,
-                account: account.to_owned(),
-                received_at: now,
-                dedup_key: dedup_key.to_owned(),
-                message,
-                state: DeliveryState::Pending,
-                attempts: 0,
-                next_attempt_at: now,
-                last_error: None,
-                delivered_at: None,
-                service_reply: None,
-                reply_outcome: None,
-            };
-            records
-                .insert(id, serde_json::to_vec(&record).map_err(err)?.as_slice())
-                .map_err(err)?;
-            dedup_table.insert(dedup.as_str(), id).map_err(err)?;
-            txn.open_table(PENDING)
-                .map_err(err)?
-                .insert(id, now)
-                .map_err(err)?;
-            Accepted::New(record)
-        };
-        txn.commit().map_err(err)?;
-        Ok(accepted)
+    pub async fn accept(&self, account: &str, dedup_key: &str, message: serde_json::Value, now: i64) -> Result<Accepted, String> {
+        let (answer, result) = tokio::sync::oneshot::channel();
+        self.committer
+            .send(AcceptJob { account: account.to_owned(), dedup_key: dedup_key.to_owned(), message, now, answer })
+            .map_err(|_| "the inbox committer stopped".to_owned())?;
+        result.await.map_err(|_| "the inbox committer stopped".to_owned())?
     }
 
     /// Writes a record back (state, attempts, reply), keeping the pending index in step.
@@ -171,7 +219,8 @@ impl Inbox {
     /// # Errors
     /// redb errors.
     pub fn update(&self, record: &Record) -> Result<(), String> {
-        let txn = self.db.begin_write().map_err(err)?;
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(redb::Durability::None);
         {
             let mut records = txn.open_table(RECORDS).map_err(err)?;
             records
