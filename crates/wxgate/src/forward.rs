@@ -242,7 +242,12 @@ impl Forwarder {
     ///
     /// # Errors
     /// A storage error: the message must not be acknowledged.
-    pub async fn accept(&self, account: &str, message: &Message, now: i64) -> Result<Accepted, String> {
+    pub async fn accept(
+        &self,
+        account: &str,
+        message: &Message,
+        now: i64,
+    ) -> Result<Accepted, String> {
         self.inbox
             .accept(account, &message.dedup_key(), message_json(message), now)
             .await
@@ -291,7 +296,7 @@ impl Forwarder {
                             // Record the passive reply before handing it over, so a retry
                             // that arrives right after our answer finds it.
                             record.reply_outcome = Some("passive".to_owned());
-                            if let Err(err) = self.inbox.update(&record) {
+                            if let Err(err) = self.update_off_thread(&record).await {
                                 tracing::error!(
                                     delivery_id = id,
                                     "cannot record the delivery state: {err}"
@@ -331,7 +336,7 @@ impl Forwarder {
                 }
             }
         }
-        if let Err(err) = self.inbox.update(&record) {
+        if let Err(err) = self.update_off_thread(&record).await {
             tracing::error!(
                 delivery_id = id,
                 "cannot record the delivery state: {err}; it will be attempted again"
@@ -341,6 +346,16 @@ impl Forwarder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+
+    /// Writes a record on a blocking thread: redb's writer lock must not stall the
+    /// async workers that answer WeChat.
+    async fn update_off_thread(&self, record: &Record) -> Result<(), String> {
+        let inbox = self.inbox.clone();
+        let record = record.clone();
+        tokio::task::spawn_blocking(move || inbox.update(&record))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     async fn attempt(&self, record: &mut Record) -> Attempt {

@@ -139,14 +139,23 @@ fn accept_batch(db: &Database, batch: &[AcceptJob]) -> Result<Vec<Accepted>, Str
         let mut records = txn.open_table(RECORDS).map_err(err)?;
         let mut pending = txn.open_table(PENDING).map_err(err)?;
         let mut meta = txn.open_table(META).map_err(err)?;
-        let mut next_id = meta.get("next_id").map_err(err)?.map(|v| v.value()).unwrap_or(1);
+        let mut next_id = meta
+            .get("next_id")
+            .map_err(err)?
+            .map(|v| v.value())
+            .unwrap_or(1);
         for job in batch {
             let dedup = format!("{}:{}", job.account, job.dedup_key);
-            let existing = dedup_table.get(dedup.as_str()).map_err(err)?.map(|id| id.value());
+            let existing = dedup_table
+                .get(dedup.as_str())
+                .map_err(err)?
+                .map(|id| id.value());
             if let Some(id) = existing {
                 let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
                 if let Some(bytes) = bytes {
-                    results.push(Accepted::Duplicate(serde_json::from_slice(&bytes).map_err(err)?));
+                    results.push(Accepted::Duplicate(
+                        serde_json::from_slice(&bytes).map_err(err)?,
+                    ));
                     continue;
                 }
             }
@@ -165,7 +174,12 @@ fn accept_batch(db: &Database, batch: &[AcceptJob]) -> Result<Vec<Accepted>, Str
                 reply_outcome: None,
             };
             next_id += 1;
-            records.insert(record.id, serde_json::to_vec(&record).map_err(err)?.as_slice()).map_err(err)?;
+            records
+                .insert(
+                    record.id,
+                    serde_json::to_vec(&record).map_err(err)?.as_slice(),
+                )
+                .map_err(err)?;
             dedup_table.insert(dedup.as_str(), record.id).map_err(err)?;
             pending.insert(record.id, job.now).map_err(err)?;
             results.push(Accepted::New(record));
@@ -198,7 +212,10 @@ impl Inbox {
             .name("wxgate-inbox-commit".into())
             .spawn(move || committer(committer_db, receiver))
             .map_err(err)?;
-        Ok(Inbox { db, committer: sender })
+        Ok(Inbox {
+            db,
+            committer: sender,
+        })
     }
 
     /// Commits a new pending record, or returns the existing one for a retry. The
@@ -206,12 +223,26 @@ impl Inbox {
     ///
     /// # Errors
     /// redb errors: the caller must not acknowledge the message to WeChat.
-    pub async fn accept(&self, account: &str, dedup_key: &str, message: serde_json::Value, now: i64) -> Result<Accepted, String> {
+    pub async fn accept(
+        &self,
+        account: &str,
+        dedup_key: &str,
+        message: serde_json::Value,
+        now: i64,
+    ) -> Result<Accepted, String> {
         let (answer, result) = tokio::sync::oneshot::channel();
         self.committer
-            .send(AcceptJob { account: account.to_owned(), dedup_key: dedup_key.to_owned(), message, now, answer })
+            .send(AcceptJob {
+                account: account.to_owned(),
+                dedup_key: dedup_key.to_owned(),
+                message,
+                now,
+                answer,
+            })
             .map_err(|_| "the inbox committer stopped".to_owned())?;
-        result.await.map_err(|_| "the inbox committer stopped".to_owned())?
+        result
+            .await
+            .map_err(|_| "the inbox committer stopped".to_owned())?
     }
 
     /// Writes a record back (state, attempts, reply), keeping the pending index in step.

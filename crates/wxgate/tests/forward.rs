@@ -461,24 +461,41 @@ async fn inbox_admin_api_lists_shows_retries_and_purges() {
     // The CLI talks to the same API.
     push_text(&client, &gw.base, "b", 22, Mode::Plain).await;
     let cli = |args: &[&str]| {
-        let mut full = vec!["inbox", "--url", gw.base.as_str(), "--admin-token", "admin-token-0123456789"];
+        let mut full = vec![
+            "inbox",
+            "--url",
+            gw.base.as_str(),
+            "--admin-token",
+            "admin-token-0123456789",
+        ];
         full.extend_from_slice(args);
         let full: Vec<String> = full.iter().map(|s| s.to_string()).collect();
         async move {
             tokio::task::spawn_blocking(move || {
-                std::process::Command::new(env!("CARGO_BIN_EXE_wxgate")).args(&full).current_dir(std::env::temp_dir()).output().unwrap()
+                std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
+                    .args(&full)
+                    .current_dir(std::env::temp_dir())
+                    .output()
+                    .unwrap()
             })
             .await
             .unwrap()
         }
     };
     let listed = cli(&["list", "--state", "delivered"]).await;
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     assert!(String::from_utf8_lossy(&listed.stdout).contains("\"content\": \"b\""));
     assert!(cli(&["show", "2"]).await.status.success());
     assert!(cli(&["retry", "2"]).await.status.success());
     assert_eq!(cli(&["show", "999"]).await.status.code(), Some(1));
-    assert_eq!(cli(&["purge", "--older-than", "1w"]).await.status.code(), Some(2));
+    assert_eq!(
+        cli(&["purge", "--older-than", "1w"]).await.status.code(),
+        Some(2)
+    );
 }
 
 /// Kill -9 under load: every message that got a 200 is delivered after the restart
