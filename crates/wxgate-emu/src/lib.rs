@@ -691,6 +691,27 @@ fn with_token(
     )
 }
 
+/// Runs `handler` for a GET with `access_token`.
+fn get_with_token(
+    emu: &Emulator,
+    uri: &Uri,
+    q: &HashMap<String, String>,
+    handler: impl FnOnce(&str) -> Value,
+) -> Response {
+    let answer = match emu.check_token(q.get("access_token")) {
+        Err(err) => err,
+        Ok(app_id) => handler(&app_id),
+    };
+    respond(
+        emu,
+        "GET",
+        uri.path(),
+        uri.query().unwrap_or_default(),
+        "",
+        answer,
+    )
+}
+
 async fn qrcode_create(
     State(emu): State<Emulator>,
     uri: Uri,
@@ -811,74 +832,42 @@ async fn menu_create(
 }
 
 async fn menu_get(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Response {
-    let answer = match emu.check_token(q.get("access_token")) {
-        Err(err) => err,
-        Ok(app_id) => match emu.lock().menus.get(&app_id) {
+    let emu2 = emu.clone();
+    get_with_token(&emu, &uri, &q, move |app_id| {
+        match emu2.lock().menus.get(app_id) {
             Some(menu) => json!({ "menu": menu }),
             None => error(46003, "menu no exist"),
-        },
-    };
-    respond(
-        &emu,
-        "GET",
-        "/cgi-bin/menu/get",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+        }
+    })
 }
 
 async fn menu_delete(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Response {
-    let answer = match emu.check_token(q.get("access_token")) {
-        Err(err) => err,
-        Ok(app_id) => {
-            emu.lock().menus.remove(&app_id);
-            json!({ "errcode": 0, "errmsg": "ok" })
-        }
-    };
-    respond(
-        &emu,
-        "GET",
-        "/cgi-bin/menu/delete",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    let emu2 = emu.clone();
+    get_with_token(&emu, &uri, &q, move |app_id| {
+        emu2.lock().menus.remove(app_id);
+        json!({ "errcode": 0, "errmsg": "ok" })
+    })
 }
 
 async fn user_info(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Response {
-    let answer = match emu.check_token(q.get("access_token")) {
-        Err(err) => err,
-        Ok(_) => match q.get("openid") {
-            Some(openid) if !openid.is_empty() => json!({
-                "subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": 1700000000,
-                "unionid": format!("u{openid}"), "remark": "", "groupid": 0, "tagid_list": [],
-                "subscribe_scene": "ADD_SCENE_QR_CODE", "qr_scene": 0, "qr_scene_str": "",
-            }),
-            _ => error(40003, "invalid openid"),
-        },
-    };
-    respond(
-        &emu,
-        "GET",
-        "/cgi-bin/user/info",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    let openid = q.get("openid").cloned().unwrap_or_default();
+    get_with_token(&emu, &uri, &q, move |_| {
+        if openid.is_empty() {
+            return error(40003, "invalid openid");
+        }
+        json!({
+            "subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": 1700000000,
+            "unionid": format!("u{openid}"), "remark": "", "groupid": 0, "tagid_list": [],
+            "subscribe_scene": "ADD_SCENE_QR_CODE", "qr_scene": 0, "qr_scene_str": "",
+        })
+    })
 }
 
 async fn callback_ip(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Response {
-    let answer = match emu.check_token(q.get("access_token")) {
-        Err(err) => err,
-        Ok(_) => json!({ "ip_list": ["101.226.62.77", "101.226.62.78"] }),
-    };
-    respond(
+    get_with_token(
         &emu,
-        "GET",
-        "/cgi-bin/getcallbackip",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
+        &uri,
+        &q,
+        |_| json!({ "ip_list": ["101.226.62.77", "101.226.62.78"] }),
     )
 }

@@ -507,27 +507,10 @@ async fn a_restart_with_the_redb_store_fetches_no_new_token() {
     std::fs::write(dir.join("wxgate.toml"), text).unwrap();
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(&dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
+        let run_dir = dir.clone();
+        let (mut child, base) = tokio::task::spawn_blocking(move || start_binary(&run_dir))
+            .await
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let base = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
-            std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|line| {
-                    line.strip_prefix("wxgate listening on ")
-                        .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
-                })
-                .unwrap()
-        })
-        .await
-        .unwrap();
         let client = reqwest::Client::new();
         let (status, body) = json_of(
             admin(

@@ -510,28 +510,7 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
         forward_config(&dir.join("data"), &hook, &emu_base, 50),
     )
     .unwrap();
-    let start = move || {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(&dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let base = {
-            use std::io::BufRead;
-            std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|line| {
-                    line.strip_prefix("wxgate listening on ")
-                        .map(|r| r.split_whitespace().next().unwrap().to_owned())
-                })
-                .expect("wxgate starts")
-        };
-        (child, base)
-    };
+    let start = move || start_binary(&dir);
     let (mut child, base) = tokio::task::spawn_blocking(start.clone()).await.unwrap();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

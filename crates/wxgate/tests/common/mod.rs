@@ -127,3 +127,31 @@ pub async fn get(client: &reqwest::Client, url: &str) -> (u16, String, String) {
         .unwrap_or_default();
     (status, content_type, response.text().await.unwrap())
 }
+
+/// Starts the real binary (`wxgate serve --listen 127.0.0.1:0`) in `dir`, which holds a
+/// wxgate.toml, and returns it with its base URL once it listens. Blocking: call it
+/// from `spawn_blocking` in async tests.
+pub fn start_binary(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("wxgate starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let base = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.strip_prefix("wxgate listening on ").map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
+        .expect("wxgate prints its address");
+    (child, base)
+}
