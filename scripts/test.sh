@@ -37,6 +37,18 @@ export WXGATE_INTEROP_PYTHON="$VENV/bin/python"
 # --- Node (the README's identity-token snippet is run by a test) ------------------
 command -v node >/dev/null 2>&1 || apt_install nodejs
 
+# --- Redis (the multi-instance tests share a real redis-server) -------------------
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+REDIS_PORT=${WXGATE_TEST_REDIS_PORT:-6399}
+if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  log "starting redis-server on 127.0.0.1:$REDIS_PORT"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "/tmp/wxgate-test-redis-$REDIS_PORT.pid" --logfile "/tmp/wxgate-test-redis-$REDIS_PORT.log"
+  trap 'redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true' EXIT
+  for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+export WXGATE_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT"
+
 # --- Build once, then run every test ---------------------------------------------
 log "cargo test --workspace"
 cargo test --workspace --all-targets "$@"

@@ -46,8 +46,16 @@ pub struct RawConfig {
     open_base: Option<String>,
     token_endpoint: Option<Spanned<String>>,
     daily_token_quota: Option<u32>,
+    storage: Option<RawStorage>,
     #[serde(default)]
     account: Vec<RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    backend: Spanned<String>,
+    redis_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +122,9 @@ pub struct Config {
     pub token_endpoint: wxgate_client::TokenEndpoint,
     /// Token fetches allowed per day per account (a warning at 80 %).
     pub daily_token_quota: u32,
+    /// Where credentials live: `None` for redb under data_dir, or a Redis URL shared by
+    /// several instances.
+    pub redis_url: Option<String>,
 }
 
 /// OAuth settings of an account (`[account.oauth]`).
@@ -464,8 +475,48 @@ impl Validator<'_> {
                 wxgate_client::TokenEndpoint::Stable
             }
         };
+        let redis_url = match &raw.storage {
+            None => None,
+            Some(storage) => match storage.backend.get_ref().as_str() {
+                "redb" => None,
+                "redis" => match &storage.redis_url {
+                    Some(url)
+                        if url.get_ref().starts_with("redis://")
+                            || url.get_ref().starts_with("rediss://") =>
+                    {
+                        Some(url.get_ref().clone())
+                    }
+                    Some(url) => {
+                        self.error(
+                            Some(url.span()),
+                            "storage.redis_url".into(),
+                            "redis_url must look like redis://127.0.0.1:6379/0",
+                        );
+                        None
+                    }
+                    None => {
+                        self.error(
+                            Some(storage.backend.span()),
+                            "storage.redis_url".into(),
+                            "backend = \"redis\" needs redis_url = \"redis://host:6379/0\"",
+                        );
+                        None
+                    }
+                },
+                other => {
+                    let problem = format!("{other:?}: use \"redb\" (one instance, the default) or \"redis\" (several instances)");
+                    self.error(
+                        Some(storage.backend.span()),
+                        "storage.backend".into(),
+                        problem,
+                    );
+                    None
+                }
+            },
+        };
         Some(Config {
             listen,
+            redis_url,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "wxgate-data".into())),
             max_body_bytes,
             accounts,

@@ -115,18 +115,19 @@ impl AppState {
         }
     }
 
-    /// Opens `data_dir/wxgate.redb` and builds the full state: credentials in redb,
-    /// the inbox and the forwarder, the admin token. Spawns the credential refresher
-    /// and the delivery worker.
+    /// Opens `data_dir/wxgate.redb` (and Redis, with `[storage] backend = "redis"`) and
+    /// builds the full state: credentials, the inbox and the forwarder, the admin
+    /// token. Spawns the credential refresher and the delivery worker.
     ///
     /// # Errors
-    /// The database cannot be opened.
-    pub fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
+    /// The database or Redis cannot be opened.
+    pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
         let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
-        let center = credential_center(
-            config,
-            Arc::new(crate::storage::RedbStore::new(db.clone())?),
-        );
+        let store: Arc<dyn CredentialStore> = match &config.redis_url {
+            Some(url) => Arc::new(crate::redis_store::RedisStore::connect(url).await?),
+            None => Arc::new(crate::storage::RedbStore::new(db.clone())?),
+        };
+        let center = credential_center(config, store);
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
         let forwards: HashMap<String, crate::config::ForwardConfig> = config

@@ -14,5 +14,6 @@ pub mod inbox;
 pub mod metrics;
 pub mod oauth;
 pub mod probe;
+pub mod redis_store;
 pub mod rules;
 pub mod storage;

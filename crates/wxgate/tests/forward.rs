@@ -142,8 +142,11 @@ struct Gateway {
 
 async fn gateway(config_text: &str) -> Gateway {
     let config = wxgate::config::Config::parse(config_text, "t.toml").unwrap();
-    let state =
-        Arc::new(wxgate::http::AppState::open(&config, "admin-token-0123456789".into()).unwrap());
+    let state = Arc::new(
+        wxgate::http::AppState::open(&config, "admin-token-0123456789".into())
+            .await
+            .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app_state = state.clone();

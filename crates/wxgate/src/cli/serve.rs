@@ -91,7 +91,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let admin_token = admin_token(&config)?;
-        let state = Arc::new(AppState::open(&config, admin_token).map_err(anyhow::Error::msg)?);
+        let state = Arc::new(
+            AppState::open(&config, admin_token)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
         http::serve(listener, state, shutdown).await?;
         println!("wxgate stopped");

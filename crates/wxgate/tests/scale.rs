@@ -1,0 +1,194 @@
+//! Several real wxgate processes sharing a real redis-server: one access_token per
+//! account, fetched and refreshed by exactly one instance. `scripts/test.sh` starts
+//! Redis and sets WXGATE_TEST_REDIS.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use wxgate_emu::{App, Emulator, EmulatorConfig};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const ADMIN: &str = "scale-admin-token-0123456789";
+
+fn redis_url(db: u32) -> String {
+    let base = std::env::var("WXGATE_TEST_REDIS").expect(
+        "WXGATE_TEST_REDIS is unset: run `bash scripts/test.sh`, which starts redis-server",
+    );
+    format!("{}/{db}", base.trim_end_matches('/'))
+}
+
+async fn flush(url: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_fetch_one_token_and_refresh_it_once() {
+    let url = redis_url(5);
+    flush(&url).await;
+    let mut config = EmulatorConfig::with_app(App::new(APP_ID, SECRET));
+    config.token_ttl_s = 8;
+    let emu = Emulator::new(config);
+    let (emu_addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+
+    let mut instances = Vec::new();
+    for i in 0..3 {
+        let dir = std::env::temp_dir().join(format!("wxgate-scale-{i}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("wxgate.toml"),
+            format!(
+                "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
+                 [[account]]\nname = \"main\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\n"
+            ),
+        )
+        .unwrap();
+        instances.push(
+            tokio::task::spawn_blocking(move || start_binary(&dir))
+                .await
+                .unwrap(),
+        );
+    }
+    let bases: Vec<String> = instances.iter().map(|(_, base)| base.clone()).collect();
+    let client = reqwest::Client::new();
+    let fetch_all = |n: usize| {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let request = client
+                .get(format!(
+                    "{}/api/accounts/main/access_token",
+                    bases[i % bases.len()]
+                ))
+                .bearer_auth(ADMIN);
+            tasks.push(tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status().as_u16(), 200);
+                let body: serde_json::Value = response.json().await.unwrap();
+                body["access_token"].as_str().unwrap().to_owned()
+            }));
+        }
+        tasks
+    };
+    let mut tokens = std::collections::HashSet::new();
+    for task in fetch_all(300) {
+        tokens.insert(task.await.unwrap());
+    }
+    assert_eq!(tokens.len(), 1, "every instance hands out the same token");
+    assert_eq!(
+        emu.count("/cgi-bin/stable_token"),
+        1,
+        "300 requests over 3 instances, one fetch"
+    );
+
+    // The token lives 8 s and is refreshed 2 s before expiry: by one instance only.
+    tokio::time::sleep(Duration::from_millis(8500)).await;
+    let mut after = std::collections::HashSet::new();
+    for task in fetch_all(30) {
+        after.insert(task.await.unwrap());
+    }
+    assert_eq!(after.len(), 1, "the instances agree after the refresh");
+    assert!(!after.contains(tokens.iter().next().unwrap()), "refreshed");
+    assert_eq!(
+        emu.count("/cgi-bin/stable_token"),
+        2,
+        "exactly one refresh across the instances"
+    );
+
+    for (mut child, _) in instances {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn storage_config_rules() {
+    let base = "[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"tok123\"\n";
+    let err = |storage: &str| {
+        wxgate::config::Config::parse(&format!("{storage}\n{base}"), "t")
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err("[storage]\nbackend = \"redis\"").contains("needs redis_url"));
+    assert!(
+        err("[storage]\nbackend = \"redis\"\nredis_url = \"localhost:6379\"").contains("redis://")
+    );
+    assert!(err("[storage]\nbackend = \"etcd\"").contains("\"redb\""));
+    let ok = wxgate::config::Config::parse(
+        &format!(
+            "[storage]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n{base}"
+        ),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(ok.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+}
+
+/// The refresh lease is fenced: an instance that paused past its lease cannot
+/// overwrite the token that the next lease holder stored.
+#[tokio::test]
+async fn a_late_lease_holder_cannot_overwrite_a_newer_token() {
+    use wxgate_client::{Credential, CredentialStore};
+    let url = redis_url(6);
+    flush(&url).await;
+    let store = wxgate::redis_store::RedisStore::connect(&url)
+        .await
+        .unwrap();
+    let key = "wxgate:cred:wx1234567890abcdef:access_token";
+    let first = store
+        .try_lock(key, Duration::from_millis(150))
+        .await
+        .unwrap()
+        .expect("lease granted");
+    assert_eq!(
+        store.try_lock(key, Duration::from_secs(5)).await.unwrap(),
+        None,
+        "one holder at a time"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await; // the first holder "pauses" past its lease
+    let second = store
+        .try_lock(key, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the lease expired");
+    assert!(second > first, "fences increase");
+    let newer = Credential {
+        value: "newer".into(),
+        expires_at: now() + 100,
+        fetched_at: now(),
+    };
+    store.save(key, &newer, second).await.unwrap();
+    let stale = Credential {
+        value: "stale".into(),
+        expires_at: now() + 100,
+        fetched_at: now(),
+    };
+    let refused = store.save(key, &stale, first).await.unwrap_err();
+    assert!(refused.contains("superseded"), "{refused}");
+    assert_eq!(store.load(key).await.unwrap().unwrap().value, "newer");
+    store.unlock(key, second).await.unwrap();
+    assert!(
+        store
+            .try_lock(key, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_some(),
+        "released"
+    );
+    assert!(
+        wxgate::redis_store::RedisStore::connect("redis://127.0.0.1:1/0")
+            .await
+            .unwrap_err()
+            .contains("redis")
+    );
+}
