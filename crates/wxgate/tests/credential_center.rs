@@ -43,6 +43,11 @@ fn admin(client: &reqwest::Client, method: reqwest::Method, url: &str) -> reqwes
     client.request(method, url).bearer_auth(ADMIN)
 }
 
+/// Sends a request and reads its status and JSON body.
+async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    json_of(request.send().await.unwrap()).await
+}
+
 async fn json_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
@@ -57,37 +62,18 @@ async fn admin_api_needs_the_bearer_token() {
     let (_emu, server) = start().await;
     let client = reqwest::Client::new();
     let url = format!("{}/api/accounts/main/access_token", server.base);
-    let (status, body) = json_of(client.get(&url).send().await.unwrap()).await;
+    let (status, body) = call(client.get(&url)).await;
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
-    let (status, _) = json_of(
-        client
-            .get(&url)
-            .bearer_auth("wrong-token-0123456789xx")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(client.get(&url).bearer_auth("wrong-token-0123456789xx")).await;
     assert_eq!(status, 401);
-    let (status, _) = json_of(
-        admin(&client, reqwest::Method::GET, &url)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(admin(&client, reqwest::Method::GET, &url)).await;
     assert_eq!(status, 200);
-    let (status, _) = json_of(
-        admin(
-            &client,
-            reqwest::Method::GET,
-            &format!("{}/api/accounts/nosuch/access_token", server.base),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, _) = call(admin(
+        &client,
+        reqwest::Method::GET,
+        &format!("{}/api/accounts/nosuch/access_token", server.base),
+    ))
     .await;
     assert_eq!(status, 404);
     server.stop().await;
@@ -101,9 +87,7 @@ async fn concurrent_token_requests_fetch_once() {
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let request = admin(&client, reqwest::Method::GET, &url);
-        tasks.push(tokio::spawn(async move {
-            json_of(request.send().await.unwrap()).await
-        }));
+        tasks.push(tokio::spawn(async move { call(request).await }));
     }
     let mut tokens = std::collections::HashSet::new();
     for task in tasks {
@@ -138,16 +122,11 @@ async fn jssdk_config_signs_the_page_url_without_fragment() {
     let (status, config) = json_of(response).await;
     assert_eq!(status, 200, "{config}");
     assert_eq!(config["appId"], APP_ID);
-    let (_, ticket) = json_of(
-        admin(
-            &client,
-            reqwest::Method::GET,
-            &format!("{}/api/accounts/main/jsapi_ticket", server.base),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (_, ticket) = call(admin(
+        &client,
+        reqwest::Method::GET,
+        &format!("{}/api/accounts/main/jsapi_ticket", server.base),
+    ))
     .await;
     let expected = wxgate_proto::signature::jssdk_signature(
         ticket["ticket"].as_str().unwrap(),
@@ -171,16 +150,13 @@ async fn jssdk_config_signs_the_page_url_without_fragment() {
         1,
         "the ticket is cached"
     );
-    let (status, _) = json_of(
+    let (status, _) = call(
         admin(
             &client,
             reqwest::Method::POST,
             &format!("{}/api/accounts/main/jssdk_config", server.base),
         )
-        .body("{\"url\":\"/relative\"}")
-        .send()
-        .await
-        .unwrap(),
+        .body("{\"url\":\"/relative\"}"),
     )
     .await;
     assert_eq!(status, 400);
@@ -199,124 +175,71 @@ async fn api_calls_are_forwarded_with_the_managed_token() {
         )
         .body(body.to_string())
     };
-    let (status, qr) = json_of(
-        post(
-            "qrcode",
-            serde_json::json!({ "scene_str": "promo", "expire_seconds": 600 }),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, qr) = call(post(
+        "qrcode",
+        serde_json::json!({ "scene_str": "promo", "expire_seconds": 600 }),
+    ))
     .await;
     assert_eq!(status, 200, "{qr}");
     assert!(qr["image_url"]
         .as_str()
         .unwrap()
         .starts_with("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket="));
-    let (status, body) = json_of(post("qrcode", serde_json::json!({})).send().await.unwrap()).await;
+    let (status, body) = call(post("qrcode", serde_json::json!({}))).await;
     assert_eq!(status, 400, "{body}");
-    let (status, scheme) = json_of(
-        post(
-            "scheme",
-            serde_json::json!({ "jump_wxa": { "path": "pages/a/b" } }),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, scheme) = call(post(
+        "scheme",
+        serde_json::json!({ "jump_wxa": { "path": "pages/a/b" } }),
+    ))
     .await;
     assert_eq!(status, 200);
     assert!(scheme["openlink"]
         .as_str()
         .unwrap()
         .starts_with("weixin://"));
-    let (status, _) = json_of(
-        post("urllink", serde_json::json!({ "path": "pages/a/b" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(post("urllink", serde_json::json!({ "path": "pages/a/b" }))).await;
     assert_eq!(status, 200);
     // WeChat's errors come back with their code and a hint.
-    let (status, error) = json_of(
-        post(
-            "custom_send",
-            serde_json::json!({ "touser": "oNew", "msgtype": "text", "text": { "content": "hi" } }),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, error) = call(post(
+        "custom_send",
+        serde_json::json!({ "touser": "oNew", "msgtype": "text", "text": { "content": "hi" } }),
+    ))
     .await;
     assert_eq!(status, 502);
     assert_eq!(error["errcode"], 45015);
     assert!(error["hint"].as_str().unwrap().contains("48 hours"));
     emu.record_interaction("oNew");
-    let (status, _) = json_of(
-        post(
-            "custom_send",
-            serde_json::json!({ "touser": "oNew", "msgtype": "text", "text": { "content": "hi" } }),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, _) = call(post(
+        "custom_send",
+        serde_json::json!({ "touser": "oNew", "msgtype": "text", "text": { "content": "hi" } }),
+    ))
     .await;
     assert_eq!(status, 200);
-    let (status, sent) = json_of(
-        post(
-            "template_send",
-            serde_json::json!({ "touser": "oNew", "template_id": "T", "data": {} }),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, sent) = call(post(
+        "template_send",
+        serde_json::json!({ "touser": "oNew", "template_id": "T", "data": {} }),
+    ))
     .await;
     assert_eq!(status, 200, "{sent}");
-    let (status, _) = json_of(
-        post("menu", serde_json::json!({ "button": [] }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(post("menu", serde_json::json!({ "button": [] }))).await;
     assert_eq!(status, 200);
-    let (status, menu) = json_of(
-        admin(
-            &client,
-            reqwest::Method::GET,
-            &format!("{}/api/accounts/main/menu", server.base),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, menu) = call(admin(
+        &client,
+        reqwest::Method::GET,
+        &format!("{}/api/accounts/main/menu", server.base),
+    ))
     .await;
     assert_eq!((status, menu["menu"]["button"].is_array()), (200, true));
-    let (status, _) = json_of(
-        admin(
-            &client,
-            reqwest::Method::DELETE,
-            &format!("{}/api/accounts/main/menu", server.base),
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, _) = call(admin(
+        &client,
+        reqwest::Method::DELETE,
+        &format!("{}/api/accounts/main/menu", server.base),
+    ))
     .await;
     assert_eq!(status, 200);
     // A token invalidated elsewhere is recovered with one retry.
     emu.refresh_elsewhere(APP_ID);
-    let (status, _) = json_of(
-        post("urllink", serde_json::json!({ "path": "pages/a/b" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(post("urllink", serde_json::json!({ "path": "pages/a/b" }))).await;
     assert_eq!(status, 200);
     assert_eq!(emu.count("/cgi-bin/stable_token"), 2);
     assert_eq!(server.state.center().stats().foreign_refreshes, 1);
@@ -512,16 +435,11 @@ async fn a_restart_with_the_redb_store_fetches_no_new_token() {
             .await
             .unwrap();
         let client = reqwest::Client::new();
-        let (status, body) = json_of(
-            admin(
-                &client,
-                reqwest::Method::GET,
-                &format!("{base}/api/accounts/main/access_token"),
-            )
-            .send()
-            .await
-            .unwrap(),
-        )
+        let (status, body) = call(admin(
+            &client,
+            reqwest::Method::GET,
+            &format!("{base}/api/accounts/main/access_token"),
+        ))
         .await;
         assert_eq!(status, 200, "{body}");
         tokens.push(body["access_token"].as_str().unwrap().to_owned());
