@@ -32,6 +32,11 @@ fn wxgate(dir: &Path, args: &[&str]) -> Output {
         .expect("wxgate runs")
 }
 
+/// Runs the binary with borrowed arguments, off the async workers.
+async fn wxgate_args(args: &[&str]) -> Output {
+    wxgate_async(args.iter().map(|s| s.to_string()).collect()).await
+}
+
 async fn wxgate_async(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(BIN).args(&args).output().expect("wxgate runs")
@@ -594,47 +599,37 @@ async fn sim_talks_to_wxgate_in_each_mode() {
     }
     // An event with no matching rule: success is a valid answer.
     let url = format!("{}/wx/safe", server.base);
-    let output = wxgate_async(
-        [
-            "sim",
-            "--url",
-            &url,
-            "--token",
-            TOKEN,
-            "--aes-key",
-            KEY,
-            "--app-id",
-            APP_ID,
-            "event",
-            "click",
-            "MENU_1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
+    let output = wxgate_args(&[
+        "sim",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--aes-key",
+        KEY,
+        "--app-id",
+        APP_ID,
+        "event",
+        "click",
+        "MENU_1",
+    ])
     .await;
     assert!(output.status.success(), "{}", stdout(&output));
     assert!(stdout(&output).contains("(none: success)"));
     // The subscribe rule.
-    let output = wxgate_async(
-        [
-            "sim",
-            "--url",
-            &url,
-            "--token",
-            TOKEN,
-            "--aes-key",
-            KEY,
-            "--app-id",
-            APP_ID,
-            "event",
-            "subscribe",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
+    let output = wxgate_args(&[
+        "sim",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--aes-key",
+        KEY,
+        "--app-id",
+        APP_ID,
+        "event",
+        "subscribe",
+    ])
     .await;
     assert!(
         stdout(&output).contains("reply: text \"welcome\""),
@@ -642,33 +637,22 @@ async fn sim_talks_to_wxgate_in_each_mode() {
         stdout(&output)
     );
     // URL verification.
-    let output = wxgate_async(
-        ["sim", "--url", &url, "--token", TOKEN, "verify"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    )
-    .await;
+    let output = wxgate_args(&["sim", "--url", &url, "--token", TOKEN, "verify"]).await;
     assert!(output.status.success(), "{}", stdout(&output));
     // A wrong Token: refused, exit 1, with the status shown.
-    let output = wxgate_async(
-        [
-            "sim",
-            "--url",
-            &url,
-            "--token",
-            "WrongToken1",
-            "--aes-key",
-            KEY,
-            "--app-id",
-            APP_ID,
-            "text",
-            "x",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
+    let output = wxgate_args(&[
+        "sim",
+        "--url",
+        &url,
+        "--token",
+        "WrongToken1",
+        "--aes-key",
+        KEY,
+        "--app-id",
+        APP_ID,
+        "text",
+        "x",
+    ])
     .await;
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).contains("HTTP 403"), "{}", stdout(&output));
@@ -689,21 +673,16 @@ async fn sim_uses_the_config_account() {
         let _ = rx.await;
     }));
     let config_path = dir.join("wxgate.toml").display().to_string();
-    let output = wxgate_async(
-        [
-            "sim",
-            "--config",
-            &config_path,
-            "--account",
-            "safe",
-            "location",
-            "23.1",
-            "-113.2",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
+    let output = wxgate_args(&[
+        "sim",
+        "--config",
+        &config_path,
+        "--account",
+        "safe",
+        "location",
+        "23.1",
+        "-113.2",
+    ])
     .await;
     assert!(output.status.success(), "{}", stdout(&output));
     assert!(
@@ -1083,25 +1062,20 @@ async fn sim_and_doctor_work_against_a_wechatpy_server() {
         .expect("server prints its port");
     let url = format!("http://127.0.0.1:{port}/wx");
 
-    let output = wxgate_async(
-        [
-            "sim",
-            "--url",
-            &url,
-            "--token",
-            TOKEN,
-            "--aes-key",
-            KEY,
-            "--app-id",
-            APP_ID,
-            "--json",
-            "text",
-            "peer",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
+    let output = wxgate_args(&[
+        "sim",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--aes-key",
+        KEY,
+        "--app-id",
+        APP_ID,
+        "--json",
+        "text",
+        "peer",
+    ])
     .await;
     let report = json(&output);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
