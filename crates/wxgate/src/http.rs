@@ -50,6 +50,7 @@ pub struct AppState {
     open_base: String,
     oauth_memory: OAuthMemory,
     forwarder: Option<Arc<Forwarder>>,
+    shared: Option<crate::shared::SharedSeen>,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -112,6 +113,7 @@ impl AppState {
             open_base: config.open_base.clone(),
             oauth_memory: OAuthMemory::default(),
             forwarder: None,
+            shared: None,
         }
     }
 
@@ -123,13 +125,18 @@ impl AppState {
     /// The database or Redis cannot be opened.
     pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
         let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
-        let store: Arc<dyn CredentialStore> = match &config.redis_url {
-            Some(url) => Arc::new(crate::redis_store::RedisStore::connect(url).await?),
-            None => Arc::new(crate::storage::RedbStore::new(db.clone())?),
+        let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
+            Some(url) => {
+                let redis = crate::redis_store::RedisStore::connect(url).await?;
+                let shared = crate::shared::SharedSeen::new(redis.connection());
+                (Arc::new(redis), Some(shared))
+            }
+            None => (Arc::new(crate::storage::RedbStore::new(db.clone())?), None),
         };
         let center = credential_center(config, store);
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
+        state.shared = shared;
         let forwards: HashMap<String, crate::config::ForwardConfig> = config
             .accounts
             .iter()
@@ -376,23 +383,63 @@ async fn message(
         Ok(opened) => opened,
         Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
     };
-    let (plain, outcome) = match account.decide(&opened.message, now) {
-        Decided::Answer { plain, outcome } => (plain.as_deref().map(str::to_owned), outcome),
-        Decided::Forward => match forward(&state, &name, &opened.message, now).await {
-            Ok(forwarded) => forwarded,
+    let shared = state.shared.as_ref().filter(|_| account.config.dedup);
+    let dedup_key = opened.message.dedup_key();
+    // A retry answered by another instance: the same answer, nothing runs twice.
+    let mut seen_elsewhere = None;
+    if let Some(shared) = shared {
+        match shared.get(&name, &dedup_key).await {
+            Ok(answer) => seen_elsewhere = answer,
             Err(error) => {
-                // Not stored, so not acknowledged: WeChat retries, nothing is lost.
-                tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
-                state.metrics.record(
-                    state.metrics.slot(&name),
-                    Method::Post,
-                    Outcome::InternalError,
-                    started.elapsed(),
-                );
-                return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
+                tracing::warn!(account = %name, "shared dedup unavailable ({error}); this instance's own memory is used")
             }
-        },
+        }
+    }
+    let (plain, outcome) = if let Some(answer) = seen_elsewhere {
+        ((!answer.is_empty()).then_some(answer), Outcome::Duplicate)
+    } else {
+        match account.decide(&opened.message, now) {
+            Decided::Answer { plain, outcome } => (plain.as_deref().map(str::to_owned), outcome),
+            Decided::Forward => {
+                let claimed = match shared {
+                    Some(shared) => shared.claim(&name, &dedup_key).await.unwrap_or_else(|error| {
+                        tracing::warn!(account = %name, "shared dedup unavailable ({error}); forwarding on this instance's inbox alone");
+                        true
+                    }),
+                    None => true,
+                };
+                if !claimed {
+                    (None, Outcome::Duplicate)
+                } else {
+                    match forward(&state, &name, &opened.message, now).await {
+                        Ok(forwarded) => forwarded,
+                        Err(error) => {
+                            // Not stored, so not acknowledged: WeChat retries, nothing is lost.
+                            tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
+                            state.metrics.record(
+                                state.metrics.slot(&name),
+                                Method::Post,
+                                Outcome::InternalError,
+                                started.elapsed(),
+                            );
+                            return text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "inbox unavailable; retry",
+                            );
+                        }
+                    }
+                }
+            }
+        }
     };
+    if let (Some(shared), Outcome::Ok) = (shared, outcome) {
+        if let Err(error) = shared
+            .put(&name, &dedup_key, plain.as_deref().unwrap_or(""))
+            .await
+        {
+            tracing::warn!(account = %name, "shared dedup unavailable ({error})");
+        }
+    }
     tracing::debug!(account = %name, msg_type = %opened.message.msg_type, outcome = outcome.as_str(), "message handled");
     let answer = account.seal(plain.as_deref(), opened.crypt, now, &mut rand::thread_rng());
     state.metrics.record(

@@ -16,4 +16,5 @@ pub mod oauth;
 pub mod probe;
 pub mod redis_store;
 pub mod rules;
+pub mod shared;
 pub mod storage;

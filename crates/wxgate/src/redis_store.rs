@@ -80,6 +80,11 @@ impl RedisStore {
                 .map_err(|e| format!("cannot connect to redis at {redis_url}: {e}"))?;
         Ok(RedisStore { connection })
     }
+
+    /// The connection, for the other shared state.
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
 }
 
 impl CredentialStore for RedisStore {

@@ -192,3 +192,140 @@ async fn a_late_lease_holder_cannot_overwrite_a_newer_token() {
             .contains("redis")
     );
 }
+
+/// OAuth started on one instance finishes on another: the state is signed with the
+/// shared signing_key, so any instance can check it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_authorize_on_one_instance_callback_on_another() {
+    let mut app = App::new(APP_ID, SECRET);
+    app.oauth_domain = Some("127.0.0.1".into());
+    let emu = Emulator::new(EmulatorConfig::with_app(app));
+    let (emu_addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = redis_url(7);
+    flush(&url).await;
+    let mut instances = Vec::new();
+    for i in 0..2 {
+        let dir =
+            std::env::temp_dir().join(format!("wxgate-scale-oauth-{i}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("wxgate.toml"),
+            format!(
+                "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\nopen_base = \"http://{emu_addr}\"\npublic_url = \"http://127.0.0.1:1\"\n\
+                 [storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
+                 [[account]]\nname = \"main\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\n\
+                 [account.oauth]\ndomain = \"127.0.0.1\"\nredirect_allow = [\"https://app.example.com/\"]\nsigning_key = \"shared-signing-key-0123456789abcdef\"\n"
+            ),
+        )
+        .unwrap();
+        instances.push(
+            tokio::task::spawn_blocking(move || start_binary(&dir))
+                .await
+                .unwrap(),
+        );
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location =
+        |response: reqwest::Response| response.headers()["location"].to_str().unwrap().to_owned();
+    let start = format!(
+        "{}/oauth/main/authorize?redirect=https%3A%2F%2Fapp.example.com%2F&scope=snsapi_base",
+        instances[0].1
+    );
+    let to_wechat = location(client.get(&start).send().await.unwrap());
+    let to_callback = location(client.get(&to_wechat).send().await.unwrap());
+    // WeChat redirects to public_url; the load balancer sends it to instance 2.
+    let on_second = to_callback.replace("http://127.0.0.1:1", &instances[1].1);
+    let to_app = location(client.get(&on_second).send().await.unwrap());
+    assert!(
+        to_app.starts_with("https://app.example.com/?wxgate_identity=v1."),
+        "{to_app}"
+    );
+    for (mut child, _) in instances {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The same push on instance 1 and its retry on instance 2: one delivery, and the
+/// retry gets the reply the first instance gave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_on_another_instance_is_not_delivered_twice() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let deliveries = Arc::new(AtomicUsize::new(0));
+    let counter = deliveries.clone();
+    let service = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                r#"{"reply":{"type":"text","content":"from the service"}}"#
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let url = redis_url(8);
+    flush(&url).await;
+    let mut instances = Vec::new();
+    for i in 0..2 {
+        let dir = std::env::temp_dir().join(format!("wxgate-scale-fwd-{i}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("wxgate.toml"),
+            format!(
+                "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
+                 [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"compat\"\n\
+                 [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
+            ),
+        )
+        .unwrap();
+        instances.push(
+            tokio::task::spawn_blocking(move || start_binary(&dir))
+                .await
+                .unwrap(),
+        );
+    }
+    let client = reqwest::Client::new();
+    let ts = now();
+    let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "retry me", 777_777);
+    let mut replies = Vec::new();
+    for (_, base) in &instances {
+        let request = push_request(wxgate_proto::console::Mode::Safe, &message, ts);
+        let (status, body) = post(
+            &client,
+            &format!("{base}/wx/fwd?{}", request.query),
+            request.body,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        replies.push(
+            wxgate_proto::envelope::open_reply(&crypt(), TOKEN, &body)
+                .unwrap()
+                .xml,
+        );
+    }
+    assert!(
+        replies.iter().all(|r| r.contains("from the service")),
+        "{replies:?}"
+    );
+    assert_eq!(
+        deliveries.load(Ordering::SeqCst),
+        1,
+        "one delivery across the instances"
+    );
+    for (mut child, _) in instances {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
