@@ -256,6 +256,23 @@ impl Config {
                 );
             }
         }
+        Self::first_error(config, findings)
+    }
+
+    /// The embedded demo. Its secrets are public on purpose, so the placeholder
+    /// warnings that `parse` logs for a real file are not logged.
+    ///
+    /// # Errors
+    /// Only if the embedded file is broken (a test checks it is not).
+    pub fn demo() -> Result<Config, ConfigError> {
+        let (config, findings) = check(DEMO_TOML, "<embedded demo>")?;
+        Self::first_error(config, findings)
+    }
+
+    fn first_error(
+        config: Option<Config>,
+        findings: Vec<ConfigFinding>,
+    ) -> Result<Config, ConfigError> {
         config.ok_or_else(|| {
             findings
                 .into_iter()

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use wxgate_proto::signature::url_signature;
 
-use crate::config::{Config, DEMO_TOML};
+use crate::config::Config;
 use crate::http::{self, AppState};
 
 /// Run the callback gateway.
@@ -41,7 +41,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
         None if Path::new("wxgate.toml").exists() => {
             Ok((Config::load(Path::new("wxgate.toml"))?, false))
         }
-        None => Ok((Config::parse(DEMO_TOML, "<embedded demo>")?, true)),
+        None => Ok((Config::demo()?, true)),
     }
 }
 

@@ -39,7 +39,7 @@ fn defaults() {
 
 #[test]
 fn demo_config_is_valid() {
-    let config = Config::parse(DEMO_TOML, "<demo>").unwrap();
+    let config = Config::demo().unwrap();
     assert_eq!(config.accounts[0].name, "demo");
     assert_eq!(config.accounts[0].mode, Mode::Compat);
     assert!(config.accounts[0].rules.len() >= 3);
