@@ -150,6 +150,11 @@ impl AppState {
         Ok(state)
     }
 
+    /// The state shared with other instances (Redis), when configured.
+    pub fn shared(&self) -> Option<&crate::shared::SharedSeen> {
+        self.shared.as_ref()
+    }
+
     /// The forwarder, when an account forwards.
     pub fn forwarder(&self) -> Option<&Arc<Forwarder>> {
         self.forwarder.as_ref()

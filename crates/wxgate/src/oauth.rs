@@ -30,6 +30,7 @@ use wxgate_proto::urls::{encode_component, oauth_authorize_url_at, Scope};
 
 use crate::config::OAuthConfig;
 use crate::http::{now, AppState};
+use crate::shared::SharedSeen;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -141,6 +142,90 @@ struct MemoryInner {
 const MEMORY_CAP: usize = 100_000;
 
 impl OAuthMemory {
+    /// Marks a state used; false when it was used before (here, or on another instance
+    /// through Redis).
+    pub async fn use_state(
+        &self,
+        shared: Option<&SharedSeen>,
+        given_state: &str,
+        now: i64,
+    ) -> bool {
+        if let Some(shared) = shared {
+            match shared
+                .claim_raw(
+                    &format!("wxgate:oauth:state:{given_state}"),
+                    "1",
+                    MEMORY_TTL_S as u64,
+                )
+                .await
+            {
+                Ok(first) => return first,
+                Err(error) => tracing::warn!(
+                    "shared OAuth memory unavailable ({error}); this instance's memory is used"
+                ),
+            }
+        }
+        let mut memory = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Self::sweep(&mut memory, now);
+        memory
+            .used_states
+            .insert(given_state.to_owned(), now)
+            .is_none()
+    }
+
+    /// The state and redirect of a code already exchanged.
+    pub async fn code_result(
+        &self,
+        shared: Option<&SharedSeen>,
+        code: &str,
+    ) -> Option<(String, String)> {
+        if let Some(shared) = shared {
+            match shared.get_raw(&format!("wxgate:oauth:code:{code}")).await {
+                Ok(value) => return value.and_then(|v| serde_json::from_str(&v).ok()),
+                Err(error) => tracing::warn!(
+                    "shared OAuth memory unavailable ({error}); this instance's memory is used"
+                ),
+            }
+        }
+        let memory = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        memory
+            .codes
+            .get(code)
+            .map(|(state, location, _)| (state.clone(), location.clone()))
+    }
+
+    /// Remembers the outcome of a code's exchange.
+    pub async fn remember_code(
+        &self,
+        shared: Option<&SharedSeen>,
+        code: &str,
+        given_state: &str,
+        location: &str,
+        now: i64,
+    ) {
+        if let Some(shared) = shared {
+            let value = serde_json::json!([given_state, location]).to_string();
+            match shared
+                .put_raw(
+                    &format!("wxgate:oauth:code:{code}"),
+                    &value,
+                    MEMORY_TTL_S as u64,
+                )
+                .await
+            {
+                Ok(()) => return,
+                Err(error) => tracing::warn!(
+                    "shared OAuth memory unavailable ({error}); this instance's memory is used"
+                ),
+            }
+        }
+        let mut memory = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        memory.codes.insert(
+            code.to_owned(),
+            (given_state.to_owned(), location.to_owned(), now),
+        );
+    }
+
     fn sweep(inner: &mut MemoryInner, now: i64) {
         if inner.used_states.len() + inner.codes.len() > MEMORY_CAP / 2 {
             inner.used_states.retain(|_, at| now - *at < MEMORY_TTL_S);
@@ -287,14 +372,10 @@ pub async fn callback(
         return redirect(&format!("{to}{separator}wxgate_error=access_denied"));
     };
     // A code seen before (back button, double redirect): the first result again.
-    if let Some((cached_state, location, _)) = state
+    if let Some((cached_state, location)) = state
         .oauth_memory()
-        .inner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .codes
-        .get(&code)
-        .cloned()
+        .code_result(state.shared(), &code)
+        .await
     {
         if cached_state == given_state {
             return redirect(&location);
@@ -323,24 +404,16 @@ pub async fn callback(
             );
         }
     };
+    if !state
+        .oauth_memory()
+        .use_state(state.shared(), &given_state, now)
+        .await
     {
-        let mut memory = state
-            .oauth_memory()
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        OAuthMemory::sweep(&mut memory, now);
-        if memory
-            .used_states
-            .insert(given_state.clone(), now)
-            .is_some()
-        {
-            tracing::warn!(account = %name, "refused OAuth callback: replayed state");
-            return text(
-                StatusCode::BAD_REQUEST,
-                "this sign-in link was already used: start again",
-            );
-        }
+        tracing::warn!(account = %name, "refused OAuth callback: replayed state");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "this sign-in link was already used: start again",
+        );
     }
     let center = state.center();
     let app_id = center.app_id(&name).unwrap_or_default().to_owned();
@@ -379,11 +452,8 @@ pub async fn callback(
     let location = format!("{to}{separator}wxgate_identity={identity}");
     state
         .oauth_memory()
-        .inner
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .codes
-        .insert(code, (given_state, location.clone(), now));
+        .remember_code(state.shared(), &code, &given_state, &location, now)
+        .await;
     redirect(&location)
 }
 

@@ -39,12 +39,7 @@ impl SharedSeen {
     /// # Errors
     /// Redis errors.
     pub async fn get(&self, account: &str, dedup_key: &str) -> Result<Option<String>, String> {
-        let mut connection = self.connection.clone();
-        redis::cmd("GET")
-            .arg(key(account, dedup_key))
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| format!("redis: {e}"))
+        self.get_raw(&key(account, dedup_key)).await
     }
 
     /// Claims a push for this instance; false when another instance has it.
@@ -52,17 +47,8 @@ impl SharedSeen {
     /// # Errors
     /// Redis errors.
     pub async fn claim(&self, account: &str, dedup_key: &str) -> Result<bool, String> {
-        let mut connection = self.connection.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key(account, dedup_key))
-            .arg("")
-            .arg("NX")
-            .arg("EX")
-            .arg(SEEN_TTL_S)
-            .query_async(&mut connection)
+        self.claim_raw(&key(account, dedup_key), "", SEEN_TTL_S)
             .await
-            .map_err(|e| format!("redis: {e}"))?;
-        Ok(set.is_some())
     }
 
     /// Records the answer given to a push.
@@ -70,12 +56,52 @@ impl SharedSeen {
     /// # Errors
     /// Redis errors.
     pub async fn put(&self, account: &str, dedup_key: &str, answer: &str) -> Result<(), String> {
+        self.put_raw(&key(account, dedup_key), answer, SEEN_TTL_S)
+            .await
+    }
+
+    /// `GET key`.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn get_raw(&self, key: &str) -> Result<Option<String>, String> {
+        let mut connection = self.connection.clone();
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| format!("redis: {e}"))
+    }
+
+    /// `SET key value NX EX ttl`: true when this call set it.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn claim_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<bool, String> {
+        let mut connection = self.connection.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_s)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        Ok(set.is_some())
+    }
+
+    /// `SET key value EX ttl`.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn put_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<(), String> {
         let mut connection = self.connection.clone();
         redis::cmd("SET")
-            .arg(key(account, dedup_key))
-            .arg(answer)
+            .arg(key)
+            .arg(value)
             .arg("EX")
-            .arg(SEEN_TTL_S)
+            .arg(ttl_s)
             .query_async(&mut connection)
             .await
             .map_err(|e| format!("redis: {e}"))

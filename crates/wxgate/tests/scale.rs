@@ -247,6 +247,18 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
         to_app.starts_with("https://app.example.com/?wxgate_identity=v1."),
         "{to_app}"
     );
+    // The same callback replayed on instance 1: the first result, no second exchange.
+    let on_first = to_callback.replace("http://127.0.0.1:1", &instances[0].1);
+    assert_eq!(
+        location(client.get(&on_first).send().await.unwrap()),
+        to_app
+    );
+    assert_eq!(emu.count("/sns/oauth2/access_token"), 1);
+    // The same state with another code, on instance 1: refused, the state is used.
+    let replayed = on_first.replace("code=", "code=other");
+    let response = client.get(&replayed).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(response.text().await.unwrap().contains("already used"));
     for (mut child, _) in instances {
         let _ = child.kill();
         let _ = child.wait();
