@@ -128,7 +128,7 @@ impl AppState {
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
                 let redis = crate::redis_store::RedisStore::connect(url).await?;
-                let shared = crate::shared::SharedSeen::new(redis.connection());
+                let shared = crate::shared::SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }
             None => (Arc::new(crate::storage::RedbStore::new(db.clone())?), None),

@@ -7,29 +7,24 @@
 //!   newest grant, so an instance that paused past its lease (GC, swap, a stopped VM)
 //!   cannot overwrite the token a newer lease holder stored.
 //!
-//! Redis down: every call fails with a clear error; the credential center then keeps
-//! serving the token it has in memory and refreshes without the lease (see
-//! `CredentialCenter`), and the connection manager reconnects by itself.
+//! Redis down: every call fails within [`crate::shared::REDIS_DEADLINE`] with a clear
+//! error. The credential center then keeps serving the token it has in memory and
+//! refreshes without the lease (see `CredentialCenter`). The link reconnects on the
+//! next call once Redis is back.
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 use wxgate_client::credential::StoreFuture;
 use wxgate_client::{Credential, CredentialStore};
 
+use crate::shared::RedisLink;
+
 /// A [`CredentialStore`] on Redis.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    link: RedisLink,
 }
-
-impl std::fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RedisStore")
-    }
-}
-
 /// KEYS: value, fence counter, lease. ARGV: fence (0 = no lease), JSON, ttl seconds.
 /// Writes when the fence is the newest granted, or, without a lease, when nobody holds
 /// one.
@@ -61,41 +56,30 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
-fn describe(err: redis::RedisError) -> String {
-    format!("redis: {err}")
-}
-
 impl RedisStore {
-    /// Connects to `redis_url` (`redis://host:port/db`).
+    /// Connects to `redis_url` (`redis://host:port/db`) and checks that it answers.
     ///
     /// # Errors
     /// An invalid URL or an unreachable server.
     pub async fn connect(redis_url: &str) -> Result<RedisStore, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("redis_url {redis_url:?}: {e}"))?;
-        let connection =
-            tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-                .await
-                .map_err(|_| format!("redis at {redis_url} did not answer within 5 s"))?
-                .map_err(|e| format!("cannot connect to redis at {redis_url}: {e}"))?;
-        Ok(RedisStore { connection })
+        let link = RedisLink::new(redis_url)?;
+        let _: String = link
+            .query(&redis::cmd("PING"))
+            .await
+            .map_err(|e| format!("cannot reach redis at {redis_url}: {e}"))?;
+        Ok(RedisStore { link })
     }
 
-    /// The connection, for the other shared state.
-    pub fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+    /// The link, for the other shared state.
+    pub fn link(&self) -> RedisLink {
+        self.link.clone()
     }
 }
 
 impl CredentialStore for RedisStore {
     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Credential>> {
-        let mut connection = self.connection.clone();
         Box::pin(async move {
-            let value: Option<String> = redis::cmd("GET")
-                .arg(key)
-                .query_async(&mut connection)
-                .await
-                .map_err(describe)?;
+            let value: Option<String> = self.link.query(redis::cmd("GET").arg(key)).await?;
             value
                 .map(|v| serde_json::from_str(&v).map_err(|e| e.to_string()))
                 .transpose()
@@ -108,20 +92,19 @@ impl CredentialStore for RedisStore {
         credential: &'a Credential,
         fence: u64,
     ) -> StoreFuture<'a, ()> {
-        let mut connection = self.connection.clone();
         Box::pin(async move {
             let json = serde_json::to_string(credential).map_err(|e| e.to_string())?;
             let ttl = (credential.expires_at - crate::http::now()).max(1);
-            let written: i64 = Script::new(SAVE_FENCED)
+            let source = Script::new(SAVE_FENCED);
+            let mut script = source.prepare_invoke();
+            script
                 .key(key)
                 .key(format!("{key}:fence"))
                 .key(format!("{key}:lease"))
                 .arg(if fence == u64::MAX { 0 } else { fence })
                 .arg(json)
-                .arg(ttl)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(describe)?;
+                .arg(ttl);
+            let written: i64 = self.link.invoke(&script).await?;
             if written == 0 && fence != u64::MAX {
                 return Err(format!(
                     "lease {fence} was superseded by a newer refresh; the newer token stays"
@@ -132,28 +115,24 @@ impl CredentialStore for RedisStore {
     }
 
     fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
-        let mut connection = self.connection.clone();
         Box::pin(async move {
-            let fence: u64 = Script::new(LOCK)
+            let source = Script::new(LOCK);
+            let mut script = source.prepare_invoke();
+            script
                 .key(format!("{key}:lease"))
                 .key(format!("{key}:fence"))
-                .arg(ttl.as_millis() as u64)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(describe)?;
+                .arg(ttl.as_millis() as u64);
+            let fence: u64 = self.link.invoke(&script).await?;
             Ok((fence != 0).then_some(fence))
         })
     }
 
     fn unlock<'a>(&'a self, key: &'a str, fence: u64) -> StoreFuture<'a, ()> {
-        let mut connection = self.connection.clone();
         Box::pin(async move {
-            let _: i64 = Script::new(UNLOCK)
-                .key(format!("{key}:lease"))
-                .arg(fence)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(describe)?;
+            let source = Script::new(UNLOCK);
+            let mut script = source.prepare_invoke();
+            script.key(format!("{key}:lease")).arg(fence);
+            let _: i64 = self.link.invoke(&script).await?;
             Ok(())
         })
     }

@@ -6,16 +6,107 @@
 //! expiring after [`SEEN_TTL_S`]. Redis down: each call fails; the caller logs it and
 //! falls back to its own memory (retries that cross instances may then run twice).
 
-use redis::aio::ConnectionManager;
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
 
 /// How long an answered push is remembered across instances (WeChat retries within
 /// about 15 s; forwarded messages may take longer).
 pub const SEEN_TTL_S: u64 = 300;
 
+/// Longest wait for Redis on the callback path: past it, the instance answers from its
+/// own memory instead of making WeChat wait.
+pub const REDIS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Runs a Redis command with [`REDIS_DEADLINE`].
+///
+/// # Errors
+/// The command's error, or a timeout.
+pub async fn bounded<T>(
+    command: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(REDIS_DEADLINE, command).await {
+        Ok(result) => result.map_err(|e| format!("redis: {e}")),
+        Err(_) => Err(format!(
+            "redis did not answer within {} ms",
+            REDIS_DEADLINE.as_millis()
+        )),
+    }
+}
+
+/// A Redis connection that is opened on first use and reopened after any failure,
+/// every step bounded by [`REDIS_DEADLINE`]: a dead Redis costs each caller at most
+/// one deadline, never a hang.
+#[derive(Clone)]
+pub struct RedisLink {
+    client: redis::Client,
+    cached: Arc<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisLink")
+    }
+}
+
+impl RedisLink {
+    /// A link to `redis_url`, not yet connected.
+    ///
+    /// # Errors
+    /// An invalid URL.
+    pub fn new(redis_url: &str) -> Result<RedisLink, String> {
+        let client =
+            redis::Client::open(redis_url).map_err(|e| format!("redis_url {redis_url:?}: {e}"))?;
+        Ok(RedisLink {
+            client,
+            cached: Arc::default(),
+        })
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some(connection) = cached.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = bounded(self.client.get_multiplexed_async_connection()).await?;
+        *cached = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs one command; on failure the connection is dropped and reopened next time.
+    ///
+    /// # Errors
+    /// Connection or command errors, or the deadline.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {
+        let mut connection = self.connection().await?;
+        let result = bounded(command.query_async(&mut connection)).await;
+        if result.is_err() {
+            *self.cached.lock().await = None;
+        }
+        result
+    }
+
+    /// Runs one Lua script invocation, like [`RedisLink::query`].
+    ///
+    /// # Errors
+    /// As [`RedisLink::query`].
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, String> {
+        let mut connection = self.connection().await?;
+        let result = bounded(script.invoke_async(&mut connection)).await;
+        if result.is_err() {
+            *self.cached.lock().await = None;
+        }
+        result
+    }
+}
+
 /// The shared memory of answered pushes.
 #[derive(Clone)]
 pub struct SharedSeen {
-    connection: ConnectionManager,
+    link: RedisLink,
 }
 
 impl std::fmt::Debug for SharedSeen {
@@ -29,9 +120,9 @@ fn key(account: &str, dedup_key: &str) -> String {
 }
 
 impl SharedSeen {
-    /// Shares the connection of the credential store.
-    pub fn new(connection: ConnectionManager) -> SharedSeen {
-        SharedSeen { connection }
+    /// Shares the link of the credential store.
+    pub fn new(link: RedisLink) -> SharedSeen {
+        SharedSeen { link }
     }
 
     /// The answer another instance gave this push (`Some("")` for `success`).
@@ -65,12 +156,7 @@ impl SharedSeen {
     /// # Errors
     /// Redis errors.
     pub async fn get_raw(&self, key: &str) -> Result<Option<String>, String> {
-        let mut connection = self.connection.clone();
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| format!("redis: {e}"))
+        self.link.query(redis::cmd("GET").arg(key)).await
     }
 
     /// `SET key value NX EX ttl`: true when this call set it.
@@ -78,16 +164,17 @@ impl SharedSeen {
     /// # Errors
     /// Redis errors.
     pub async fn claim_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<bool, String> {
-        let mut connection = self.connection.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_s)
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
+        let set: Option<String> = self
+            .link
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl_s),
+            )
+            .await?;
         Ok(set.is_some())
     }
 
@@ -96,14 +183,8 @@ impl SharedSeen {
     /// # Errors
     /// Redis errors.
     pub async fn put_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<(), String> {
-        let mut connection = self.connection.clone();
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("EX")
-            .arg(ttl_s)
-            .query_async(&mut connection)
+        self.link
+            .query(redis::cmd("SET").arg(key).arg(value).arg("EX").arg(ttl_s))
             .await
-            .map_err(|e| format!("redis: {e}"))
     }
 }

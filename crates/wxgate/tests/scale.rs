@@ -341,3 +341,179 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
         let _ = child.wait();
     }
 }
+
+/// Restart redis-server under load: every acknowledged push is still delivered (the
+/// inbox is local), the credential API keeps answering from memory, and shared
+/// dedup resumes by itself when Redis is back.
+///
+/// Regression: with redis's ConnectionManager, the second push after Redis died hung
+/// for more than WeChat's 5 s. Every Redis step is now bounded (`RedisLink`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_loses_nothing() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    // A redis-server of this test's own, so it can be restarted.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let start_redis = move || {
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)")
+    };
+    let mut redis = start_redis();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = format!("redis://127.0.0.1:{port}/0");
+
+    let delivered = Arc::new(Mutex::new(HashSet::new()));
+    let seen = delivered.clone();
+    let service = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .insert(request["message"]["msg_id"].as_str().unwrap().to_owned());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let emu = Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, SECRET)));
+    let (emu_addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+
+    let dir = std::env::temp_dir().join(format!("wxgate-scale-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("wxgate.toml"),
+        format!(
+            "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
+             [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+             [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, base) = tokio::task::spawn_blocking(move || start_binary(&dir))
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let token_url = format!("{base}/api/accounts/fwd/access_token");
+    let token = |client: reqwest::Client| {
+        let url = token_url.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(token(client.clone()).await, 200);
+
+    let mut acked = HashSet::new();
+    for i in 0..120u64 {
+        if i == 40 {
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
+        if i == 80 {
+            redis = start_redis();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if i == 60 {
+            assert_eq!(
+                token(client.clone()).await,
+                200,
+                "tokens are served from memory while Redis is down"
+            );
+        }
+        let ts = now();
+        let msg_id = 500_000 + i;
+        let request = push_request(
+            wxgate_proto::console::Mode::Plain,
+            &wxgate_proto::push::build::text("gh_test", "oUser", ts, "x", msg_id),
+            ts,
+        );
+        let (status, _) = post(
+            &client,
+            &format!("{base}/wx/fwd?{}", request.query),
+            request.body,
+        )
+        .await;
+        if status == 200 {
+            acked.insert(msg_id.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        acked.len(),
+        120,
+        "the callback path kept answering through the outage"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let lost = acked.difference(&delivered.lock().unwrap()).count();
+        if lost == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{lost} acknowledged pushes never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis is back: shared dedup works again without a restart of wxgate.
+    let ts = now();
+    let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "after", 999_999);
+    for _ in 0..2 {
+        let request = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
+        post(
+            &client,
+            &format!("{base}/wx/fwd?{}", request.query),
+            request.body,
+        )
+        .await;
+    }
+    let probe = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = probe.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("wxgate:seen:fwd:*")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter().any(|k| k.ends_with("m:999999")),
+        "shared dedup resumed: {keys:?}"
+    );
+    assert_eq!(token(client.clone()).await, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
