@@ -354,6 +354,18 @@ impl Emulator {
 
 type Params = Query<HashMap<String, String>>;
 
+/// Records and answers a GET at its own path.
+fn respond_get(emu: &Emulator, uri: &Uri, answer: Value) -> Response {
+    respond(
+        emu,
+        "GET",
+        uri.path(),
+        uri.query().unwrap_or_default(),
+        "",
+        answer,
+    )
+}
+
 fn respond(
     emu: &Emulator,
     method: &str,
@@ -472,14 +484,7 @@ async fn ticket(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Resp
             json!({ "errcode": 0, "errmsg": "ok", "ticket": entry.0, "expires_in": entry.1 - now })
         }
     };
-    respond(
-        &emu,
-        "GET",
-        "/cgi-bin/ticket/getticket",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    respond_get(&emu, &uri, answer)
 }
 
 /// The consent page: signs in as `oauth_openid` and redirects at once with a code.
@@ -576,14 +581,7 @@ async fn oauth_exchange(State(emu): State<Emulator>, uri: Uri, Query(q): Params)
             "openid": openid, "scope": scope, "unionid": format!("u{openid}"),
         })
     })();
-    respond(
-        &emu,
-        "GET",
-        "/sns/oauth2/access_token",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    respond_get(&emu, &uri, answer)
 }
 
 async fn oauth_refresh(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Response {
@@ -604,14 +602,7 @@ async fn oauth_refresh(State(emu): State<Emulator>, uri: Uri, Query(q): Params) 
             }
         }
     };
-    respond(
-        &emu,
-        "GET",
-        "/sns/oauth2/refresh_token",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    respond_get(&emu, &uri, answer)
 }
 
 fn oauth_user(emu: &Emulator, q: &HashMap<String, String>) -> Result<(String, String), Value> {
@@ -639,14 +630,7 @@ async fn userinfo(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Re
             "country": "", "headimgurl": "", "privilege": [], "unionid": format!("u{openid}"),
         }),
     };
-    respond(
-        &emu,
-        "GET",
-        "/sns/userinfo",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    respond_get(&emu, &uri, answer)
 }
 
 async fn oauth_check(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> Response {
@@ -654,14 +638,7 @@ async fn oauth_check(State(emu): State<Emulator>, uri: Uri, Query(q): Params) ->
         Err(err) => err,
         Ok(_) => json!({ "errcode": 0, "errmsg": "ok" }),
     };
-    respond(
-        &emu,
-        "GET",
-        "/sns/auth",
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    respond_get(&emu, &uri, answer)
 }
 
 /// Runs `handler` for a POST with `access_token` and a JSON body.
@@ -702,14 +679,7 @@ fn get_with_token(
         Err(err) => err,
         Ok(app_id) => handler(&app_id),
     };
-    respond(
-        emu,
-        "GET",
-        uri.path(),
-        uri.query().unwrap_or_default(),
-        "",
-        answer,
-    )
+    respond_get(emu, uri, answer)
 }
 
 async fn qrcode_create(

@@ -43,22 +43,12 @@ async fn three_instances_fetch_one_token_and_refresh_it_once() {
 
     let mut instances = Vec::new();
     for i in 0..3 {
-        let dir = std::env::temp_dir().join(format!("wxgate-scale-{i}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("wxgate.toml"),
-            format!(
+        let config = format!(
                 "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
                  [[account]]\nname = \"main\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\n"
-            ),
-        )
-        .unwrap();
-        instances.push(
-            tokio::task::spawn_blocking(move || start_binary(&dir))
-                .await
-                .unwrap(),
-        );
+            );
+        let name = format!("scale-{i}");
+        instances.push(start_instance(&name, &config).await);
     }
     let bases: Vec<String> = instances.iter().map(|(_, base)| base.clone()).collect();
     let client = reqwest::Client::new();
@@ -208,25 +198,14 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
     flush(&url).await;
     let mut instances = Vec::new();
     for i in 0..2 {
-        let dir =
-            std::env::temp_dir().join(format!("wxgate-scale-oauth-{i}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("wxgate.toml"),
-            format!(
+        let config = format!(
                 "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\nopen_base = \"http://{emu_addr}\"\npublic_url = \"http://127.0.0.1:1\"\n\
                  [storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
                  [[account]]\nname = \"main\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\n\
                  [account.oauth]\ndomain = \"127.0.0.1\"\nredirect_allow = [\"https://app.example.com/\"]\nsigning_key = \"shared-signing-key-0123456789abcdef\"\n"
-            ),
-        )
-        .unwrap();
-        instances.push(
-            tokio::task::spawn_blocking(move || start_binary(&dir))
-                .await
-                .unwrap(),
-        );
+            );
+        let name = format!("scale-oauth-{i}");
+        instances.push(start_instance(&name, &config).await);
     }
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -290,23 +269,13 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
     flush(&url).await;
     let mut instances = Vec::new();
     for i in 0..2 {
-        let dir = std::env::temp_dir().join(format!("wxgate-scale-fwd-{i}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("wxgate.toml"),
-            format!(
+        let config = format!(
                 "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
                  [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"compat\"\n\
                  [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
-            ),
-        )
-        .unwrap();
-        instances.push(
-            tokio::task::spawn_blocking(move || start_binary(&dir))
-                .await
-                .unwrap(),
-        );
+            );
+        let name = format!("scale-fwd-{i}");
+        instances.push(start_instance(&name, &config).await);
     }
     let client = reqwest::Client::new();
     let ts = now();
@@ -401,21 +370,12 @@ async fn a_redis_restart_under_load_loses_nothing() {
         .await
         .unwrap();
 
-    let dir = std::env::temp_dir().join(format!("wxgate-scale-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("wxgate.toml"),
-        format!(
+    let config = format!(
             "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
              [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
              [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
-        ),
-    )
-    .unwrap();
-    let (mut child, base) = tokio::task::spawn_blocking(move || start_binary(&dir))
-        .await
-        .unwrap();
+        );
+    let (mut child, base) = start_instance("scale-restart", &config).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

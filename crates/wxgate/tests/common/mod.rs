@@ -155,3 +155,15 @@ pub fn start_binary(dir: &std::path::Path) -> (std::process::Child, String) {
         .expect("wxgate prints its address");
     (child, base)
 }
+
+/// Writes `config` as wxgate.toml into a fresh temporary directory named after `name`
+/// and starts the real binary there (see [`start_binary`]).
+pub async fn start_instance(name: &str, config: &str) -> (std::process::Child, String) {
+    let dir = std::env::temp_dir().join(format!("wxgate-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("wxgate.toml"), config).unwrap();
+    tokio::task::spawn_blocking(move || start_binary(&dir))
+        .await
+        .unwrap()
+}
