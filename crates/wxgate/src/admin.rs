@@ -371,8 +371,13 @@ async fn inbox_list(
     let records = forwarder
         .inbox()
         .list(filter, query.limit.unwrap_or(50).min(1000))
+        .await
         .map_err(ApiError::BadRequest)?;
-    let (pending, delivered, dead) = forwarder.inbox().counts().map_err(ApiError::BadRequest)?;
+    let (pending, delivered, dead) = forwarder
+        .inbox()
+        .counts()
+        .await
+        .map_err(ApiError::BadRequest)?;
     Ok(Json(
         json!({ "counts": { "pending": pending, "delivered": delivered, "dead": dead }, "records": records }),
     ))
@@ -385,6 +390,7 @@ async fn inbox_show(
     match forwarder(&state)?
         .inbox()
         .get(id)
+        .await
         .map_err(ApiError::BadRequest)?
     {
         Some(record) => Ok(Json(record).into_response()),
@@ -400,7 +406,10 @@ async fn inbox_retry(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = forwarder(&state)?.retry(id).map_err(ApiError::BadRequest)?;
+    let record = forwarder(&state)?
+        .retry(id)
+        .await
+        .map_err(ApiError::BadRequest)?;
     Ok(Json(json!({ "retrying": record.id })))
 }
 
@@ -417,6 +426,7 @@ async fn inbox_purge(
     let purged = forwarder(&state)?
         .inbox()
         .purge(crate::http::now() - older)
+        .await
         .map_err(ApiError::BadRequest)?;
     Ok(Json(json!({ "purged": purged })))
 }

@@ -56,6 +56,7 @@ pub struct RawConfig {
 struct RawStorage {
     backend: Spanned<String>,
     redis_url: Option<Spanned<String>>,
+    reclaim_after_s: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +126,9 @@ pub struct Config {
     /// Where credentials live: `None` for redb under data_dir, or a Redis URL shared by
     /// several instances.
     pub redis_url: Option<String>,
+    /// With Redis: how long a delivery may sit unheard-of with its instance before
+    /// another instance takes it over (`[storage] reclaim_after_s`).
+    pub reclaim_after_s: u64,
 }
 
 /// OAuth settings of an account (`[account.oauth]`).
@@ -531,9 +535,26 @@ impl Validator<'_> {
                 }
             },
         };
+        let reclaim_after_s = match raw
+            .storage
+            .as_ref()
+            .and_then(|s| s.reclaim_after_s.as_ref())
+        {
+            None => 30,
+            Some(value) if (1..=3600).contains(value.get_ref()) => *value.get_ref(),
+            Some(value) => {
+                self.error(
+                    Some(value.span()),
+                    "storage.reclaim_after_s".into(),
+                    "reclaim_after_s must be between 1 and 3600 seconds (default 30)",
+                );
+                30
+            }
+        };
         Some(Config {
             listen,
             redis_url,
+            reclaim_after_s,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "wxgate-data".into())),
             max_body_bytes,
             accounts,

@@ -296,7 +296,7 @@ impl Forwarder {
                             // Record the passive reply before handing it over, so a retry
                             // that arrives right after our answer finds it.
                             record.reply_outcome = Some("passive".to_owned());
-                            if let Err(err) = self.update_off_thread(&record).await {
+                            if let Err(err) = self.inbox.update(&record).await {
                                 tracing::error!(
                                     delivery_id = id,
                                     "cannot record the delivery state: {err}"
@@ -336,7 +336,7 @@ impl Forwarder {
                 }
             }
         }
-        if let Err(err) = self.update_off_thread(&record).await {
+        if let Err(err) = self.inbox.update(&record).await {
             tracing::error!(
                 delivery_id = id,
                 "cannot record the delivery state: {err}; it will be attempted again"
@@ -346,16 +346,6 @@ impl Forwarder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-    }
-
-    /// Writes a record on a blocking thread: redb's writer lock must not stall the
-    /// async workers that answer WeChat.
-    async fn update_off_thread(&self, record: &Record) -> Result<(), String> {
-        let inbox = self.inbox.clone();
-        let record = record.clone();
-        tokio::task::spawn_blocking(move || inbox.update(&record))
-            .await
-            .map_err(|e| e.to_string())?
     }
 
     async fn attempt(&self, record: &mut Record) -> Attempt {
@@ -452,8 +442,11 @@ impl Forwarder {
 
     /// Attempts every due pending delivery that is not already in flight.
     pub async fn run_due(self: &Arc<Self>) {
+        if let Err(err) = self.inbox.maintain().await {
+            tracing::warn!("cannot keep or take over queued deliveries in Redis: {err}");
+        }
         let now = crate::http::now();
-        let due = match self.inbox.due(now, 256) {
+        let due = match self.inbox.due(now, 256).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::error!("cannot read the inbox: {err}");
@@ -476,16 +469,9 @@ impl Forwarder {
     /// Marks a record pending again, due now (`wxgate inbox retry`).
     ///
     /// # Errors
-    /// Unknown id or storage error.
-    pub fn retry(&self, id: u64) -> Result<Record, String> {
-        let mut record = self
-            .inbox
-            .get(id)?
-            .ok_or_else(|| format!("no delivery {id}"))?;
-        record.state = DeliveryState::Pending;
-        record.next_attempt_at = crate::http::now();
-        self.inbox.update(&record)?;
-        Ok(record)
+    /// Unknown id, a delivery another instance holds, or a storage error.
+    pub async fn retry(&self, id: u64) -> Result<Record, String> {
+        self.inbox.retry(id, crate::http::now()).await
     }
 
     /// Spawns the worker: every 200 ms, attempts what is due (including what a crash

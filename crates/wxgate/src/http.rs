@@ -33,7 +33,7 @@ use wxgate_client::{
 use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
 use crate::forward::Forwarder;
-use crate::inbox::{Accepted, Inbox};
+use crate::inbox::{Accepted, Inbox, LocalInbox, FALLBACK_ID_BASE};
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
 
@@ -125,13 +125,18 @@ impl AppState {
     /// The database or Redis cannot be opened.
     pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
         let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
-        let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
+        let (store, shared, link): (Arc<dyn CredentialStore>, _, _) = match &config.redis_url {
             Some(url) => {
                 let redis = crate::redis_store::RedisStore::connect(url).await?;
-                let shared = crate::shared::SharedSeen::new(redis.link());
-                (Arc::new(redis), Some(shared))
+                let link = redis.link();
+                let shared = crate::shared::SharedSeen::new(link.clone());
+                (Arc::new(redis), Some(shared), Some(link))
             }
-            None => (Arc::new(crate::storage::RedbStore::new(db.clone())?), None),
+            None => (
+                Arc::new(crate::storage::RedbStore::new(db.clone())?),
+                None,
+                None,
+            ),
         };
         let center = credential_center(config, store);
         center.spawn_refresher();
@@ -143,7 +148,27 @@ impl AppState {
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
             .collect();
         if !forwards.is_empty() {
-            let forwarder = Forwarder::new(Inbox::new(db)?, center, forwards);
+            let inbox = match link {
+                None => Inbox::Local(LocalInbox::new(db, 0)?),
+                Some(link) => {
+                    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
+                    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
+                    if left > 0 {
+                        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
+                    }
+                    let queue = crate::redis_inbox::RedisQueue::new(
+                        link,
+                        crate::redis_inbox::RedisQueue::consumer_name(),
+                        std::time::Duration::from_secs(config.reclaim_after_s),
+                    );
+                    tracing::info!(consumer = queue.consumer(), "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over", config.reclaim_after_s);
+                    Inbox::Shared {
+                        queue: Arc::new(queue),
+                        fallback,
+                    }
+                }
+            };
+            let forwarder = Forwarder::new(inbox, center, forwards);
             forwarder.spawn_worker();
             state.forwarder = Some(forwarder);
         }
@@ -526,7 +551,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     if let Some(forwarder) = &state.forwarder {
         use std::sync::atomic::Ordering::Relaxed;
-        if let Ok((pending, delivered, dead)) = forwarder.inbox().counts() {
+        if let Ok((pending, delivered, dead)) = forwarder.inbox().counts().await {
             let _ = write!(
                 extra,
                 "# HELP wxgate_inbox_records Inbox records by delivery state (pending is the queue depth).\n# TYPE wxgate_inbox_records gauge\n\

@@ -78,7 +78,8 @@ pub enum Accepted {
     Duplicate(Record),
 }
 
-/// The inbox tables inside the process's redb database.
+/// The inbox tables inside the process's redb database: the whole inbox with the
+/// redb backend, and the fallback for Redis outages with the Redis backend.
 ///
 /// New messages go through one committer thread, which gathers every acceptance
 /// waiting at that moment into a single durable (fsync) transaction: under load one
@@ -87,7 +88,7 @@ pub enum Accepted {
 /// and the delivery then repeats (at least once, same delivery id), which the service
 /// must tolerate anyway.
 #[derive(Debug, Clone)]
-pub struct Inbox {
+pub struct LocalInbox {
     db: Arc<Database>,
     committer: std::sync::mpsc::Sender<AcceptJob>,
 }
@@ -104,7 +105,7 @@ struct AcceptJob {
 /// Most acceptances committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-fn committer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<AcceptJob>) {
+fn committer(db: Arc<Database>, id_base: u64, jobs: std::sync::mpsc::Receiver<AcceptJob>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -113,7 +114,7 @@ fn committer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<AcceptJob>) {
                 Err(_) => break,
             }
         }
-        let result = accept_batch(&db, &batch);
+        let result = accept_batch(&db, id_base, &batch);
         match result {
             Ok(accepted) => {
                 for (job, accepted) in batch.into_iter().zip(accepted) {
@@ -131,7 +132,7 @@ fn committer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<AcceptJob>) {
 
 /// Inserts a batch in one durable transaction; a retry within the batch finds the
 /// record its twin just inserted.
-fn accept_batch(db: &Database, batch: &[AcceptJob]) -> Result<Vec<Accepted>, String> {
+fn accept_batch(db: &Database, id_base: u64, batch: &[AcceptJob]) -> Result<Vec<Accepted>, String> {
     let txn = db.begin_write().map_err(err)?;
     let mut results = Vec::with_capacity(batch.len());
     {
@@ -143,7 +144,8 @@ fn accept_batch(db: &Database, batch: &[AcceptJob]) -> Result<Vec<Accepted>, Str
             .get("next_id")
             .map_err(err)?
             .map(|v| v.value())
-            .unwrap_or(1);
+            .unwrap_or(1)
+            .max(id_base + 1);
         for job in batch {
             let dedup = format!("{}:{}", job.account, job.dedup_key);
             let existing = dedup_table
@@ -194,12 +196,12 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-impl Inbox {
-    /// Opens the inbox tables (creating them).
+impl LocalInbox {
+    /// Opens the inbox tables (creating them). New ids start above `id_base`.
     ///
     /// # Errors
     /// redb errors.
-    pub fn new(db: Arc<Database>) -> Result<Inbox, String> {
+    pub fn new(db: Arc<Database>, id_base: u64) -> Result<LocalInbox, String> {
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(RECORDS).map_err(err)?;
         txn.open_table(DEDUP).map_err(err)?;
@@ -210,9 +212,9 @@ impl Inbox {
         let committer_db = db.clone();
         std::thread::Builder::new()
             .name("wxgate-inbox-commit".into())
-            .spawn(move || committer(committer_db, receiver))
+            .spawn(move || committer(committer_db, id_base, receiver))
             .map_err(err)?;
-        Ok(Inbox {
+        Ok(LocalInbox {
             db,
             committer: sender,
         })
@@ -332,6 +334,17 @@ impl Inbox {
         Ok(out)
     }
 
+    /// How many pending records have an id of at most `id`.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn pending_up_to(&self, id: u64) -> Result<usize, String> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let pending = txn.open_table(PENDING).map_err(err)?;
+        let count = pending.range(..=id).map_err(err)?.count();
+        Ok(count)
+    }
+
     /// How many records are pending, delivered and dead.
     ///
     /// # Errors
@@ -383,5 +396,200 @@ impl Inbox {
         }
         txn.commit().map_err(err)?;
         Ok(removed)
+    }
+}
+
+/// With the Redis backend, ids of the records the local fallback accepted (while
+/// Redis was unreachable) start above this, so they never collide with Redis's ids.
+pub const FALLBACK_ID_BASE: u64 = 1 << 53;
+
+/// The inbox the forwarder works with.
+#[derive(Debug, Clone)]
+pub enum Inbox {
+    /// One instance: everything in redb.
+    Local(LocalInbox),
+    /// Several instances: records and the queue in Redis; a local redb inbox takes
+    /// the messages that arrive while Redis is unreachable, and this instance delivers
+    /// those itself.
+    Shared {
+        /// The Redis inbox.
+        queue: Arc<crate::redis_inbox::RedisQueue>,
+        /// The fallback, ids above [`FALLBACK_ID_BASE`].
+        fallback: LocalInbox,
+    },
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Where one record lives.
+enum Place<'a> {
+    Local(&'a LocalInbox),
+    Redis(&'a crate::redis_inbox::RedisQueue),
+}
+
+impl Inbox {
+    fn place(&self, id: u64) -> Place<'_> {
+        match self {
+            Inbox::Local(local) => Place::Local(local),
+            Inbox::Shared { fallback, .. } if id > FALLBACK_ID_BASE => Place::Local(fallback),
+            Inbox::Shared { queue, .. } => Place::Redis(queue),
+        }
+    }
+
+    /// Commits a new pending record, or returns the existing one for a retry. The
+    /// record is stored (redb: fsync; Redis: as durable as Redis is configured) when
+    /// this returns. With Redis unreachable, the local fallback takes it.
+    ///
+    /// # Errors
+    /// Storage errors: the caller must not acknowledge the message to WeChat.
+    pub async fn accept(
+        &self,
+        account: &str,
+        dedup_key: &str,
+        message: serde_json::Value,
+        now: i64,
+    ) -> Result<Accepted, String> {
+        match self {
+            Inbox::Local(local) => local.accept(account, dedup_key, message, now).await,
+            Inbox::Shared { queue, fallback } => {
+                match queue.accept(account, dedup_key, message.clone(), now).await {
+                    Ok(accepted) => Ok(accepted),
+                    Err(error) => {
+                        tracing::warn!(account, "the Redis inbox is unavailable ({error}); the message goes to this instance's local inbox and this instance delivers it");
+                        fallback.accept(account, dedup_key, message, now).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a record back after an attempt.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn update(&self, record: &Record) -> Result<(), String> {
+        match self.place(record.id) {
+            Place::Local(local) => {
+                let (local, record) = (local.clone(), record.clone());
+                blocking(move || local.update(&record)).await
+            }
+            Place::Redis(queue) => queue.update(record).await,
+        }
+    }
+
+    /// One record.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn get(&self, id: u64) -> Result<Option<Record>, String> {
+        match self.place(id) {
+            Place::Local(local) => local.get(id),
+            Place::Redis(queue) => queue.get(id).await,
+        }
+    }
+
+    /// Pending records due now that this instance delivers, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn due(&self, now: i64, limit: usize) -> Result<Vec<Record>, String> {
+        match self {
+            Inbox::Local(local) => local.due(now, limit),
+            Inbox::Shared { queue, fallback } => {
+                let mut due = fallback.due(now, limit)?;
+                match queue.due(now, limit.saturating_sub(due.len())).await {
+                    Ok(records) => due.extend(records),
+                    Err(error) => tracing::warn!("cannot read the Redis inbox: {error}"),
+                }
+                Ok(due)
+            }
+        }
+    }
+
+    /// Keeps this instance's queue entries and takes over those of instances that
+    /// stopped answering (Redis only). Returns how many were taken over.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn maintain(&self) -> Result<usize, String> {
+        match self {
+            Inbox::Local(_) => Ok(0),
+            Inbox::Shared { queue, .. } => queue.maintain().await,
+        }
+    }
+
+    /// Records, newest first, filtered by state, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn list(
+        &self,
+        state: Option<DeliveryState>,
+        limit: usize,
+    ) -> Result<Vec<Record>, String> {
+        match self {
+            Inbox::Local(local) => local.list(state, limit),
+            Inbox::Shared { queue, fallback } => {
+                let mut records = queue.list(state, limit).await?;
+                records.extend(fallback.list(state, limit)?);
+                records.sort_by_key(|r| std::cmp::Reverse((r.received_at, r.id)));
+                records.truncate(limit);
+                Ok(records)
+            }
+        }
+    }
+
+    /// How many records are pending, delivered and dead.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn counts(&self) -> Result<(u64, u64, u64), String> {
+        match self {
+            Inbox::Local(local) => local.counts(),
+            Inbox::Shared { queue, fallback } => {
+                let (a, b, c) = queue.counts().await?;
+                let (x, y, z) = fallback.counts()?;
+                Ok((a + x, b + y, c + z))
+            }
+        }
+    }
+
+    /// Deletes delivered and dead records received before `before`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn purge(&self, before: i64) -> Result<usize, String> {
+        let (local, queue) = match self {
+            Inbox::Local(local) => (local.clone(), None),
+            Inbox::Shared { queue, fallback } => (fallback.clone(), Some(queue)),
+        };
+        let mut purged = blocking(move || local.purge(before)).await?;
+        if let Some(queue) = queue {
+            purged += queue.purge(before).await?;
+        }
+        Ok(purged)
+    }
+
+    /// Marks a record pending again, due now (`wxgate inbox retry`).
+    ///
+    /// # Errors
+    /// Unknown id, a delivery another instance holds, or storage errors.
+    pub async fn retry(&self, id: u64, now: i64) -> Result<Record, String> {
+        match self.place(id) {
+            Place::Local(local) => {
+                let mut record = local.get(id)?.ok_or_else(|| format!("no delivery {id}"))?;
+                record.state = DeliveryState::Pending;
+                record.next_attempt_at = now;
+                local.update(&record)?;
+                Ok(record)
+            }
+            Place::Redis(queue) => queue.retry(id, now).await,
+        }
     }
 }

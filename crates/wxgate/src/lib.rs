@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod oauth;
 pub mod probe;
+pub mod redis_inbox;
 pub mod redis_store;
 pub mod rules;
 pub mod shared;

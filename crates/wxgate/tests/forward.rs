@@ -203,6 +203,33 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Inbox record `id`.
+async fn record(gw: &Gateway, id: u64) -> wxgate::inbox::Record {
+    let inbox = gw.state.forwarder().unwrap().inbox();
+    inbox.get(id).await.unwrap().expect("the record exists")
+}
+
+/// Waits until inbox record `id` satisfies `done`, and returns it.
+async fn wait_for_record(
+    what: &str,
+    gw: &Gateway,
+    id: u64,
+    done: impl Fn(&wxgate::inbox::Record) -> bool,
+) -> wxgate::inbox::Record {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let record = record(gw, id).await;
+        if done(&record) {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_service_reply_is_the_passive_reply() {
     let (hook, seen) = service(Behaviour::Fast).await;
@@ -217,17 +244,12 @@ async fn fast_service_reply_is_the_passive_reply() {
     // The rules still come first.
     let (_, body, _) = push_text(&client, &gw.base, "rule", 3, Mode::Plain).await;
     assert_eq!(reply_text(&body), "from the rules");
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.delivered.len(), 2);
-    assert_eq!(seen.bad_signatures, 0, "the service verified every HMAC");
-    let record = gw
-        .state
-        .forwarder()
-        .unwrap()
-        .inbox()
-        .get(1)
-        .unwrap()
-        .unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.delivered.len(), 2);
+        assert_eq!(seen.bad_signatures, 0, "the service verified every HMAC");
+    }
+    let record = record(&gw, 1).await;
     assert_eq!(record.reply_outcome.as_deref(), Some("passive"));
     assert_eq!(record.message["msg_id"], "1");
 }
@@ -282,17 +304,8 @@ async fn slow_service_gets_success_then_a_late_customer_service_reply() {
     );
     assert_eq!(call.errcode, 0);
     assert_eq!(seen.lock().unwrap().delivered.len(), 1);
-    wait_for("the record", || {
-        gw.state
-            .forwarder()
-            .unwrap()
-            .inbox()
-            .get(1)
-            .unwrap()
-            .unwrap()
-            .reply_outcome
-            .as_deref()
-            == Some("late")
+    wait_for_record("the late reply", &gw, 1, |r| {
+        r.reply_outcome.as_deref() == Some("late")
     })
     .await;
 }
@@ -309,7 +322,6 @@ async fn a_service_that_is_down_gets_the_message_once_it_is_back() {
         (200, "success"),
         "acknowledged although the service is down"
     );
-    let inbox = gw.state.forwarder().unwrap().inbox().clone();
     wait_for("delivery after the outage", || {
         seen.lock().unwrap().delivered.len() == 1
     })
@@ -323,11 +335,11 @@ async fn a_service_that_is_down_gets_the_message_once_it_is_back() {
             "delivered once"
         );
     }
-    wait_for("the delivered state", || {
-        inbox.get(1).unwrap().unwrap().state == wxgate::inbox::DeliveryState::Delivered
+    let record = wait_for_record("the delivered state", &gw, 1, |r| {
+        r.state == wxgate::inbox::DeliveryState::Delivered
     })
     .await;
-    assert_eq!(inbox.get(1).unwrap().unwrap().attempts, 3);
+    assert_eq!(record.attempts, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,12 +356,11 @@ async fn garbage_from_the_service_is_logged_and_wechat_gets_success() {
     let client = reqwest::Client::new();
     let (status, body, _) = push_text(&client, &gw.base, "x", 11, Mode::Safe).await;
     assert_eq!((status, body.as_str()), (200, "success"));
-    let inbox = gw.state.forwarder().unwrap().inbox().clone();
-    wait_for("the delivered state", || {
-        inbox.get(1).unwrap().unwrap().state == wxgate::inbox::DeliveryState::Delivered
+    let record = wait_for_record("the delivered state", &gw, 1, |r| {
+        r.state == wxgate::inbox::DeliveryState::Delivered
     })
     .await;
-    assert_eq!(inbox.get(1).unwrap().unwrap().service_reply, None);
+    assert_eq!(record.service_reply, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,14 +378,7 @@ async fn a_wrong_secret_on_our_side_is_caught_by_the_service_and_retried() {
         seen.lock().unwrap().delivered.is_empty(),
         "a service that checks the HMAC never accepts it"
     );
-    let record = gw
-        .state
-        .forwarder()
-        .unwrap()
-        .inbox()
-        .get(1)
-        .unwrap()
-        .unwrap();
+    let record = record(&gw, 1).await;
     assert!(record.last_error.unwrap().contains("401"));
 }
 
@@ -439,16 +443,8 @@ async fn inbox_admin_api_lists_shows_retries_and_purges() {
         "{metrics}"
     );
     assert!(metrics.contains("wxgate_forward_deliveries_total"));
-    wait_for("the retried delivery", || {
-        gw.state
-            .forwarder()
-            .unwrap()
-            .inbox()
-            .get(1)
-            .unwrap()
-            .unwrap()
-            .state
-            == wxgate::inbox::DeliveryState::Delivered
+    wait_for_record("the retried delivery", &gw, 1, |r| {
+        r.state == wxgate::inbox::DeliveryState::Delivered
     })
     .await;
     let purged: Value = client
