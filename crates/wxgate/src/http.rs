@@ -558,6 +558,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                  wxgate_inbox_records{{state=\"pending\"}} {pending}\nwxgate_inbox_records{{state=\"delivered\"}} {delivered}\nwxgate_inbox_records{{state=\"dead\"}} {dead}\n"
             );
         }
+        if let Inbox::Shared { .. } = forwarder.inbox() {
+            let (reclaimed, held) = forwarder.inbox().queue_stats();
+            let _ = write!(
+                extra,
+                "# HELP wxgate_queue_reclaimed_total Deliveries taken over from instances that stopped answering (Redis queue).\n# TYPE wxgate_queue_reclaimed_total counter\nwxgate_queue_reclaimed_total {reclaimed}\n\
+                 # HELP wxgate_queue_held Deliveries this instance holds in the Redis queue.\n# TYPE wxgate_queue_held gauge\nwxgate_queue_held {held}\n"
+            );
+        }
         let stats = &forwarder.stats;
         let delivered = stats.delivered.load(Relaxed);
         let _ = write!(

@@ -524,6 +524,18 @@ impl Inbox {
         }
     }
 
+    /// Deliveries taken over from other instances, and deliveries this instance holds
+    /// in the Redis queue (both 0 without Redis).
+    pub fn queue_stats(&self) -> (u64, usize) {
+        match self {
+            Inbox::Local(_) => (0, 0),
+            Inbox::Shared { queue, .. } => (
+                queue.reclaimed.load(std::sync::atomic::Ordering::Relaxed),
+                queue.held(),
+            ),
+        }
+    }
+
     /// Records, newest first, filtered by state, at most `limit`.
     ///
     /// # Errors

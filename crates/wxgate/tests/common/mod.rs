@@ -167,3 +167,22 @@ pub async fn start_instance(name: &str, config: &str) -> (std::process::Child, S
         .await
         .unwrap()
 }
+
+/// Database `db` of the test redis-server (scripts/test.sh starts it and sets
+/// WXGATE_TEST_REDIS). Each test file uses its own database numbers.
+pub fn redis_url(db: u32) -> String {
+    let base = std::env::var("WXGATE_TEST_REDIS").expect(
+        "WXGATE_TEST_REDIS is unset: run `bash scripts/test.sh`, which starts redis-server",
+    );
+    format!("{}/{db}", base.trim_end_matches('/'))
+}
+
+/// Empties a Redis database.
+pub async fn flush(url: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}

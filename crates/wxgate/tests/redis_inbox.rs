@@ -1,0 +1,212 @@
+//! The Redis inbox (records, and the delivery queue on a stream with a consumer group)
+//! against the real redis-server that `scripts/test.sh` starts. Each queue here stands
+//! for one wxgate instance.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{flush, now, redis_url};
+use serde_json::json;
+use wxgate::inbox::{Accepted, DeliveryState, Record};
+use wxgate::redis_inbox::RedisQueue;
+use wxgate::shared::RedisLink;
+
+fn queue(url: &str, name: &str, reclaim_after: Duration) -> RedisQueue {
+    RedisQueue::new(RedisLink::new(url).unwrap(), name.to_owned(), reclaim_after)
+}
+
+async fn accept(queue: &RedisQueue, key: &str) -> Accepted {
+    queue
+        .accept("acct", key, json!({ "msg_id": key }), now())
+        .await
+        .unwrap()
+}
+
+async fn new_record(queue: &RedisQueue, key: &str) -> Record {
+    match accept(queue, key).await {
+        Accepted::New(record) => record,
+        Accepted::Duplicate(record) => panic!("{key} was already there: {record:?}"),
+    }
+}
+
+async fn pending_count(url: &str) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg("wxgate:inbox:queue")
+        .arg("wxgate")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    match summary {
+        redis::Value::Array(items) => redis::from_redis_value(&items[0]).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn records_dedup_states_list_and_purge() {
+    let url = redis_url(9);
+    flush(&url).await;
+    let a = queue(&url, "a", Duration::from_secs(30));
+    let first = new_record(&a, "m:1").await;
+    assert_eq!(first.id, 1);
+    assert_eq!(first.message["msg_id"], "m:1");
+    match accept(&a, "m:1").await {
+        Accepted::Duplicate(record) => assert_eq!(record.id, 1, "a retry finds the record"),
+        Accepted::New(record) => panic!("a retry became a new record {record:?}"),
+    }
+    let second = new_record(&a, "m:2").await;
+    assert_eq!(second.id, 2);
+    assert_eq!(pending_count(&url).await, 2, "both queued on a");
+
+    let mut delivered = first.clone();
+    delivered.state = DeliveryState::Delivered;
+    delivered.attempts = 1;
+    a.update(&delivered).await.unwrap();
+    assert_eq!(pending_count(&url).await, 1, "a delivery leaves the queue");
+    assert_eq!(a.counts().await.unwrap(), (1, 1, 0));
+    let ids = |records: Vec<Record>| records.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(a.list(None, 10).await.unwrap()), vec![2, 1]);
+    assert_eq!(
+        ids(a.list(Some(DeliveryState::Delivered), 10).await.unwrap()),
+        vec![1]
+    );
+    assert_eq!(a.get(1).await.unwrap().unwrap().attempts, 1);
+    assert_eq!(
+        ids(a.due(now() + 3600, 10).await.unwrap()),
+        vec![2],
+        "only the pending record is due"
+    );
+
+    // A failed attempt: pending again, due at its next attempt.
+    let mut failed = second.clone();
+    failed.attempts = 1;
+    failed.next_attempt_at = now() + 100;
+    a.update(&failed).await.unwrap();
+    assert!(a.due(now(), 10).await.unwrap().is_empty());
+    assert_eq!(ids(a.due(now() + 100, 10).await.unwrap()), vec![2]);
+
+    assert_eq!(a.purge(now() + 1).await.unwrap(), 1, "the delivered one");
+    assert_eq!(a.counts().await.unwrap(), (1, 0, 0));
+    assert_eq!(a.get(1).await.unwrap(), None);
+    assert_eq!(
+        new_record(&a, "m:1").await.id,
+        3,
+        "a purged record's dedup key is gone too"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_instance_s_deliveries_are_taken_over() {
+    let url = redis_url(10);
+    flush(&url).await;
+    let reclaim = Duration::from_millis(1000);
+    let a = queue(&url, "a", reclaim);
+    let b = queue(&url, "b", reclaim);
+    let kept = new_record(&a, "m:1").await;
+    let retrying = new_record(&a, "m:2").await;
+    let mut done = new_record(&a, "m:3").await;
+    let mut later = retrying.clone();
+    later.attempts = 1;
+    later.next_attempt_at = now() - 1;
+    a.update(&later).await.unwrap();
+    done.state = DeliveryState::Delivered;
+    a.update(&done).await.unwrap();
+
+    // While a heartbeats, b takes nothing.
+    let until = std::time::Instant::now() + Duration::from_millis(2200);
+    while std::time::Instant::now() < until {
+        a.maintain().await.unwrap();
+        assert_eq!(b.maintain().await.unwrap(), 0, "a is alive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.held(), 2);
+    assert_eq!(b.held(), 0);
+
+    // a falls silent: after reclaim_after, b holds both pending deliveries.
+    tokio::time::sleep(reclaim + Duration::from_millis(500)).await;
+    assert_eq!(b.maintain().await.unwrap(), 2);
+    assert_eq!(b.held(), 2);
+    let due: Vec<u64> = b
+        .due(now() + 3600, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(
+        due.contains(&kept.id) && due.contains(&retrying.id),
+        "{due:?}"
+    );
+    assert_eq!(
+        b.due(now(), 10).await.unwrap().len(),
+        2,
+        "both due now: their next attempts come from the records"
+    );
+    assert_eq!(
+        b.reclaimed.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the delivered record was never taken"
+    );
+
+    // a wakes up: it learns it no longer holds them and will not deliver them.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.maintain().await.unwrap();
+    assert_eq!(a.held(), 0);
+    assert!(a.due(now() + 3600, 10).await.unwrap().is_empty());
+
+    // b delivers one: it leaves the queue for good.
+    let mut delivered = b.get(kept.id).await.unwrap().unwrap();
+    delivered.state = DeliveryState::Delivered;
+    b.update(&delivered).await.unwrap();
+    assert_eq!(pending_count(&url).await, 1);
+}
+
+#[tokio::test]
+async fn retry_requeues_a_dead_letter_and_refuses_what_another_instance_holds() {
+    let url = redis_url(11);
+    flush(&url).await;
+    let a = queue(&url, "a", Duration::from_secs(30));
+    let b = queue(&url, "b", Duration::from_secs(30));
+    let mut dead = new_record(&a, "m:1").await;
+    dead.state = DeliveryState::Dead;
+    a.update(&dead).await.unwrap();
+    assert_eq!(pending_count(&url).await, 0);
+
+    let retried = b.retry(dead.id, now()).await.unwrap();
+    assert_eq!(retried.state, DeliveryState::Pending);
+    assert_eq!(b.held(), 1, "the instance that retries holds it");
+    assert_eq!(pending_count(&url).await, 1);
+    assert_eq!(b.due(now(), 10).await.unwrap().len(), 1);
+    assert_eq!(b.counts().await.unwrap(), (1, 0, 0));
+
+    let error = a.retry(dead.id, now()).await.unwrap_err();
+    assert!(error.contains("another instance"), "{error}");
+    assert!(a
+        .retry(99, now())
+        .await
+        .unwrap_err()
+        .contains("no delivery 99"));
+}
+
+/// A Redis restarted without persistence loses the queue: the instance says so and
+/// the next message recreates the stream and its group.
+#[tokio::test]
+async fn a_redis_that_lost_its_data_recreates_the_queue() {
+    let url = redis_url(12);
+    flush(&url).await;
+    let a = queue(&url, "a", Duration::from_secs(30));
+    new_record(&a, "m:1").await;
+    flush(&url).await;
+    assert!(
+        a.due(now() + 3600, 10).await.unwrap().is_empty(),
+        "the lost record is dropped, with an error in the log"
+    );
+    assert_eq!(a.held(), 0);
+    a.maintain().await.unwrap();
+    let again = new_record(&a, "m:1").await;
+    assert_eq!(again.id, 1);
+    assert_eq!(pending_count(&url).await, 1);
+}
