@@ -98,6 +98,10 @@ fn storage_config_rules() {
         err("[storage]\nbackend = \"redis\"\nredis_url = \"localhost:6379\"").contains("redis://")
     );
     assert!(err("[storage]\nbackend = \"etcd\"").contains("\"redb\""));
+    assert!(err(
+        "[storage]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1/0\"\nreclaim_after_s = 0"
+    )
+    .contains("between 1 and 3600"));
     let ok = wxgate::config::Config::parse(
         &format!(
             "[storage]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n{base}"
@@ -106,6 +110,7 @@ fn storage_config_rules() {
     )
     .unwrap();
     assert_eq!(ok.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+    assert_eq!(ok.reclaim_after_s, 30, "the default");
 }
 
 /// The refresh lease is fenced: an instance that paused past its lease cannot
