@@ -207,6 +207,15 @@ impl std::fmt::Debug for Forwarder {
     }
 }
 
+/// What [`Forwarder::forward`] did with a message.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// A new message, stored, delivered, with the service's reply if it came in time.
+    New(Option<Reply>),
+    /// A WeChat retry of a stored message: not delivered again.
+    Duplicate(Record),
+}
+
 /// What one delivery attempt ended with.
 enum Attempt {
     Delivered(Option<Reply>),
@@ -238,24 +247,51 @@ impl Forwarder {
         &self.inbox
     }
 
-    /// Commits the message to the inbox (durably) or finds it as a retry.
+    /// Stores the message in the inbox (or finds it as a WeChat retry) and starts its
+    /// delivery, then waits up to `timeout_ms` for the service's reply. A slower reply
+    /// goes out later through the customer-service API.
+    ///
+    /// Storing and starting run in a task of their own: if WeChat hangs up (and the
+    /// request is cancelled), the message is still stored and its delivery started.
     ///
     /// # Errors
     /// A storage error: the message must not be acknowledged.
-    pub async fn accept(
-        &self,
+    pub async fn forward(
+        self: &Arc<Self>,
         account: &str,
         message: &Message,
         now: i64,
-    ) -> Result<Accepted, String> {
-        self.inbox
-            .accept(account, &message.dedup_key(), message_json(message), now)
-            .await
+    ) -> Result<Forwarded, String> {
+        let forwarder = Arc::clone(self);
+        let account = account.to_owned();
+        let (dedup_key, json) = (message.dedup_key(), message_json(message));
+        let started = tokio::spawn(async move {
+            let accepted = forwarder
+                .inbox
+                .accept(&account, &dedup_key, json, now)
+                .await?;
+            Ok::<_, String>(match accepted {
+                Accepted::Duplicate(record) => Err(record),
+                Accepted::New(record) => Ok(forwarder.start(record)),
+            })
+        })
+        .await
+        .map_err(|e| format!("the inbox task failed: {e}"))??;
+        match started {
+            Err(record) => Ok(Forwarded::Duplicate(record)),
+            Ok((reply, timeout)) => match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(reply)) => Ok(Forwarded::New(reply)),
+                _ => Ok(Forwarded::New(None)),
+            },
+        }
     }
 
-    /// Delivers a new record and waits up to `timeout_ms` for the service's reply. A
-    /// slower reply goes out later through the customer-service API.
-    pub async fn deliver_in_time(self: &Arc<Self>, record: Record) -> Option<Reply> {
+    /// Starts the first attempt of a new record; the receiver gets the service's reply
+    /// if it comes within the account's `timeout_ms`.
+    fn start(
+        self: &Arc<Self>,
+        record: Record,
+    ) -> (tokio::sync::oneshot::Receiver<Option<Reply>>, Duration) {
         let timeout = self
             .accounts
             .get(&record.account)
@@ -269,10 +305,7 @@ impl Forwarder {
         tokio::spawn(async move {
             forwarder.attempt_and_record(record, Some(tx)).await;
         });
-        match tokio::time::timeout(Duration::from_millis(timeout), rx).await {
-            Ok(Ok(reply)) => reply,
-            _ => None,
-        }
+        (rx, Duration::from_millis(timeout))
     }
 
     async fn attempt_and_record(

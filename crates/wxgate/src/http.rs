@@ -32,8 +32,8 @@ use wxgate_client::{
 
 use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
-use crate::forward::Forwarder;
-use crate::inbox::{Accepted, Inbox, LocalInbox, FALLBACK_ID_BASE};
+use crate::forward::{Forwarded, Forwarder};
+use crate::inbox::{Inbox, LocalInbox, FALLBACK_ID_BASE};
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
 
@@ -430,36 +430,23 @@ async fn message(
     } else {
         match account.decide(&opened.message, now) {
             Decided::Answer { plain, outcome } => (plain.as_deref().map(str::to_owned), outcome),
-            Decided::Forward => {
-                let claimed = match shared {
-                    Some(shared) => shared.claim(&name, &dedup_key).await.unwrap_or_else(|error| {
-                        tracing::warn!(account = %name, "shared dedup unavailable ({error}); forwarding on this instance's inbox alone");
-                        true
-                    }),
-                    None => true,
-                };
-                if !claimed {
-                    (None, Outcome::Duplicate)
-                } else {
-                    match forward(&state, &name, &opened.message, now).await {
-                        Ok(forwarded) => forwarded,
-                        Err(error) => {
-                            // Not stored, so not acknowledged: WeChat retries, nothing is lost.
-                            tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
-                            state.metrics.record(
-                                state.metrics.slot(&name),
-                                Method::Post,
-                                Outcome::InternalError,
-                                started.elapsed(),
-                            );
-                            return text(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "inbox unavailable; retry",
-                            );
-                        }
-                    }
+            // The inbox recognises WeChat's retries itself (in Redis across instances),
+            // so nothing is claimed before the message is stored: a request cancelled
+            // in between must not turn the retry into a `success` for a lost message.
+            Decided::Forward => match forward(&state, &name, &opened.message, now).await {
+                Ok(forwarded) => forwarded,
+                Err(error) => {
+                    // Not stored, so not acknowledged: WeChat retries, nothing is lost.
+                    tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
+                    state.metrics.record(
+                        state.metrics.slot(&name),
+                        Method::Post,
+                        Outcome::InternalError,
+                        started.elapsed(),
+                    );
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
                 }
-            }
+            },
         }
     };
     if let (Some(shared), Outcome::Ok) = (shared, outcome) {
@@ -500,8 +487,8 @@ async fn forward(
     let Some(forwarder) = state.forwarder.as_ref() else {
         return Err("forwarding is configured but no inbox is open".to_owned());
     };
-    match forwarder.accept(name, message, now).await? {
-        Accepted::Duplicate(record) => {
+    match forwarder.forward(name, message, now).await? {
+        Forwarded::Duplicate(record) => {
             // A retry: the reply given the first time, if it was passive; never a second delivery.
             let reply = match (&record.reply_outcome, &record.service_reply) {
                 (Some(outcome), Some(reply)) if outcome == "passive" => {
@@ -516,13 +503,10 @@ async fn forward(
                 Outcome::Duplicate,
             ))
         }
-        Accepted::New(record) => {
-            let reply = forwarder.deliver_in_time(record).await;
-            Ok((
-                reply.map(|r| r.render_for(message, crate::http::now())),
-                Outcome::Ok,
-            ))
-        }
+        Forwarded::New(reply) => Ok((
+            reply.map(|r| r.render_for(message, crate::http::now())),
+            Outcome::Ok,
+        )),
     }
 }
 

@@ -133,15 +133,6 @@ impl SharedSeen {
         self.get_raw(&key(account, dedup_key)).await
     }
 
-    /// Claims a push for this instance; false when another instance has it.
-    ///
-    /// # Errors
-    /// Redis errors.
-    pub async fn claim(&self, account: &str, dedup_key: &str) -> Result<bool, String> {
-        self.claim_raw(&key(account, dedup_key), "", SEEN_TTL_S)
-            .await
-    }
-
     /// Records the answer given to a push.
     ///
     /// # Errors

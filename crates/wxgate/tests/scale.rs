@@ -647,3 +647,97 @@ async fn kill_9_one_instance_under_forwarding_load_survivors_deliver_everything(
         let _ = child.wait();
     }
 }
+
+/// A push whose client hangs up while wxgate handles it, then WeChat's retry of it:
+/// the message is delivered, at once.
+///
+/// Regressions: (1) the push claimed the message in Redis before storing it, so when
+/// the request was cancelled in between, the retry was answered `success` as a
+/// duplicate and the message was never stored; (2) a request cancelled while the
+/// message was being stored left a queue entry that nothing delivered until the next
+/// renewal (reclaim_after_s / 3). Storing and starting the delivery now run apart from
+/// the request, and the Redis inbox itself recognises retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+    let delivered = Arc::new(Mutex::new(HashSet::new()));
+    let seen = delivered.clone();
+    let service = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .insert(request["message"]["msg_id"].as_str().unwrap().to_owned());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let url = redis_url(14);
+    flush(&url).await;
+    let config = format!(
+        "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\nreclaim_after_s = 60\n\
+         [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+         [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
+    );
+    let (mut child, base) = start_instance("scale-abandoned", &config).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let (addr, base, client) = (addr.clone(), base.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let ts = now();
+            let message =
+                wxgate_proto::push::build::text("gh_test", "oUser", ts, "x", 3_000_000 + i);
+            // The push, written whole on a raw socket that is closed at once: the server
+            // sees the client gone while it handles it.
+            let request = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "POST /wx/fwd?{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+                request.query,
+                request.body.len()
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(request.body.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_micros(50 * (i % 20))).await;
+            drop(stream);
+            // WeChat got no answer, so it retries.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let retry = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
+            let (status, body) = post(
+                &client,
+                &format!("{base}/wx/fwd?{}", retry.query),
+                retry.body,
+            )
+            .await;
+            assert_eq!((status, body.as_str()), (200, "success"));
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Well under the 20 s until the first renewal would find a forgotten entry.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let missing = 200 - delivered.lock().unwrap().len();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} of 200 acknowledged pushes not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
