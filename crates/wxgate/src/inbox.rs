@@ -334,6 +334,20 @@ impl LocalInbox {
         Ok(out)
     }
 
+    /// The id of the record with this dedup key, if there is one.
+    ///
+    /// # Errors
+    /// redb errors.
+    pub fn find(&self, account: &str, dedup_key: &str) -> Result<Option<u64>, String> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let dedup = txn.open_table(DEDUP).map_err(err)?;
+        let id = dedup
+            .get(format!("{account}:{dedup_key}").as_str())
+            .map_err(err)?
+            .map(|id| id.value());
+        Ok(id)
+    }
+
     /// How many pending records have an id of at most `id`.
     ///
     /// # Errors
@@ -520,7 +534,11 @@ impl Inbox {
     pub async fn maintain(&self) -> Result<usize, String> {
         match self {
             Inbox::Local(_) => Ok(0),
-            Inbox::Shared { queue, .. } => queue.maintain().await,
+            Inbox::Shared { queue, fallback } => {
+                queue
+                    .maintain(&|account, key| fallback.find(account, key).ok().flatten())
+                    .await
+            }
         }
     }
 

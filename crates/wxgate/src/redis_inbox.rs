@@ -152,6 +152,9 @@ fn queue_script(body: &str) -> Script {
     Script::new(&format!("{ENSURE_GROUP}{body}"))
 }
 
+/// Finds the local fallback's record id for `(account, dedup_key)`.
+pub type StoredLocally<'a> = dyn Fn(&str, &str) -> Option<u64> + Send + Sync + 'a;
+
 /// A delivery this instance's consumer holds.
 #[derive(Debug)]
 struct Owned {
@@ -469,7 +472,13 @@ impl RedisQueue {
     ///
     /// # Errors
     /// Redis errors (retried at the next call).
-    pub async fn maintain(&self) -> Result<usize, String> {
+    ///
+    /// `stored_locally(account, dedup_key)` names the local fallback's record of a
+    /// message, if it has one. An entry of this consumer that this instance does not
+    /// know was stored by an `accept` whose answer came too late; when the fallback
+    /// took that message, the Redis record is closed as its duplicate instead of
+    /// being delivered a second time.
+    pub async fn maintain(&self, stored_locally: &StoredLocally<'_>) -> Result<usize, String> {
         let every = (self.reclaim_after / 3).max(Duration::from_millis(200));
         let started = Instant::now();
         {
@@ -542,7 +551,7 @@ impl RedisQueue {
             );
         }
         found.extend(taken);
-        self.adopt(found).await?;
+        self.adopt(found, stored_locally).await?;
 
         let forget = {
             let mut last = self.last_forget.lock().unwrap_or_else(|e| e.into_inner());
@@ -564,7 +573,11 @@ impl RedisQueue {
     }
 
     /// Holds the given queue entries from now on, or acknowledges those already done.
-    async fn adopt(&self, entries: Vec<StreamId>) -> Result<(), String> {
+    async fn adopt(
+        &self,
+        entries: Vec<StreamId>,
+        stored_locally: &StoredLocally<'_>,
+    ) -> Result<(), String> {
         let pairs: Vec<(String, u64)> = entries
             .iter()
             .filter_map(|e| record_id(e).map(|id| (e.id.clone(), id)))
@@ -573,7 +586,14 @@ impl RedisQueue {
         let records = self.get_many(&ids).await?;
         for ((stream_id, id), record) in pairs.into_iter().zip(records) {
             match record {
-                Some(record) if record.state == DeliveryState::Pending => {
+                Some(mut record) if record.state == DeliveryState::Pending => {
+                    if let Some(local) = stored_locally(&record.account, &record.dedup_key) {
+                        tracing::warn!(delivery_id = id, "delivery {id} was stored in Redis after this instance had given up waiting and stored the message locally as delivery {local}; {local} delivers it, {id} is closed");
+                        record.state = DeliveryState::Delivered;
+                        record.reply_outcome = Some(format!("duplicate of delivery {local}"));
+                        self.write(&record, &stream_id, false).await?;
+                        continue;
+                    }
                     self.owned().insert(
                         id,
                         Owned {

@@ -12,6 +12,11 @@ use wxgate::inbox::{Accepted, DeliveryState, Record};
 use wxgate::redis_inbox::RedisQueue;
 use wxgate::shared::RedisLink;
 
+/// The local fallback inbox of these tests holds nothing.
+fn nothing_local(_: &str, _: &str) -> Option<u64> {
+    None
+}
+
 fn queue(url: &str, name: &str, reclaim_after: Duration) -> RedisQueue {
     RedisQueue::new(RedisLink::new(url).unwrap(), name.to_owned(), reclaim_after)
 }
@@ -118,8 +123,8 @@ async fn a_silent_instance_s_deliveries_are_taken_over() {
     // While a heartbeats, b takes nothing.
     let until = std::time::Instant::now() + Duration::from_millis(2200);
     while std::time::Instant::now() < until {
-        a.maintain().await.unwrap();
-        assert_eq!(b.maintain().await.unwrap(), 0, "a is alive");
+        a.maintain(&nothing_local).await.unwrap();
+        assert_eq!(b.maintain(&nothing_local).await.unwrap(), 0, "a is alive");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(a.held(), 2);
@@ -127,7 +132,7 @@ async fn a_silent_instance_s_deliveries_are_taken_over() {
 
     // a falls silent: after reclaim_after, b holds both pending deliveries.
     tokio::time::sleep(reclaim + Duration::from_millis(500)).await;
-    assert_eq!(b.maintain().await.unwrap(), 2);
+    assert_eq!(b.maintain(&nothing_local).await.unwrap(), 2);
     assert_eq!(b.held(), 2);
     let due: Vec<u64> = b
         .due(now() + 3600, 10)
@@ -153,7 +158,7 @@ async fn a_silent_instance_s_deliveries_are_taken_over() {
 
     // a wakes up: it learns it no longer holds them and will not deliver them.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    a.maintain().await.unwrap();
+    a.maintain(&nothing_local).await.unwrap();
     assert_eq!(a.held(), 0);
     assert!(a.due(now() + 3600, 10).await.unwrap().is_empty());
 
@@ -205,8 +210,35 @@ async fn a_redis_that_lost_its_data_recreates_the_queue() {
         "the lost record is dropped, with an error in the log"
     );
     assert_eq!(a.held(), 0);
-    a.maintain().await.unwrap();
+    a.maintain(&nothing_local).await.unwrap();
     let again = new_record(&a, "m:1").await;
     assert_eq!(again.id, 1);
     assert_eq!(pending_count(&url).await, 1);
+}
+
+/// An `accept` whose answer came after the caller gave up (so the caller stored the
+/// message in its local fallback) leaves an entry this instance does not know: it is
+/// closed as a duplicate when the fallback has the message, adopted otherwise.
+#[tokio::test]
+async fn entries_stored_after_the_caller_gave_up_are_adopted_or_closed() {
+    let url = redis_url(15);
+    flush(&url).await;
+    let gave_up = queue(&url, "a", Duration::from_secs(30));
+    let twice = new_record(&gave_up, "m:1").await;
+    let once = new_record(&gave_up, "m:2").await;
+    // The same consumer, without the memory of those two accepts.
+    let a = queue(&url, "a", Duration::from_secs(30));
+    let local = wxgate::inbox::FALLBACK_ID_BASE + 1;
+    a.maintain(&|_, key| (key == "m:1").then_some(local))
+        .await
+        .unwrap();
+    assert_eq!(a.held(), 1, "m:2 is adopted");
+    assert_eq!(a.due(now() + 3600, 10).await.unwrap()[0].id, once.id);
+    let closed = a.get(twice.id).await.unwrap().unwrap();
+    assert_eq!(closed.state, DeliveryState::Delivered);
+    assert_eq!(
+        closed.reply_outcome,
+        Some(format!("duplicate of delivery {local}"))
+    );
+    assert_eq!(pending_count(&url).await, 1, "its queue entry is gone");
 }
