@@ -340,6 +340,7 @@ async fn a_redis_restart_under_load_loses_nothing() {
             ])
             .stdout(std::process::Stdio::null())
             .spawn()
+            .map(KillOnDrop)
             .expect("redis-server is installed (scripts/test.sh installs it)")
     };
     let mut redis = start_redis();

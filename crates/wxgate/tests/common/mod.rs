@@ -128,10 +128,34 @@ pub async fn get(client: &reqwest::Client, url: &str) -> (u16, String, String) {
     (status, content_type, response.text().await.unwrap())
 }
 
+/// A child process that is killed when dropped, so a failing test leaves no server
+/// behind. Derefs to the `Child`.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the real binary (`wxgate serve --listen 127.0.0.1:0`) in `dir`, which holds a
 /// wxgate.toml, and returns it with its base URL once it listens. Blocking: call it
 /// from `spawn_blocking` in async tests.
-pub fn start_binary(dir: &std::path::Path) -> (std::process::Child, String) {
+pub fn start_binary(dir: &std::path::Path) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -153,12 +177,12 @@ pub fn start_binary(dir: &std::path::Path) -> (std::process::Child, String) {
             })
         })
         .expect("wxgate prints its address");
-    (child, base)
+    (KillOnDrop(child), base)
 }
 
 /// Writes `config` as wxgate.toml into a fresh temporary directory named after `name`
 /// and starts the real binary there (see [`start_binary`]).
-pub async fn start_instance(name: &str, config: &str) -> (std::process::Child, String) {
+pub async fn start_instance(name: &str, config: &str) -> (KillOnDrop, String) {
     let dir = std::env::temp_dir().join(format!("wxgate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
