@@ -102,14 +102,15 @@ end
 return ARGV[4]
 "#;
 
-/// KEYS: queue. ARGV: consumer, count. Claims this consumer's own pending entries
-/// again, which restarts their idle time; returns them.
+/// KEYS: queue. ARGV: consumer, count, start (`-` or `(id`). Claims a page of this
+/// consumer's own pending entries again, which restarts their idle time. Returns the
+/// last pending id of the page, the page's size and the claimed entries.
 const HEARTBEAT: &str = r#"
-local mine = redis.call('XPENDING', KEYS[1], 'wxgate', '-', '+', ARGV[2], ARGV[1])
-if #mine == 0 then return {} end
+local mine = redis.call('XPENDING', KEYS[1], 'wxgate', ARGV[3], '+', ARGV[2], ARGV[1])
+if #mine == 0 then return {'', 0, {}} end
 local ids = {}
 for i, entry in ipairs(mine) do ids[i] = entry[1] end
-return redis.call('XCLAIM', KEYS[1], 'wxgate', ARGV[1], 0, unpack(ids))
+return {ids[#ids], #ids, redis.call('XCLAIM', KEYS[1], 'wxgate', ARGV[1], 0, unpack(ids))}
 "#;
 
 /// KEYS: queue. ARGV: consumer, min idle ms, start, count.
@@ -501,10 +502,25 @@ impl RedisQueue {
             self.update(&record).await?;
         }
 
-        let mut invocation = self.scripts.heartbeat.prepare_invoke();
-        invocation.key(QUEUE).arg(&self.consumer).arg(5000);
-        let mine: StreamClaimReply = self.link.invoke(&invocation).await?;
-        let held: HashSet<&str> = mine.ids.iter().map(|e| e.id.as_str()).collect();
+        const PAGE: usize = 1000;
+        let mut mine = Vec::new();
+        let mut start = "-".to_owned();
+        loop {
+            let mut invocation = self.scripts.heartbeat.prepare_invoke();
+            invocation
+                .key(QUEUE)
+                .arg(&self.consumer)
+                .arg(PAGE)
+                .arg(&start);
+            let (last, size, page): (String, usize, StreamClaimReply) =
+                self.link.invoke(&invocation).await?;
+            mine.extend(page.ids);
+            if size < PAGE {
+                break;
+            }
+            start = format!("({last}");
+        }
+        let held: HashSet<&str> = mine.iter().map(|e| e.id.as_str()).collect();
         let mut found = Vec::new();
         {
             let mut owned = self.owned();
@@ -516,7 +532,7 @@ impl RedisQueue {
                 keep
             });
             let known: HashSet<&str> = owned.values().map(|o| o.stream_id.as_str()).collect();
-            for entry in &mine.ids {
+            for entry in &mine {
                 if !known.contains(entry.id.as_str()) {
                     found.push(entry.clone());
                 }

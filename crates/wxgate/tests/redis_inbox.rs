@@ -242,3 +242,25 @@ async fn entries_stored_after_the_caller_gave_up_are_adopted_or_closed() {
     );
     assert_eq!(pending_count(&url).await, 1, "its queue entry is gone");
 }
+
+/// The renewal pages through a consumer's entries: an instance that holds more than
+/// one page (1000) keeps them all, and nothing is taken over while it is alive.
+#[tokio::test]
+async fn an_instance_holding_more_than_a_page_keeps_everything() {
+    let url = redis_url(3);
+    flush(&url).await;
+    let reclaim = Duration::from_millis(1000);
+    let a = queue(&url, "a", reclaim);
+    let b = queue(&url, "b", reclaim);
+    for i in 0..2100 {
+        new_record(&a, &format!("m:{i}")).await;
+    }
+    let until = std::time::Instant::now() + Duration::from_millis(2500);
+    while std::time::Instant::now() < until {
+        a.maintain(&nothing_local).await.unwrap();
+        assert_eq!(b.maintain(&nothing_local).await.unwrap(), 0, "a is alive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.held(), 2100);
+    assert_eq!(pending_count(&url).await, 2100);
+}
