@@ -109,6 +109,9 @@ pub trait CredentialStore: Send + Sync + 'static {
     fn unlock<'a>(&'a self, key: &'a str, fence: u64) -> StoreFuture<'a, ()>;
     /// A short name for logs and `/healthz` (`memory`, `redb`, `redis`).
     fn name(&self) -> &'static str;
+    /// True for a store several instances share: without its lease, a classic-endpoint
+    /// refresh would invalidate the other instances' token, so it is refused.
+    fn shared(&self) -> bool;
 }
 
 /// Credentials in process memory: lost on restart.
@@ -149,6 +152,9 @@ impl CredentialStore for MemoryStore {
     }
     fn name(&self) -> &'static str {
         "memory"
+    }
+    fn shared(&self) -> bool {
+        false
     }
 }
 
@@ -522,6 +528,21 @@ impl CredentialCenter {
                 }
                 Err(err) => {
                     self.store_failures.fetch_add(1, Ordering::Relaxed);
+                    if self.store.shared()
+                        && kind == CredentialKind::AccessToken
+                        && self.config.endpoint == TokenEndpoint::Classic
+                    {
+                        if let Some(credential) = current.filter(|c| c.is_valid(now)) {
+                            return Ok(credential);
+                        }
+                        let refused = Error::SharedStoreUnavailable {
+                            account: account.to_owned(),
+                            store: self.store.name(),
+                            reason: err,
+                        };
+                        tracing::error!(account, "{refused}");
+                        return Err(refused);
+                    }
                     tracing::warn!(
                         account,
                         "credential store {} lock failed: {err}; refreshing without the lease",

@@ -46,6 +46,17 @@ pub enum Error {
         /// Seconds until the next attempt.
         retry_in_s: i64,
     },
+    /// The shared store's refresh lease cannot be taken, and a refresh without it would
+    /// invalidate the token the other instances use (classic endpoint).
+    #[error("access_token for account {account} cannot be refreshed: the shared credential store ({store}) is unreachable ({reason}), and with token_endpoint = \"classic\" a refresh here would invalidate the token the other instances use; bring {store} back, or set token_endpoint = \"stable\", which refreshes safely without the lease")]
+    SharedStoreUnavailable {
+        /// Account name.
+        account: String,
+        /// The store's name.
+        store: &'static str,
+        /// Why the lease could not be taken.
+        reason: String,
+    },
     /// No such account in the credential center.
     #[error("unknown account {0:?}")]
     UnknownAccount(String),

@@ -338,9 +338,12 @@ async fn daily_quota_is_enforced_and_named() {
     assert_eq!(center.fetches_today("main", CredentialKind::AccessToken), 1);
 }
 
-/// A store whose writes fail: the fetched token must still be used.
+/// A store where everything fails: the fetched token must still be used. `shared`
+/// plays a shared store (Redis) that is down.
 #[derive(Default)]
-struct BrokenStore;
+struct BrokenStore {
+    shared: bool,
+}
 
 impl CredentialStore for BrokenStore {
     fn load<'a>(
@@ -374,12 +377,20 @@ impl CredentialStore for BrokenStore {
     fn name(&self) -> &'static str {
         "broken"
     }
+    fn shared(&self) -> bool {
+        self.shared
+    }
 }
 
 #[tokio::test]
 async fn a_failing_store_does_not_stop_the_token() {
     let (emu, base) = emulator(default_emulator()).await;
-    let center = center_with(&base, Arc::new(BrokenStore), TokenEndpoint::Stable, SECRET);
+    let center = center_with(
+        &base,
+        Arc::new(BrokenStore::default()),
+        TokenEndpoint::Stable,
+        SECRET,
+    );
     center
         .get("main", CredentialKind::AccessToken)
         .await
@@ -394,6 +405,40 @@ async fn a_failing_store_does_not_stop_the_token() {
         "the cached token is reused"
     );
     assert!(center.stats().store_failures >= 2);
+}
+
+/// A shared store that is down: a classic refresh without the lease would invalidate
+/// the other instances' token, so it is refused with a clear error; the stable
+/// endpoint refreshes without the lease, which is safe.
+#[tokio::test]
+async fn an_unreachable_shared_store_refuses_a_classic_refresh_only() {
+    let (emu, base) = emulator(default_emulator()).await;
+    let down = Arc::new(BrokenStore { shared: true });
+    let classic = center_with(&base, down.clone(), TokenEndpoint::Classic, SECRET);
+    let err = classic
+        .get("main", CredentialKind::AccessToken)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, wxgate_client::Error::SharedStoreUnavailable { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("broken") && message.contains("token_endpoint = \"stable\""),
+        "{message}"
+    );
+    assert_eq!(
+        emu.count("/cgi-bin/token"),
+        0,
+        "no refresh without the lease"
+    );
+    let stable = center_with(&base, down, TokenEndpoint::Stable, SECRET);
+    stable
+        .get("main", CredentialKind::AccessToken)
+        .await
+        .unwrap();
+    assert_eq!(emu.count("/cgi-bin/stable_token"), 1);
 }
 
 #[tokio::test]

@@ -48,7 +48,9 @@ impl IntoResponse for ApiError {
             ApiError::Client(err) => {
                 let status = match &err {
                     ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
-                    ClientError::Backoff { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
                     _ => StatusCode::BAD_GATEWAY,
                 };
                 let mut body = json!({ "error": err.to_string() });

@@ -140,4 +140,7 @@ impl CredentialStore for RedisStore {
     fn name(&self) -> &'static str {
         "redis"
     }
+    fn shared(&self) -> bool {
+        true
+    }
 }

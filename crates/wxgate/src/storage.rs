@@ -105,6 +105,9 @@ impl CredentialStore for RedbStore {
     fn name(&self) -> &'static str {
         "redb"
     }
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
