@@ -4,7 +4,9 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -12,6 +14,30 @@ use wxgate_emu::{App, Emulator, EmulatorConfig};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "scale-admin-token-0123456789";
+
+/// A service that answers every delivery with 200 and an empty body, and the set of
+/// msg_ids it was delivered.
+async fn msg_id_service() -> (String, Arc<Mutex<HashSet<String>>>) {
+    let delivered: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let seen = Arc::clone(&delivered);
+    let service = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .insert(request["message"]["msg_id"].as_str().unwrap().to_owned());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    (hook, delivered)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_fetch_one_token_and_refresh_it_once() {
@@ -309,8 +335,6 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
 /// for more than WeChat's 5 s. Every Redis step is now bounded (`RedisLink`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_load_loses_nothing() {
-    use std::collections::HashSet;
-    use std::sync::{Arc, Mutex};
     // A redis-server of this test's own, so it can be restarted.
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -347,24 +371,7 @@ async fn a_redis_restart_under_load_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let url = format!("redis://127.0.0.1:{port}/0");
 
-    let delivered = Arc::new(Mutex::new(HashSet::new()));
-    let seen = delivered.clone();
-    let service = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let seen = seen.clone();
-            async move {
-                let request: serde_json::Value = serde_json::from_str(&body).unwrap();
-                seen.lock()
-                    .unwrap()
-                    .insert(request["message"]["msg_id"].as_str().unwrap().to_owned());
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let (hook, delivered) = msg_id_service().await;
     let emu = Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, SECRET)));
     let (emu_addr, _task) = emu
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -515,8 +522,6 @@ struct Deliveries {
 /// acknowledged message is delivered. Prints lost (must be 0) and repeats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_one_instance_under_forwarding_load_survivors_deliver_everything() {
-    use std::collections::HashSet;
-    use std::sync::{Arc, Mutex};
     let seen = Arc::new(Mutex::new(Deliveries::default()));
     let service_seen = seen.clone();
     let service = axum::Router::new().route(
@@ -660,26 +665,7 @@ async fn kill_9_one_instance_under_forwarding_load_survivors_deliver_everything(
 /// the request, and the Redis inbox itself recognises retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
-    use std::collections::HashSet;
-    use std::sync::{Arc, Mutex};
-    let delivered = Arc::new(Mutex::new(HashSet::new()));
-    let seen = delivered.clone();
-    let service = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: String| {
-            let seen = seen.clone();
-            async move {
-                let request: serde_json::Value = serde_json::from_str(&body).unwrap();
-                seen.lock()
-                    .unwrap()
-                    .insert(request["message"]["msg_id"].as_str().unwrap().to_owned());
-                ""
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let (hook, delivered) = msg_id_service().await;
     let url = redis_url(14);
     flush(&url).await;
     let config = format!(
