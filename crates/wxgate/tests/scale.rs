@@ -264,7 +264,6 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_on_another_instance_is_not_delivered_twice() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
     let deliveries = Arc::new(AtomicUsize::new(0));
     let counter = deliveries.clone();
     let service = axum::Router::new().route(
