@@ -316,6 +316,8 @@ impl Forwarder {
         let id = record.id;
         let outcome = self.attempt(&mut record).await;
         let now = crate::http::now();
+        // True once the record's final form is stored.
+        let mut stored = false;
         match outcome {
             Attempt::Delivered(reply) => {
                 record.state = DeliveryState::Delivered;
@@ -329,11 +331,12 @@ impl Forwarder {
                             // Record the passive reply before handing it over, so a retry
                             // that arrives right after our answer finds it.
                             record.reply_outcome = Some("passive".to_owned());
-                            if let Err(err) = self.inbox.update(&record).await {
-                                tracing::error!(
+                            match self.inbox.update(&record).await {
+                                Ok(()) => stored = true,
+                                Err(err) => tracing::error!(
                                     delivery_id = id,
                                     "cannot record the delivery state: {err}"
-                                );
+                                ),
                             }
                             tx.send(Some(reply)).err().flatten()
                         }
@@ -341,6 +344,7 @@ impl Forwarder {
                     };
                     if let Some(reply) = undelivered {
                         record.reply_outcome = Some(self.send_late(&record, &reply).await);
+                        stored = false;
                     }
                 } else if let Some(tx) = passive {
                     let _ = tx.send(None);
@@ -369,11 +373,13 @@ impl Forwarder {
                 }
             }
         }
-        if let Err(err) = self.inbox.update(&record).await {
-            tracing::error!(
-                delivery_id = id,
-                "cannot record the delivery state: {err}; it will be attempted again"
-            );
+        if !stored {
+            if let Err(err) = self.inbox.update(&record).await {
+                tracing::error!(
+                    delivery_id = id,
+                    "cannot record the delivery state: {err}; it will be attempted again"
+                );
+            }
         }
         self.in_flight
             .lock()

@@ -81,31 +81,39 @@ pub enum Accepted {
 /// The inbox tables inside the process's redb database: the whole inbox with the
 /// redb backend, and the fallback for Redis outages with the Redis backend.
 ///
-/// New messages go through one committer thread, which gathers every acceptance
-/// waiting at that moment into a single durable (fsync) transaction: under load one
-/// fsync serves many messages, and no async worker blocks on the disk. State updates
-/// after a delivery are committed without waiting for the disk: a crash can lose one,
-/// and the delivery then repeats (at least once, same delivery id), which the service
-/// must tolerate anyway.
+/// Every write goes through one committer thread, which gathers every job waiting at
+/// that moment (new messages and state updates alike) into a single transaction: under
+/// load one commit serves many messages, and no async worker blocks on the disk. A
+/// transaction with a new message is durable (fsync) before any of its callers hears
+/// back. One with state updates only is committed without waiting for the disk: a
+/// crash can lose such an update, and the delivery then repeats (at least once, same
+/// delivery id), which the service must tolerate anyway.
 #[derive(Debug, Clone)]
 pub struct LocalInbox {
     db: Arc<Database>,
-    committer: std::sync::mpsc::Sender<AcceptJob>,
+    committer: std::sync::mpsc::Sender<Job>,
 }
 
+/// One write for the committer thread.
 #[derive(Debug)]
-struct AcceptJob {
-    account: String,
-    dedup_key: String,
-    message: serde_json::Value,
-    now: i64,
-    answer: tokio::sync::oneshot::Sender<Result<Accepted, String>>,
+enum Job {
+    Accept {
+        account: String,
+        dedup_key: String,
+        message: serde_json::Value,
+        now: i64,
+        answer: tokio::sync::oneshot::Sender<Result<Accepted, String>>,
+    },
+    Update {
+        record: Record,
+        answer: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
-/// Most acceptances committed in one transaction.
+/// Most jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-fn committer(db: Arc<Database>, id_base: u64, jobs: std::sync::mpsc::Receiver<AcceptJob>) {
+fn committer(db: Arc<Database>, id_base: u64, jobs: std::sync::mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -114,26 +122,45 @@ fn committer(db: Arc<Database>, id_base: u64, jobs: std::sync::mpsc::Receiver<Ac
                 Err(_) => break,
             }
         }
-        let result = accept_batch(&db, id_base, &batch);
-        match result {
+        match commit_batch(&db, id_base, &batch) {
             Ok(accepted) => {
-                for (job, accepted) in batch.into_iter().zip(accepted) {
-                    let _ = job.answer.send(Ok(accepted));
+                let mut accepted = accepted.into_iter();
+                for job in batch {
+                    match job {
+                        Job::Accept { answer, .. } => {
+                            let result = accepted.next().ok_or("lost an acceptance".to_owned());
+                            let _ = answer.send(result);
+                        }
+                        Job::Update { answer, .. } => {
+                            let _ = answer.send(Ok(()));
+                        }
+                    }
                 }
             }
             Err(error) => {
                 for job in batch {
-                    let _ = job.answer.send(Err(error.clone()));
+                    match job {
+                        Job::Accept { answer, .. } => {
+                            let _ = answer.send(Err(error.clone()));
+                        }
+                        Job::Update { answer, .. } => {
+                            let _ = answer.send(Err(error.clone()));
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// Inserts a batch in one durable transaction; a retry within the batch finds the
-/// record its twin just inserted.
-fn accept_batch(db: &Database, id_base: u64, batch: &[AcceptJob]) -> Result<Vec<Accepted>, String> {
-    let txn = db.begin_write().map_err(err)?;
+/// Commits a batch in one transaction, durable when it holds a new message. A retry
+/// within the batch finds the record its twin just inserted. Returns the acceptances
+/// in order.
+fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accepted>, String> {
+    let mut txn = db.begin_write().map_err(err)?;
+    if !batch.iter().any(|job| matches!(job, Job::Accept { .. })) {
+        txn.set_durability(redb::Durability::None);
+    }
     let mut results = Vec::with_capacity(batch.len());
     {
         let mut dedup_table = txn.open_table(DEDUP).map_err(err)?;
@@ -147,7 +174,20 @@ fn accept_batch(db: &Database, id_base: u64, batch: &[AcceptJob]) -> Result<Vec<
             .unwrap_or(1)
             .max(id_base + 1);
         for job in batch {
-            let dedup = format!("{}:{}", job.account, job.dedup_key);
+            let (account, dedup_key, message, now) = match job {
+                Job::Update { record, .. } => {
+                    write_record(&mut records, &mut pending, record)?;
+                    continue;
+                }
+                Job::Accept {
+                    account,
+                    dedup_key,
+                    message,
+                    now,
+                    ..
+                } => (account, dedup_key, message, *now),
+            };
+            let dedup = format!("{account}:{dedup_key}");
             let existing = dedup_table
                 .get(dedup.as_str())
                 .map_err(err)?
@@ -163,27 +203,21 @@ fn accept_batch(db: &Database, id_base: u64, batch: &[AcceptJob]) -> Result<Vec<
             }
             let record = Record {
                 id: next_id,
-                account: job.account.clone(),
-                received_at: job.now,
-                dedup_key: job.dedup_key.clone(),
-                message: job.message.clone(),
+                account: account.clone(),
+                received_at: now,
+                dedup_key: dedup_key.clone(),
+                message: message.clone(),
                 state: DeliveryState::Pending,
                 attempts: 0,
-                next_attempt_at: job.now,
+                next_attempt_at: now,
                 last_error: None,
                 delivered_at: None,
                 service_reply: None,
                 reply_outcome: None,
             };
             next_id += 1;
-            records
-                .insert(
-                    record.id,
-                    serde_json::to_vec(&record).map_err(err)?.as_slice(),
-                )
-                .map_err(err)?;
+            write_record(&mut records, &mut pending, &record)?;
             dedup_table.insert(dedup.as_str(), record.id).map_err(err)?;
-            pending.insert(record.id, job.now).map_err(err)?;
             results.push(Accepted::New(record));
         }
         meta.insert("next_id", next_id).map_err(err)?;
@@ -191,6 +225,30 @@ fn accept_batch(db: &Database, id_base: u64, batch: &[AcceptJob]) -> Result<Vec<
     txn.commit().map_err(err)?;
     Ok(results)
 }
+
+/// Writes a record and keeps the pending index in step.
+fn write_record(
+    records: &mut redb::Table<u64, &[u8]>,
+    pending: &mut redb::Table<u64, i64>,
+    record: &Record,
+) -> Result<(), String> {
+    records
+        .insert(
+            record.id,
+            serde_json::to_vec(record).map_err(err)?.as_slice(),
+        )
+        .map_err(err)?;
+    if record.state == DeliveryState::Pending {
+        pending
+            .insert(record.id, record.next_attempt_at)
+            .map_err(err)?;
+    } else {
+        pending.remove(record.id).map_err(err)?;
+    }
+    Ok(())
+}
+
+const STOPPED: &str = "the inbox committer stopped";
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -233,45 +291,32 @@ impl LocalInbox {
         now: i64,
     ) -> Result<Accepted, String> {
         let (answer, result) = tokio::sync::oneshot::channel();
-        self.committer
-            .send(AcceptJob {
-                account: account.to_owned(),
-                dedup_key: dedup_key.to_owned(),
-                message,
-                now,
-                answer,
-            })
-            .map_err(|_| "the inbox committer stopped".to_owned())?;
-        result
-            .await
-            .map_err(|_| "the inbox committer stopped".to_owned())?
+        self.send(Job::Accept {
+            account: account.to_owned(),
+            dedup_key: dedup_key.to_owned(),
+            message,
+            now,
+            answer,
+        })?;
+        result.await.map_err(|_| STOPPED.to_owned())?
     }
 
-    /// Writes a record back (state, attempts, reply), keeping the pending index in step.
+    /// Writes a record back (state, attempts, reply), keeping the pending index in
+    /// step; committed with whatever else is waiting, without waiting for the disk.
     ///
     /// # Errors
     /// redb errors.
-    pub fn update(&self, record: &Record) -> Result<(), String> {
-        let mut txn = self.db.begin_write().map_err(err)?;
-        txn.set_durability(redb::Durability::None);
-        {
-            let mut records = txn.open_table(RECORDS).map_err(err)?;
-            records
-                .insert(
-                    record.id,
-                    serde_json::to_vec(record).map_err(err)?.as_slice(),
-                )
-                .map_err(err)?;
-            let mut pending = txn.open_table(PENDING).map_err(err)?;
-            if record.state == DeliveryState::Pending {
-                pending
-                    .insert(record.id, record.next_attempt_at)
-                    .map_err(err)?;
-            } else {
-                pending.remove(record.id).map_err(err)?;
-            }
-        }
-        txn.commit().map_err(err)
+    pub async fn update(&self, record: &Record) -> Result<(), String> {
+        let (answer, result) = tokio::sync::oneshot::channel();
+        self.send(Job::Update {
+            record: record.clone(),
+            answer,
+        })?;
+        result.await.map_err(|_| STOPPED.to_owned())?
+    }
+
+    fn send(&self, job: Job) -> Result<(), String> {
+        self.committer.send(job).map_err(|_| STOPPED.to_owned())
     }
 
     /// One record.
@@ -489,10 +534,7 @@ impl Inbox {
     /// Storage errors.
     pub async fn update(&self, record: &Record) -> Result<(), String> {
         match self.place(record.id) {
-            Place::Local(local) => {
-                let (local, record) = (local.clone(), record.clone());
-                blocking(move || local.update(&record)).await
-            }
+            Place::Local(local) => local.update(record).await,
             Place::Redis(queue) => queue.update(record).await,
         }
     }
@@ -616,7 +658,7 @@ impl Inbox {
                 let mut record = local.get(id)?.ok_or_else(|| format!("no delivery {id}"))?;
                 record.state = DeliveryState::Pending;
                 record.next_attempt_at = now;
-                local.update(&record)?;
+                local.update(&record).await?;
                 Ok(record)
             }
             Place::Redis(queue) => queue.retry(id, now).await,
