@@ -413,50 +413,34 @@ async fn message(
         Ok(opened) => opened,
         Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
     };
-    let shared = state.shared.as_ref().filter(|_| account.config.dedup);
-    let dedup_key = opened.message.dedup_key();
-    // A retry answered by another instance: the same answer, nothing runs twice.
-    let mut seen_elsewhere = None;
-    if let Some(shared) = shared {
-        match shared.get(&name, &dedup_key).await {
-            Ok(answer) => seen_elsewhere = answer,
-            Err(error) => {
-                tracing::warn!(account = %name, "shared dedup unavailable ({error}); this instance's own memory is used")
+    let (plain, outcome) = match account.decide(&opened.message, now) {
+        Decided::Answer { plain, outcome } => {
+            let plain = plain.as_deref().map(str::to_owned);
+            match state.shared.as_ref().filter(|_| account.config.dedup) {
+                Some(shared) if outcome == Outcome::Ok => {
+                    answer_once(shared, &name, &opened.message.dedup_key(), plain).await
+                }
+                _ => (plain, outcome),
             }
         }
-    }
-    let (plain, outcome) = if let Some(answer) = seen_elsewhere {
-        ((!answer.is_empty()).then_some(answer), Outcome::Duplicate)
-    } else {
-        match account.decide(&opened.message, now) {
-            Decided::Answer { plain, outcome } => (plain.as_deref().map(str::to_owned), outcome),
-            // The inbox recognises WeChat's retries itself (in Redis across instances),
-            // so nothing is claimed before the message is stored: a request cancelled
-            // in between must not turn the retry into a `success` for a lost message.
-            Decided::Forward => match forward(&state, &name, &opened.message, now).await {
-                Ok(forwarded) => forwarded,
-                Err(error) => {
-                    // Not stored, so not acknowledged: WeChat retries, nothing is lost.
-                    tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
-                    state.metrics.record(
-                        state.metrics.slot(&name),
-                        Method::Post,
-                        Outcome::InternalError,
-                        started.elapsed(),
-                    );
-                    return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
-                }
-            },
-        }
+        // The inbox recognises WeChat's retries itself (in Redis across instances), so
+        // nothing is claimed before the message is stored: a request cancelled in
+        // between must not turn the retry into a `success` for a lost message.
+        Decided::Forward => match forward(&state, &name, &opened.message, now).await {
+            Ok(forwarded) => forwarded,
+            Err(error) => {
+                // Not stored, so not acknowledged: WeChat retries, nothing is lost.
+                tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
+                state.metrics.record(
+                    state.metrics.slot(&name),
+                    Method::Post,
+                    Outcome::InternalError,
+                    started.elapsed(),
+                );
+                return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
+            }
+        },
     };
-    if let (Some(shared), Outcome::Ok) = (shared, outcome) {
-        if let Err(error) = shared
-            .put(&name, &dedup_key, plain.as_deref().unwrap_or(""))
-            .await
-        {
-            tracing::warn!(account = %name, "shared dedup unavailable ({error})");
-        }
-    }
     tracing::debug!(account = %name, msg_type = %opened.message.msg_type, outcome = outcome.as_str(), "message handled");
     let answer = account.seal(plain.as_deref(), opened.crypt, now, &mut rand::thread_rng());
     state.metrics.record(
@@ -474,6 +458,33 @@ async fn message(
         )
             .into_response(),
     }
+}
+
+/// A push answered from the rules, with other instances: a retry that another
+/// instance already answered gets that answer (and counts as a duplicate); otherwise
+/// this answer is shared, in the background so WeChat does not wait for it.
+async fn answer_once(
+    shared: &crate::shared::SharedSeen,
+    name: &str,
+    dedup_key: &str,
+    plain: Option<String>,
+) -> (Option<String>, Outcome) {
+    match shared.get(name, dedup_key).await {
+        Ok(Some(answer)) => return ((!answer.is_empty()).then_some(answer), Outcome::Duplicate),
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(account = %name, "shared dedup unavailable ({error}); this instance's own memory is used");
+            return (plain, Outcome::Ok);
+        }
+    }
+    let (shared, name, key) = (shared.clone(), name.to_owned(), dedup_key.to_owned());
+    let answer = plain.clone().unwrap_or_default();
+    tokio::spawn(async move {
+        if let Err(error) = shared.put(&name, &key, &answer).await {
+            tracing::warn!(account = %name, "shared dedup unavailable ({error})");
+        }
+    });
+    (plain, Outcome::Ok)
 }
 
 /// Commits a message to the inbox and waits for the service's reply within the

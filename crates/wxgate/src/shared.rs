@@ -1,6 +1,7 @@
-//! What several instances share besides credentials: the pushes they have already
-//! answered, so a WeChat retry that lands on another instance is recognised, gets the
-//! same reply, and is never forwarded twice.
+//! What several instances share besides credentials and the inbox: the pushes they
+//! have answered from the rules, so a WeChat retry that lands on another instance is
+//! recognised and gets the same reply. (Forwarded pushes are recognised by the Redis
+//! inbox itself.)
 //!
 //! Keys: `wxgate:seen:{account}:{dedup_key}` → the plain reply XML ("" for `success`),
 //! expiring after [`SEEN_TTL_S`]. Redis down: each call fails; the caller logs it and

@@ -260,7 +260,8 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
 }
 
 /// The same push on instance 1 and its retry on instance 2: one delivery, and the
-/// retry gets the reply the first instance gave.
+/// retry gets the reply the first instance gave; a retry of a push answered from the
+/// rules is recognised on the other instance too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_on_another_instance_is_not_delivered_twice() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -286,7 +287,9 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
         let config = format!(
                 "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\n[storage]\nbackend = \"redis\"\nredis_url = \"{url}\"\n\
                  [[account]]\nname = \"fwd\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"compat\"\n\
-                 [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
+                 [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n\
+                 [[account]]\nname = \"rules\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+                 [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"from the rules\" }}\n"
             );
         let name = format!("scale-fwd-{i}");
         instances.push(start_instance(&name, &config).await);
@@ -319,10 +322,36 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
         1,
         "one delivery across the instances"
     );
-    for (mut child, _) in instances {
-        let _ = child.kill();
-        let _ = child.wait();
+
+    // Answered from the rules: the retry on instance 2 is recognised as one.
+    let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "hi", 888_888);
+    for (_, base) in &instances {
+        let request = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
+        let (status, body) = post(
+            &client,
+            &format!("{base}/wx/rules?{}", request.query),
+            request.body,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(body.contains("from the rules"), "{body}");
+        // The first answer is shared in the background.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let metrics = client
+        .get(format!("{}/metrics", instances[1].1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "wxgate_requests_total{account=\"rules\",method=\"POST\",outcome=\"duplicate\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 /// Restart redis-server under load: every acknowledged push is still delivered (during
@@ -477,7 +506,7 @@ async fn a_redis_restart_under_load_loses_nothing() {
         "{fallback} of 120 taken by the local fallback"
     );
     assert_eq!(listed["counts"]["delivered"], 120);
-    // Redis is back: shared dedup works again without a restart of wxgate.
+    // Redis is back: the Redis inbox works again without a restart of wxgate.
     let ts = now();
     let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "after", 999_999);
     for _ in 0..2 {
@@ -492,13 +521,13 @@ async fn a_redis_restart_under_load_loses_nothing() {
     let probe = redis::Client::open(url.as_str()).unwrap();
     let mut connection = probe.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("wxgate:seen:fwd:*")
+        .arg("wxgate:inbox:dedup:fwd:*")
         .query_async(&mut connection)
         .await
         .unwrap();
     assert!(
         keys.iter().any(|k| k.ends_with("m:999999")),
-        "shared dedup resumed: {keys:?}"
+        "the Redis inbox is back: {keys:?}"
     );
     assert_eq!(token(client.clone()).await, 200);
     let _ = child.kill();
