@@ -95,6 +95,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/accounts/{name}/menu",
             post(menu_create).get(menu_get).delete(menu_delete),
         )
+        .route("/api/status", get(status))
         .route("/api/inbox", get(inbox_list).delete(inbox_purge))
         .route("/api/inbox/{id}", get(inbox_show))
         .route("/api/inbox/{id}/retry", post(inbox_retry))
@@ -344,6 +345,88 @@ async fn menu_delete(
         })
         .await?;
     Ok(Json(json!({ "errcode": 0, "errmsg": "ok" })))
+}
+
+/// What this instance runs with and how it stands: storage (and whether Redis
+/// answers), the queue, each account's credentials (never their values) and the inbox.
+async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let center = state.center();
+    let now = center.now();
+    let accounts: Vec<Value> = state
+        .accounts()
+        .into_iter()
+        .map(|account| {
+            let config = &account.config;
+            let credential = |kind: CredentialKind| match center.cached(&config.name, kind) {
+                Some(c) => json!({
+                    "cached": c.is_valid(now),
+                    "expires_in_s": (c.expires_at - now).max(0),
+                    "fetches_today": center.fetches_today(&config.name, kind),
+                }),
+                None => json!({
+                    "cached": false,
+                    "fetches_today": center.fetches_today(&config.name, kind),
+                }),
+            };
+            let managed = center.app_id(&config.name).is_some();
+            json!({
+                "name": config.name,
+                "app_id": config.app_id,
+                "mode": config.mode.as_str(),
+                "rules": config.rules.len(),
+                "forward": config.forward.as_ref().map(|f| f.url.clone()),
+                "credentials": if managed {
+                    json!({
+                        "access_token": credential(CredentialKind::AccessToken),
+                        "jsapi_ticket": credential(CredentialKind::JsapiTicket),
+                    })
+                } else {
+                    json!("not managed: the account has no app_secret")
+                },
+            })
+        })
+        .collect();
+    let redis = match state.shared() {
+        None => Value::Null,
+        Some(shared) => match shared.ping().await {
+            Ok(()) => json!({ "reachable": true }),
+            Err(error) => json!({ "reachable": false, "error": error }),
+        },
+    };
+    let stats = center.stats();
+    let mut body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "storage": {
+            "backend": if state.shared().is_some() { "redis" } else { "redb" },
+            "credential_store": center.store_name(),
+            "redis": redis,
+        },
+        "credentials": {
+            "fetches": stats.fetches,
+            "failures": stats.failures,
+            "foreign_refreshes": stats.foreign_refreshes,
+            "store_failures": stats.store_failures,
+        },
+        "accounts": accounts,
+    });
+    if let Some(forwarder) = state.forwarder() {
+        let inbox = forwarder.inbox();
+        body["inbox"] = match inbox.counts().await {
+            Ok((pending, delivered, dead)) => {
+                json!({ "pending": pending, "delivered": delivered, "dead": dead })
+            }
+            Err(error) => json!({ "error": error }),
+        };
+        if let crate::inbox::Inbox::Shared { queue, .. } = inbox {
+            let (reclaimed, held) = inbox.queue_stats();
+            body["queue"] = json!({
+                "consumer": queue.consumer(),
+                "held": held,
+                "reclaimed": reclaimed,
+            });
+        }
+    }
+    Json(body)
 }
 
 fn forwarder(state: &AppState) -> Result<&Arc<crate::forward::Forwarder>, ApiError> {

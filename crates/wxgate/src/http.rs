@@ -210,6 +210,13 @@ impl AppState {
         &self.oauth_memory
     }
 
+    /// The accounts, sorted by name.
+    pub fn accounts(&self) -> Vec<&Arc<Account>> {
+        let mut accounts: Vec<&Arc<Account>> = self.accounts.values().collect();
+        accounts.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+        accounts
+    }
+
     /// The account served at `/wx/{name}`.
     pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
         self.accounts.get(name)

@@ -126,6 +126,15 @@ impl SharedSeen {
         SharedSeen { link }
     }
 
+    /// Checks that Redis answers.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn ping(&self) -> Result<(), String> {
+        let _: String = self.link.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
     /// The answer another instance gave this push (`Some("")` for `success`).
     ///
     /// # Errors

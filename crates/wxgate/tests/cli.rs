@@ -1089,3 +1089,31 @@ async fn sim_and_doctor_work_against_a_wechatpy_server() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Regression: clap joined the lines of every command's "Examples:" block into one
+/// line. Each example now stands on its own line.
+#[test]
+fn help_examples_stand_on_their_own_lines() {
+    for command in [
+        "serve", "init", "check", "sign", "url", "sim", "doctor", "emulate", "inbox", "status",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(output.stdout).unwrap();
+        let examples: Vec<&str> = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Example"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .collect();
+        assert!(!examples.is_empty(), "{command}: no examples in\n{help}");
+        for line in examples {
+            assert!(
+                line.starts_with("  wxgate ") && line.matches(" wxgate ").count() == 1,
+                "{command}: {line:?}"
+            );
+        }
+    }
+}

@@ -79,6 +79,43 @@ async fn admin_api_needs_the_bearer_token() {
     server.stop().await;
 }
 
+/// `/api/status` says how the instance stands, and never shows a credential's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_storage_and_credentials_without_values() {
+    let (_emu, server) = start().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/status", server.base);
+    assert_eq!(call(client.get(&url)).await.0, 401, "admin only");
+    let (status, before) = call(admin(&client, reqwest::Method::GET, &url)).await;
+    assert_eq!(status, 200);
+    assert_eq!(before["storage"]["backend"], "redb");
+    assert_eq!(before["storage"]["redis"], Value::Null);
+    let account = &before["accounts"][0];
+    assert_eq!(account["name"], "main");
+    assert_eq!(account["mode"], "plain");
+    assert_eq!(account["credentials"]["access_token"]["cached"], false);
+
+    let (_, token) = call(admin(
+        &client,
+        reqwest::Method::GET,
+        &format!("{}/api/accounts/main/access_token", server.base),
+    ))
+    .await;
+    let value = token["access_token"].as_str().unwrap().to_owned();
+    let (_, after) = call(admin(&client, reqwest::Method::GET, &url)).await;
+    let access = &after["accounts"][0]["credentials"]["access_token"];
+    assert_eq!(access["cached"], true);
+    assert_eq!(access["fetches_today"], 1);
+    assert!(access["expires_in_s"].as_i64().unwrap() > 0);
+    assert_eq!(after["credentials"]["fetches"], 1);
+    let text = after.to_string();
+    assert!(
+        !text.contains(&value) && !text.contains(SECRET),
+        "no credential or secret in the status: {text}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_token_requests_fetch_once() {
     let (emu, server) = start().await;

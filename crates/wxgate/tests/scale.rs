@@ -15,6 +15,19 @@ use wxgate_emu::{App, Emulator, EmulatorConfig};
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "scale-admin-token-0123456789";
 
+/// `GET /api/status` of an instance.
+async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}/api/status"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A service that answers every delivery with 200 and an empty body, and the set of
 /// msg_ids it was delivered.
 async fn msg_id_service() -> (String, Arc<Mutex<HashSet<String>>>) {
@@ -448,6 +461,10 @@ async fn a_redis_restart_under_load_loses_nothing() {
                 200,
                 "tokens are served from memory while Redis is down"
             );
+            assert_eq!(
+                status(&client, &base).await["storage"]["redis"]["reachable"],
+                false
+            );
         }
         let ts = now();
         let msg_id = 500_000 + i;
@@ -530,6 +547,10 @@ async fn a_redis_restart_under_load_loses_nothing() {
         "the Redis inbox is back: {keys:?}"
     );
     assert_eq!(token(client.clone()).await, 200);
+    let status = status(&client, &base).await;
+    assert_eq!(status["storage"]["backend"], "redis");
+    assert_eq!(status["storage"]["redis"]["reachable"], true);
+    assert!(status["queue"]["consumer"].is_string(), "{status}");
     let _ = child.kill();
     let _ = child.wait();
     let _ = redis.kill();

@@ -20,6 +20,7 @@ use crate::config::{self, ConfigFinding};
 ///   wxgate check --config wxgate.toml
 ///   wxgate check --url https://wx.example.com/wx/shop --token MyToken123 --aes-key KEY --app-id wx1234567890abcdef
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct CheckArgs {
     /// The configuration file (default ./wxgate.toml).
     #[arg(long, short)]

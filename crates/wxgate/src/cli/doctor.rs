@@ -23,8 +23,10 @@ use crate::probe::{judge_echo, judge_reply, print_checks, Check, Status, Target}
 ///
 /// Exit status: 0 nothing failed (warnings allowed), 1 a check failed, 2 usage error.
 ///
-/// Example: wxgate doctor https://wx.example.com/wx/shop --token MyToken123 --app-id wx1234567890abcdef --aes-key KEY
+/// Example:
+///   wxgate doctor https://wx.example.com/wx/shop --token MyToken123 --app-id wx1234567890abcdef --aes-key KEY
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct DoctorArgs {
     /// The callback URL as entered in the console (服务器地址).
     pub url: String,

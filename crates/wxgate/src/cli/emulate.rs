@@ -12,8 +12,10 @@ use wxgate_emu::{App, Emulator, EmulatorConfig};
 /// once), QR codes, URL schemes and links, customer-service, template and menu calls,
 /// with WeChat's error codes. Point `api_base` and `open_base` in wxgate.toml at it.
 ///
-/// Example: wxgate emulate --listen 127.0.0.1:9900 --app-id wx1234567890abcdef --secret 0123456789abcdef0123456789abcdef
+/// Example:
+///   wxgate emulate --listen 127.0.0.1:9900 --app-id wx1234567890abcdef --secret 0123456789abcdef0123456789abcdef
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct EmulateArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9900")]

@@ -19,19 +19,14 @@ use crate::cli::serve::load_config;
 ///   wxgate inbox retry 42
 ///   wxgate inbox purge --older-than 7d
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct InboxArgs {
     /// What to do.
     #[command(subcommand)]
     pub action: InboxAction,
-    /// The config file (default ./wxgate.toml).
-    #[arg(long, short, global = true)]
-    pub config: Option<PathBuf>,
-    /// The server's base URL (default: from `listen`).
-    #[arg(long, global = true)]
-    pub url: Option<String>,
-    /// The admin token (default: admin_token, or data_dir/admin_token).
-    #[arg(long, global = true, env = "WXGATE_ADMIN_TOKEN")]
-    pub admin_token: Option<String>,
+    /// The server.
+    #[command(flatten)]
+    pub target: AdminTarget,
 }
 
 /// Inbox actions.
@@ -87,21 +82,6 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 /// # Errors
 /// Config errors.
 pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
-    let (config, _) = load_config(args.config.as_deref())?;
-    let base = args
-        .url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
-    let token = match args.admin_token.clone().or(config.admin_token.clone()) {
-        Some(token) => token,
-        None => match std::fs::read_to_string(config.data_dir.join("admin_token")) {
-            Ok(token) => token.trim().to_owned(),
-            Err(_) => {
-                eprintln!("no admin token: set admin_token in the config, pass --admin-token, or run where data_dir/admin_token is readable");
-                return Ok(ExitCode::from(2));
-            }
-        },
-    };
     let (method, path) = match &args.action {
         InboxAction::List { state, limit } => (
             reqwest::Method::GET,
@@ -122,6 +102,48 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
             ),
             None => {
                 eprintln!("--older-than {older_than:?}: use a number with s, m, h or d, e.g. 7d");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    call_admin(&args.target, method, &path)
+}
+
+/// Where a running `wxgate serve` is, for the commands that call its admin API.
+#[derive(Debug, Args)]
+pub struct AdminTarget {
+    /// The config file (default ./wxgate.toml).
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// The server's base URL (default: from `listen`).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// The admin token (default: admin_token, or data_dir/admin_token).
+    #[arg(long, global = true, env = "WXGATE_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+}
+
+/// Calls the admin API of the server `target` names and prints the JSON answer.
+/// Exit code 0 on 2xx, 1 on an error answer or no answer, 2 without an admin token.
+///
+/// # Errors
+/// Config errors.
+pub fn call_admin(
+    target: &AdminTarget,
+    method: reqwest::Method,
+    path: &str,
+) -> anyhow::Result<ExitCode> {
+    let (config, _) = load_config(target.config.as_deref())?;
+    let base = target
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let token = match target.admin_token.clone().or(config.admin_token.clone()) {
+        Some(token) => token,
+        None => match std::fs::read_to_string(config.data_dir.join("admin_token")) {
+            Ok(token) => token.trim().to_owned(),
+            Err(_) => {
+                eprintln!("no admin token: set admin_token in the config, pass --admin-token, or run where data_dir/admin_token is readable");
                 return Ok(ExitCode::from(2));
             }
         },

@@ -19,8 +19,10 @@ use super::ModeArg;
 ///
 /// Never overwrites an existing file unless --force is given.
 ///
-/// Example: wxgate init --app-id wx1234567890abcdef --name shop
+/// Example:
+///   wxgate init --app-id wx1234567890abcdef --name shop
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct InitArgs {
     /// Directory to write wxgate.toml into.
     #[arg(long, default_value = ".")]

@@ -15,6 +15,7 @@ pub mod init;
 pub mod serve;
 pub mod sign;
 pub mod sim;
+pub mod status;
 pub mod url;
 
 /// wxgate: a WeChat Official Account callback gateway and toolkit.
@@ -41,6 +42,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     Emulate(emulate::EmulateArgs),
     Inbox(inbox::InboxArgs),
+    Status(status::StatusArgs),
 }
 
 /// The security modes, as command-line values.
@@ -79,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args),
         Command::Emulate(args) => emulate::run(args),
         Command::Inbox(args) => inbox::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

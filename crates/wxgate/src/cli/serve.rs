@@ -17,8 +17,10 @@ use crate::http::{self, AppState};
 /// Without --config, reads ./wxgate.toml; without that file, starts the embedded demo
 /// account and prints how to reach it.
 ///
-/// Example: wxgate serve --config /etc/wxgate.toml
+/// Example:
+///   wxgate serve --config /etc/wxgate.toml
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct ServeArgs {
     /// Configuration file (default: ./wxgate.toml, else the embedded demo).
     #[arg(long, short)]

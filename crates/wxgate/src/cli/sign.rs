@@ -14,6 +14,7 @@ use wxgate_proto::signature::{jssdk_signature, msg_signature, sorted_concat, url
 ///   wxgate sign verify --token MyToken123 --timestamp 1712345678 --nonce 880417233 --explain
 ///   wxgate sign jssdk --ticket TICKET --noncestr n0nce --timestamp 1718020002 --url 'https://h5.example.org/app/?tab=cart'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct SignArgs {
     /// Which signature.
     #[command(subcommand)]

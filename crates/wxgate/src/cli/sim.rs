@@ -29,6 +29,7 @@ use crate::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
 ///   wxgate sim --account shop event subscribe
 ///   wxgate sim --url https://wx.example.com/wx --token T --aes-key K --app-id A event click MENU_KEY
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct SimArgs {
     /// What to send.
     #[command(subcommand)]

@@ -15,6 +15,7 @@ use wxgate_proto::urls::{self, EnvVersion, Scope};
 ///   wxgate url oauth --app-id wx1234567890abcdef --redirect-uri https://m.example.com/cb --scope snsapi_base
 ///   wxgate url scheme --app-id wx1234567890abcdef --path pages/index/index --query 'a=1&b=2'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct UrlArgs {
     /// Which URL.
     #[command(subcommand)]
