@@ -510,7 +510,13 @@ async fn inbox_purge(
     })?;
     let purged = forwarder(&state)?
         .inbox()
-        .purge(crate::http::now() - older)
+        .purge(
+            crate::http::now() - older,
+            &[
+                crate::inbox::DeliveryState::Delivered,
+                crate::inbox::DeliveryState::Dead,
+            ],
+        )
         .await
         .map_err(ApiError::BadRequest)?;
     Ok(Json(json!({ "purged": purged })))

@@ -47,8 +47,15 @@ pub struct RawConfig {
     token_endpoint: Option<Spanned<String>>,
     daily_token_quota: Option<u32>,
     storage: Option<RawStorage>,
+    inbox: Option<RawInbox>,
     #[serde(default)]
     account: Vec<RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInbox {
+    keep_delivered_days: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +136,10 @@ pub struct Config {
     /// With Redis: how long a delivery may sit unheard-of with its instance before
     /// another instance takes it over (`[storage] reclaim_after_s`).
     pub reclaim_after_s: u64,
+    /// Delivered inbox records older than this many days are deleted by the worker;
+    /// 0 keeps them (`[inbox] keep_delivered_days`). Dead letters are never deleted
+    /// automatically.
+    pub keep_delivered_days: u64,
 }
 
 /// OAuth settings of an account (`[account.oauth]`).
@@ -551,10 +562,27 @@ impl Validator<'_> {
                 30
             }
         };
+        let keep_delivered_days = match raw
+            .inbox
+            .as_ref()
+            .and_then(|i| i.keep_delivered_days.as_ref())
+        {
+            None => 7,
+            Some(days) if *days.get_ref() <= 3650 => *days.get_ref(),
+            Some(days) => {
+                self.error(
+                    Some(days.span()),
+                    "inbox.keep_delivered_days".into(),
+                    "keep_delivered_days must be at most 3650 (0 keeps delivered records forever; default 7)",
+                );
+                7
+            }
+        };
         Some(Config {
             listen,
             redis_url,
             reclaim_after_s,
+            keep_delivered_days,
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "wxgate-data".into())),
             max_body_bytes,
             accounts,

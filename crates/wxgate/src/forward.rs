@@ -195,6 +195,8 @@ pub struct Forwarder {
     center: Arc<CredentialCenter>,
     accounts: HashMap<String, ForwardConfig>,
     in_flight: Mutex<HashSet<u64>>,
+    /// Delivered records older than this are deleted (0: kept).
+    keep_delivered_s: i64,
     /// Counters.
     pub stats: ForwardStats,
 }
@@ -228,6 +230,7 @@ impl Forwarder {
         inbox: Inbox,
         center: Arc<CredentialCenter>,
         accounts: HashMap<String, ForwardConfig>,
+        keep_delivered_days: u64,
     ) -> Arc<Forwarder> {
         Arc::new(Forwarder {
             inbox,
@@ -238,6 +241,7 @@ impl Forwarder {
             center,
             accounts,
             in_flight: Mutex::new(HashSet::new()),
+            keep_delivered_s: (keep_delivered_days * 86_400) as i64,
             stats: ForwardStats::default(),
         })
     }
@@ -513,16 +517,46 @@ impl Forwarder {
         self.inbox.retry(id, crate::http::now()).await
     }
 
+    /// Deletes delivered records older than `[inbox] keep_delivered_days`; returns
+    /// how many.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn expire_delivered(&self) -> Result<usize, String> {
+        if self.keep_delivered_s == 0 {
+            return Ok(0);
+        }
+        let before = crate::http::now() - self.keep_delivered_s;
+        let purged = self
+            .inbox
+            .purge(before, &[DeliveryState::Delivered])
+            .await?;
+        if purged > 0 {
+            tracing::info!(
+                "deleted {purged} delivered inbox records older than {} days ([inbox] keep_delivered_days)",
+                self.keep_delivered_s / 86_400
+            );
+        }
+        Ok(purged)
+    }
+
     /// Spawns the worker: every 200 ms, attempts what is due (including what a crash
-    /// left pending).
+    /// left pending); at start and then hourly, deletes old delivered records.
     pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let forwarder = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut expired_at: Option<Instant> = None;
             loop {
                 tick.tick().await;
                 forwarder.run_due().await;
+                if expired_at.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+                    expired_at = Some(Instant::now());
+                    if let Err(err) = forwarder.expire_delivered().await {
+                        tracing::warn!("cannot delete old delivered inbox records: {err}");
+                    }
+                }
             }
         })
     }

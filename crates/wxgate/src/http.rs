@@ -168,7 +168,7 @@ impl AppState {
                     }
                 }
             };
-            let forwarder = Forwarder::new(inbox, center, forwards);
+            let forwarder = Forwarder::new(inbox, center, forwards, config.keep_delivered_days);
             forwarder.spawn_worker();
             state.forwarder = Some(forwarder);
         }

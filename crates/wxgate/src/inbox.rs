@@ -13,7 +13,9 @@ const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
 const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("inbox_dedup");
 /// id → next attempt (Unix seconds), for pending records only.
 const PENDING: TableDefinition<u64, i64> = TableDefinition::new("inbox_pending");
-/// `next_id` → the next id.
+/// id → (), for dead letters only: counting and listing them reads no records.
+const DEAD: TableDefinition<u64, ()> = TableDefinition::new("inbox_dead");
+/// `next_id` → the next id; `dead_index` → 1 once DEAD covers every record.
 const META: TableDefinition<&str, u64> = TableDefinition::new("inbox_meta");
 
 /// Where a delivery stands.
@@ -166,6 +168,7 @@ fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accept
         let mut dedup_table = txn.open_table(DEDUP).map_err(err)?;
         let mut records = txn.open_table(RECORDS).map_err(err)?;
         let mut pending = txn.open_table(PENDING).map_err(err)?;
+        let mut dead = txn.open_table(DEAD).map_err(err)?;
         let mut meta = txn.open_table(META).map_err(err)?;
         let mut next_id = meta
             .get("next_id")
@@ -176,7 +179,7 @@ fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accept
         for job in batch {
             let (account, dedup_key, message, now) = match job {
                 Job::Update { record, .. } => {
-                    write_record(&mut records, &mut pending, record)?;
+                    write_record(&mut records, &mut pending, &mut dead, record)?;
                     continue;
                 }
                 Job::Accept {
@@ -216,7 +219,7 @@ fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accept
                 reply_outcome: None,
             };
             next_id += 1;
-            write_record(&mut records, &mut pending, &record)?;
+            write_record(&mut records, &mut pending, &mut dead, &record)?;
             dedup_table.insert(dedup.as_str(), record.id).map_err(err)?;
             results.push(Accepted::New(record));
         }
@@ -226,12 +229,18 @@ fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accept
     Ok(results)
 }
 
-/// Writes a record and keeps the pending index in step.
+/// Writes a record and keeps the pending and dead indexes in step.
 fn write_record(
     records: &mut redb::Table<u64, &[u8]>,
     pending: &mut redb::Table<u64, i64>,
+    dead: &mut redb::Table<u64, ()>,
     record: &Record,
 ) -> Result<(), String> {
+    if record.state == DeliveryState::Dead {
+        dead.insert(record.id, ()).map_err(err)?;
+    } else {
+        dead.remove(record.id).map_err(err)?;
+    }
     records
         .insert(
             record.id,
@@ -264,7 +273,24 @@ impl LocalInbox {
         txn.open_table(RECORDS).map_err(err)?;
         txn.open_table(DEDUP).map_err(err)?;
         txn.open_table(PENDING).map_err(err)?;
-        txn.open_table(META).map_err(err)?;
+        {
+            // Inboxes written before the dead index existed get it once.
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let indexed = meta.get("dead_index").map_err(err)?.is_some();
+            if !indexed {
+                let records = txn.open_table(RECORDS).map_err(err)?;
+                let mut dead = txn.open_table(DEAD).map_err(err)?;
+                for entry in records.iter().map_err(err)? {
+                    let (id, bytes) = entry.map_err(err)?;
+                    if serde_json::from_slice::<Record>(bytes.value())
+                        .is_ok_and(|r| r.state == DeliveryState::Dead)
+                    {
+                        dead.insert(id.value(), ()).map_err(err)?;
+                    }
+                }
+                meta.insert("dead_index", 1).map_err(err)?;
+            }
+        }
         txn.commit().map_err(err)?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let committer_db = db.clone();
@@ -365,6 +391,42 @@ impl LocalInbox {
     pub fn list(&self, state: Option<DeliveryState>, limit: usize) -> Result<Vec<Record>, String> {
         let txn = self.db.begin_read().map_err(err)?;
         let records = txn.open_table(RECORDS).map_err(err)?;
+        let read = |id: u64| -> Result<Option<Record>, String> {
+            let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
+            bytes
+                .map(|b| serde_json::from_slice(&b).map_err(err))
+                .transpose()
+        };
+        // Pending records and dead letters have indexes; delivered ones are most of
+        // the inbox, so the newest are found by walking back from the end.
+        let indexed: Option<Vec<u64>> = match state {
+            Some(DeliveryState::Pending) => {
+                let pending = txn.open_table(PENDING).map_err(err)?;
+                let mut ids = Vec::new();
+                for entry in pending.iter().map_err(err)?.rev().take(limit) {
+                    ids.push(entry.map_err(err)?.0.value());
+                }
+                Some(ids)
+            }
+            Some(DeliveryState::Dead) => {
+                let dead = txn.open_table(DEAD).map_err(err)?;
+                let mut ids = Vec::new();
+                for entry in dead.iter().map_err(err)?.rev().take(limit) {
+                    ids.push(entry.map_err(err)?.0.value());
+                }
+                Some(ids)
+            }
+            _ => None,
+        };
+        if let Some(ids) = indexed {
+            return Ok(ids
+                .into_iter()
+                .map(read)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect());
+        }
         let mut out = Vec::new();
         for entry in records.iter().map_err(err)?.rev() {
             let (_, bytes) = entry.map_err(err)?;
@@ -410,37 +472,40 @@ impl LocalInbox {
     /// redb errors.
     pub fn counts(&self) -> Result<(u64, u64, u64), String> {
         let txn = self.db.begin_read().map_err(err)?;
-        let records = txn.open_table(RECORDS).map_err(err)?;
+        let total = txn.open_table(RECORDS).map_err(err)?.len().map_err(err)?;
         let pending = txn.open_table(PENDING).map_err(err)?.len().map_err(err)?;
-        let mut dead = 0;
-        let total = records.len().map_err(err)?;
-        for entry in records.iter().map_err(err)? {
-            let (_, bytes) = entry.map_err(err)?;
-            if serde_json::from_slice::<Record>(bytes.value())
-                .is_ok_and(|r| r.state == DeliveryState::Dead)
-            {
-                dead += 1;
-            }
-        }
+        let dead = txn.open_table(DEAD).map_err(err)?.len().map_err(err)?;
         Ok((pending, total - pending - dead, dead))
     }
 
-    /// Deletes delivered and dead records received before `before` (pending ones are
-    /// kept: they are not done). Returns how many were deleted.
+    /// Deletes the records in `states` (delivered or dead; pending ones are never
+    /// deleted) received before `before`. Returns how many were deleted.
+    ///
+    /// Records are read oldest first and the walk stops a minute past `before`, so a
+    /// purge costs what it deletes, not the size of the inbox.
     ///
     /// # Errors
     /// redb errors.
-    pub fn purge(&self, before: i64) -> Result<usize, String> {
+    pub fn purge(&self, before: i64, states: &[DeliveryState]) -> Result<usize, String> {
         let txn = self.db.begin_write().map_err(err)?;
         let mut removed = 0;
         {
             let mut records = txn.open_table(RECORDS).map_err(err)?;
             let mut dedup = txn.open_table(DEDUP).map_err(err)?;
+            let mut dead = txn.open_table(DEAD).map_err(err)?;
             let mut doomed = Vec::new();
             for entry in records.iter().map_err(err)? {
                 let (id, bytes) = entry.map_err(err)?;
                 let record: Record = serde_json::from_slice(bytes.value()).map_err(err)?;
-                if record.state != DeliveryState::Pending && record.received_at < before {
+                // Ids follow arrival; a minute of slack covers acceptances that
+                // committed slightly out of order.
+                if record.received_at >= before.saturating_add(60) {
+                    break;
+                }
+                if record.state != DeliveryState::Pending
+                    && states.contains(&record.state)
+                    && record.received_at < before
+                {
                     doomed.push((
                         id.value(),
                         format!("{}:{}", record.account, record.dedup_key),
@@ -450,6 +515,7 @@ impl LocalInbox {
             for (id, key) in doomed {
                 records.remove(id).map_err(err)?;
                 dedup.remove(key.as_str()).map_err(err)?;
+                dead.remove(id).map_err(err)?;
                 removed += 1;
             }
         }
@@ -632,18 +698,19 @@ impl Inbox {
         }
     }
 
-    /// Deletes delivered and dead records received before `before`.
+    /// Deletes the records in `states` (delivered, dead) received before `before`.
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn purge(&self, before: i64) -> Result<usize, String> {
+    pub async fn purge(&self, before: i64, states: &[DeliveryState]) -> Result<usize, String> {
         let (local, queue) = match self {
             Inbox::Local(local) => (local.clone(), None),
             Inbox::Shared { queue, fallback } => (fallback.clone(), Some(queue)),
         };
-        let mut purged = blocking(move || local.purge(before)).await?;
+        let owned = states.to_vec();
+        let mut purged = blocking(move || local.purge(before, &owned)).await?;
         if let Some(queue) = queue {
-            purged += queue.purge(before).await?;
+            purged += queue.purge(before, states).await?;
         }
         Ok(purged)
     }
@@ -665,3 +732,6 @@ impl Inbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

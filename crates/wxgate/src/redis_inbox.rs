@@ -37,6 +37,9 @@ const ALL: &str = "wxgate:inbox:all";
 const QUEUE: &str = "wxgate:inbox:queue";
 const GROUP: &str = "wxgate";
 
+/// How long `accept` waits for Redis (see there).
+const ACCEPT_DEADLINE: Duration = Duration::from_millis(1500);
+
 fn state_key(state: DeliveryState) -> &'static str {
     match state {
         DeliveryState::Pending => "wxgate:inbox:state:pending",
@@ -296,7 +299,14 @@ impl RedisQueue {
             .key(ALL)
             .arg(&self.consumer)
             .arg(json);
-        let (new, json, stream_id): (i64, String, String) = self.link.invoke(&invocation).await?;
+        // A timeout here leaves the outcome unknown (the script may have run), and the
+        // caller then stores the message locally: wait longer than for other steps so
+        // that a slow Redis rarely causes a double store. A Redis that is down fails
+        // at once (connection refused) or within the connect deadline.
+        let (new, json, stream_id): (i64, String, String) = self
+            .link
+            .invoke_within(ACCEPT_DEADLINE, &invocation)
+            .await?;
         let record = parse(&json)?;
         if new == 0 {
             return Ok(Accepted::Duplicate(record));
@@ -670,13 +680,16 @@ impl RedisQueue {
         self.link.invoke(&invocation).await
     }
 
-    /// Deletes delivered and dead records received before `before`.
+    /// Deletes the records in `states` (delivered, dead) received before `before`.
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn purge(&self, before: i64) -> Result<usize, String> {
+    pub async fn purge(&self, before: i64, states: &[DeliveryState]) -> Result<usize, String> {
         let mut removed = 0;
-        for state in [DeliveryState::Delivered, DeliveryState::Dead] {
+        for &state in states {
+            if state == DeliveryState::Pending {
+                continue;
+            }
             let mut after = 0u64;
             loop {
                 let ids: Vec<u64> = self

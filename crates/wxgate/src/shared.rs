@@ -26,11 +26,22 @@ pub const REDIS_DEADLINE: std::time::Duration = std::time::Duration::from_millis
 pub async fn bounded<T>(
     command: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(REDIS_DEADLINE, command).await {
+    bounded_by(REDIS_DEADLINE, command).await
+}
+
+/// Runs a Redis command with `deadline`.
+///
+/// # Errors
+/// The command's error, or a timeout.
+pub async fn bounded_by<T>(
+    deadline: std::time::Duration,
+    command: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, command).await {
         Ok(result) => result.map_err(|e| format!("redis: {e}")),
         Err(_) => Err(format!(
             "redis did not answer within {} ms",
-            REDIS_DEADLINE.as_millis()
+            deadline.as_millis()
         )),
     }
 }
@@ -95,8 +106,21 @@ impl RedisLink {
         &self,
         script: &redis::ScriptInvocation<'_>,
     ) -> Result<T, String> {
+        self.invoke_within(REDIS_DEADLINE, script).await
+    }
+
+    /// Runs one Lua script invocation with its own deadline (after connecting within
+    /// [`REDIS_DEADLINE`]), for a step whose timeout leaves its outcome unknown.
+    ///
+    /// # Errors
+    /// As [`RedisLink::query`].
+    pub async fn invoke_within<T: redis::FromRedisValue>(
+        &self,
+        deadline: std::time::Duration,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, String> {
         let mut connection = self.connection().await?;
-        let result = bounded(script.invoke_async(&mut connection)).await;
+        let result = bounded_by(deadline, script.invoke_async(&mut connection)).await;
         if result.is_err() {
             *self.cached.lock().await = None;
         }

@@ -93,7 +93,13 @@ async fn records_dedup_states_list_and_purge() {
     assert!(a.due(now(), 10).await.unwrap().is_empty());
     assert_eq!(ids(a.due(now() + 100, 10).await.unwrap()), vec![2]);
 
-    assert_eq!(a.purge(now() + 1).await.unwrap(), 1, "the delivered one");
+    assert_eq!(
+        a.purge(now() + 1, &[DeliveryState::Delivered, DeliveryState::Dead])
+            .await
+            .unwrap(),
+        1,
+        "the delivered one"
+    );
     assert_eq!(a.counts().await.unwrap(), (1, 0, 0));
     assert_eq!(a.get(1).await.unwrap(), None);
     assert_eq!(

@@ -517,12 +517,22 @@ async fn a_redis_restart_under_load_loses_nothing() {
         .iter()
         .filter(|r| r["id"].as_u64().unwrap() > wxgate::inbox::FALLBACK_ID_BASE)
         .count();
-    assert_eq!(records.len(), 120, "{listed}");
+    let stored: HashSet<&str> = records
+        .iter()
+        .map(|r| r["message"]["msg_id"].as_str().unwrap())
+        .collect();
+    // A Redis that answers an accept too late (its outcome unknown) leaves the message
+    // stored twice, once locally; the extra record is closed as a duplicate at the
+    // next renewal. So every message is stored, possibly twice.
+    assert_eq!(stored.len(), 120, "{listed}");
+    println!(
+        "redis restart: 120 messages, {} records, {fallback} in the local fallback",
+        records.len()
+    );
     assert!(
         fallback > 0 && fallback < 120,
         "{fallback} of 120 taken by the local fallback"
     );
-    assert_eq!(listed["counts"]["delivered"], 120);
     // Redis is back: the Redis inbox works again without a restart of wxgate.
     let ts = now();
     let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "after", 999_999);

@@ -152,3 +152,21 @@ fn config_errors_never_print_secrets() {
         "{err}"
     );
 }
+
+#[test]
+fn inbox_retention() {
+    assert_eq!(
+        Config::parse(&minimal(""), "t")
+            .unwrap()
+            .keep_delivered_days,
+        7
+    );
+    let forever = format!("[inbox]\nkeep_delivered_days = 0\n{}", minimal(""));
+    assert_eq!(Config::parse(&forever, "t").unwrap().keep_delivered_days, 0);
+    check_error(
+        &format!("[inbox]\nkeep_delivered_days = 4000\n{}", minimal("")),
+        Some(2),
+        "inbox.keep_delivered_days",
+        "at most 3650",
+    );
+}
