@@ -680,7 +680,8 @@ impl RedisQueue {
         self.link.invoke(&invocation).await
     }
 
-    /// Deletes the records in `states` (delivered, dead) received before `before`.
+    /// Deletes the records in `states` (delivered, dead) received before `before`,
+    /// oldest first, stopping a minute past `before`.
     ///
     /// # Errors
     /// Redis errors.
@@ -691,7 +692,7 @@ impl RedisQueue {
                 continue;
             }
             let mut after = 0u64;
-            loop {
+            'pages: loop {
                 let ids: Vec<u64> = self
                     .link
                     .query(
@@ -707,6 +708,14 @@ impl RedisQueue {
                 let Some(&last) = ids.last() else { break };
                 after = last;
                 for (id, record) in ids.iter().zip(self.get_many(&ids).await?) {
+                    // Ids follow arrival: past `before` (with a minute of slack for
+                    // out-of-order stores) there is nothing older left.
+                    if record
+                        .as_ref()
+                        .is_some_and(|r| r.received_at >= before.saturating_add(60))
+                    {
+                        break 'pages;
+                    }
                     let doomed = record.as_ref().is_none_or(|r| {
                         r.received_at < before && r.state != DeliveryState::Pending
                     });

@@ -270,3 +270,45 @@ async fn an_instance_holding_more_than_a_page_keeps_everything() {
     assert_eq!(a.held(), 2100);
     assert_eq!(pending_count(&url).await, 2100);
 }
+
+/// The retention (`[inbox] keep_delivered_days`) deletes old delivered records only,
+/// oldest first; dead letters and pending records stay.
+#[tokio::test]
+async fn retention_deletes_old_delivered_records_only() {
+    let url = redis_url(4);
+    flush(&url).await;
+    let a = queue(&url, "a", Duration::from_secs(30));
+    let day = 86_400;
+    let mut records = Vec::new();
+    for (key, age) in [("m:1", 10), ("m:2", 10), ("m:3", 10), ("m:4", 1)] {
+        match a
+            .accept("acct", key, json!({}), now() - age * day)
+            .await
+            .unwrap()
+        {
+            Accepted::New(record) => records.push(record),
+            Accepted::Duplicate(record) => panic!("{record:?}"),
+        }
+    }
+    for (record, state) in records.iter_mut().zip([
+        Some(DeliveryState::Delivered),
+        Some(DeliveryState::Dead),
+        None,
+        Some(DeliveryState::Delivered),
+    ]) {
+        if let Some(state) = state {
+            record.state = state;
+            a.update(record).await.unwrap();
+        }
+    }
+    assert_eq!(a.counts().await.unwrap(), (1, 2, 1));
+    assert_eq!(
+        a.purge(now() - 7 * day, &[DeliveryState::Delivered])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(a.counts().await.unwrap(), (1, 1, 1));
+    assert_eq!(a.get(records[0].id).await.unwrap(), None);
+    assert!(a.get(records[3].id).await.unwrap().is_some(), "recent");
+}
