@@ -229,6 +229,18 @@ fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accept
     Ok(results)
 }
 
+/// The `limit` highest ids of an index table, highest first.
+fn newest_ids<V: redb::Value + 'static>(
+    index: &redb::ReadOnlyTable<u64, V>,
+    limit: usize,
+) -> Result<Vec<u64>, String> {
+    let mut ids = Vec::new();
+    for entry in index.iter().map_err(err)?.rev().take(limit) {
+        ids.push(entry.map_err(err)?.0.value());
+    }
+    Ok(ids)
+}
+
 /// Writes a record and keeps the pending and dead indexes in step.
 fn write_record(
     records: &mut redb::Table<u64, &[u8]>,
@@ -399,22 +411,12 @@ impl LocalInbox {
         };
         // Pending records and dead letters have indexes; delivered ones are most of
         // the inbox, so the newest are found by walking back from the end.
-        let indexed: Option<Vec<u64>> = match state {
+        let indexed = match state {
             Some(DeliveryState::Pending) => {
-                let pending = txn.open_table(PENDING).map_err(err)?;
-                let mut ids = Vec::new();
-                for entry in pending.iter().map_err(err)?.rev().take(limit) {
-                    ids.push(entry.map_err(err)?.0.value());
-                }
-                Some(ids)
+                Some(newest_ids(&txn.open_table(PENDING).map_err(err)?, limit)?)
             }
             Some(DeliveryState::Dead) => {
-                let dead = txn.open_table(DEAD).map_err(err)?;
-                let mut ids = Vec::new();
-                for entry in dead.iter().map_err(err)?.rev().take(limit) {
-                    ids.push(entry.map_err(err)?.0.value());
-                }
-                Some(ids)
+                Some(newest_ids(&txn.open_table(DEAD).map_err(err)?, limit)?)
             }
             _ => None,
         };

@@ -312,11 +312,13 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
     let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "retry me", 777_777);
     let mut replies = Vec::new();
     for (_, base) in &instances {
-        let request = push_request(wxgate_proto::console::Mode::Safe, &message, ts);
-        let (status, body) = post(
+        let (status, body) = push(
             &client,
-            &format!("{base}/wx/fwd?{}", request.query),
-            request.body,
+            base,
+            "fwd",
+            wxgate_proto::console::Mode::Safe,
+            &message,
+            ts,
         )
         .await;
         assert_eq!(status, 200, "{body}");
@@ -339,11 +341,13 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
     // Answered from the rules: the retry on instance 2 is recognised as one.
     let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "hi", 888_888);
     for (_, base) in &instances {
-        let request = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
-        let (status, body) = post(
+        let (status, body) = push(
             &client,
-            &format!("{base}/wx/rules?{}", request.query),
-            request.body,
+            base,
+            "rules",
+            wxgate_proto::console::Mode::Plain,
+            &message,
+            ts,
         )
         .await;
         assert_eq!(status, 200);
@@ -468,15 +472,13 @@ async fn a_redis_restart_under_load_loses_nothing() {
         }
         let ts = now();
         let msg_id = 500_000 + i;
-        let request = push_request(
+        let (status, _) = push(
+            &client,
+            &base,
+            "fwd",
             wxgate_proto::console::Mode::Plain,
             &wxgate_proto::push::build::text("gh_test", "oUser", ts, "x", msg_id),
             ts,
-        );
-        let (status, _) = post(
-            &client,
-            &format!("{base}/wx/fwd?{}", request.query),
-            request.body,
         )
         .await;
         if status == 200 {
@@ -537,11 +539,13 @@ async fn a_redis_restart_under_load_loses_nothing() {
     let ts = now();
     let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "after", 999_999);
     for _ in 0..2 {
-        let request = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
-        post(
+        push(
             &client,
-            &format!("{base}/wx/fwd?{}", request.query),
-            request.body,
+            &base,
+            "fwd",
+            wxgate_proto::console::Mode::Plain,
+            &message,
+            ts,
         )
         .await;
     }
@@ -758,11 +762,13 @@ async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
             drop(stream);
             // WeChat got no answer, so it retries.
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let retry = push_request(wxgate_proto::console::Mode::Plain, &message, ts);
-            let (status, body) = post(
+            let (status, body) = push(
                 &client,
-                &format!("{base}/wx/fwd?{}", retry.query),
-                retry.body,
+                &base,
+                "fwd",
+                wxgate_proto::console::Mode::Plain,
+                &message,
+                ts,
             )
             .await;
             assert_eq!((status, body.as_str()), (200, "success"));

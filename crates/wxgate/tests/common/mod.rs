@@ -192,6 +192,25 @@ pub async fn start_instance(name: &str, config: &str) -> (KillOnDrop, String) {
         .unwrap()
 }
 
+/// Pushes `xml` to `{base}/wx/{account}` as WeChat would in `mode`; returns the status
+/// and the body.
+pub async fn push(
+    client: &reqwest::Client,
+    base: &str,
+    account: &str,
+    mode: Mode,
+    xml: &str,
+    timestamp: i64,
+) -> (u16, String) {
+    let request = push_request(mode, xml, timestamp);
+    post(
+        client,
+        &format!("{base}/wx/{account}?{}", request.query),
+        request.body,
+    )
+    .await
+}
+
 /// Database `db` of the test redis-server (scripts/test.sh starts it and sets
 /// WXGATE_TEST_REDIS). Each test file uses its own database numbers.
 pub fn redis_url(db: u32) -> String {
