@@ -389,7 +389,15 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     let redis = match state.shared() {
         None => Value::Null,
         Some(shared) => match shared.ping().await {
-            Ok(()) => json!({ "reachable": true }),
+            Ok(()) => match shared.persistence().await {
+                Ok((appendonly, appendfsync)) => json!({
+                    "reachable": true,
+                    "appendonly": appendonly,
+                    "appendfsync": appendfsync,
+                    "warning": crate::shared::persistence_warning(&appendonly, &appendfsync),
+                }),
+                Err(error) => json!({ "reachable": true, "persistence": error }),
+            },
             Err(error) => json!({ "reachable": false, "error": error }),
         },
     };

@@ -162,6 +162,19 @@ impl AppState {
                         std::time::Duration::from_secs(config.reclaim_after_s),
                     );
                     tracing::info!(consumer = queue.consumer(), "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over", config.reclaim_after_s);
+                    if let Some(shared) = &state.shared {
+                        match shared.persistence().await {
+                            Ok((appendonly, appendfsync)) => {
+                                if let Some(warning) = crate::shared::persistence_warning(
+                                    &appendonly,
+                                    &appendfsync,
+                                ) {
+                                    tracing::warn!("{warning}");
+                                }
+                            }
+                            Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
+                        }
+                    }
                     Inbox::Shared {
                         queue: Arc::new(queue),
                         fallback,

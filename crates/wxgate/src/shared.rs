@@ -46,6 +46,21 @@ pub async fn bounded_by<T>(
     }
 }
 
+/// What to tell the operator about Redis's persistence, with the Redis backend (the
+/// forwarding queue lives there), or `None` when nothing is lost on a Redis crash.
+pub fn persistence_warning(appendonly: &str, appendfsync: &str) -> Option<String> {
+    match (appendonly, appendfsync) {
+        ("yes", "always") => None,
+        ("yes", other) => Some(format!(
+            "Redis runs with appendfsync {other}: a Redis crash can lose up to a second of acknowledged messages; set appendfsync always to lose none"
+        )),
+        _ => Some(
+            "Redis runs without appendonly: a Redis restart loses every queued delivery and inbox record; set appendonly yes and appendfsync always"
+                .to_owned(),
+        ),
+    }
+}
+
 /// A Redis connection that is opened on first use and reopened after any failure,
 /// every step bounded by [`REDIS_DEADLINE`]: a dead Redis costs each caller at most
 /// one deadline, never a hang.
@@ -159,6 +174,24 @@ impl SharedSeen {
         Ok(())
     }
 
+    /// Redis's `appendonly` and `appendfsync` settings, when `CONFIG GET` is allowed
+    /// (managed Redis services often rename or forbid it).
+    ///
+    /// # Errors
+    /// Redis errors, or CONFIG refused.
+    pub async fn persistence(&self) -> Result<(String, String), String> {
+        let get = |name: &'static str| async move {
+            let pair: Vec<String> = self
+                .link
+                .query(redis::cmd("CONFIG").arg("GET").arg(name))
+                .await?;
+            pair.get(1)
+                .cloned()
+                .ok_or_else(|| format!("CONFIG GET {name} gave no value"))
+        };
+        Ok((get("appendonly").await?, get("appendfsync").await?))
+    }
+
     /// The answer another instance gave this push (`Some("")` for `success`).
     ///
     /// # Errors
@@ -211,5 +244,28 @@ impl SharedSeen {
         self.link
             .query(redis::cmd("SET").arg(key).arg(value).arg("EX").arg(ttl_s))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn persistence_warnings() {
+        for (appendonly, appendfsync, warns_about) in [
+            ("yes", "always", None),
+            ("yes", "everysec", Some("appendfsync always")),
+            ("yes", "no", Some("appendfsync always")),
+            ("no", "always", Some("appendonly yes")),
+            ("no", "everysec", Some("appendonly yes")),
+        ] {
+            let warning = super::persistence_warning(appendonly, appendfsync);
+            match warns_about {
+                None => assert_eq!(warning, None),
+                Some(fix) => assert!(
+                    warning.as_deref().is_some_and(|w| w.contains(fix)),
+                    "{appendonly}/{appendfsync}: {warning:?}"
+                ),
+            }
+        }
     }
 }

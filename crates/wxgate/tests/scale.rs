@@ -564,6 +564,12 @@ async fn a_redis_restart_under_load_loses_nothing() {
     let status = status(&client, &base).await;
     assert_eq!(status["storage"]["backend"], "redis");
     assert_eq!(status["storage"]["redis"]["reachable"], true);
+    assert_eq!(status["storage"]["redis"]["appendfsync"], "always");
+    assert_eq!(
+        status["storage"]["redis"]["warning"],
+        serde_json::Value::Null,
+        "persistent the way the README asks: {status}"
+    );
     assert!(status["queue"]["consumer"].is_string(), "{status}");
     let _ = child.kill();
     let _ = child.wait();
@@ -737,8 +743,16 @@ async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
          [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
     );
     let (mut child, base) = start_instance("scale-abandoned", &config).await;
-    let addr = base.trim_start_matches("http://").to_owned();
     let client = reqwest::Client::new();
+    // The test Redis runs without appendonly: the status says what that risks.
+    let warning = status(&client, &base).await["storage"]["redis"]["warning"].clone();
+    assert!(
+        warning
+            .as_str()
+            .is_some_and(|w| w.contains("appendonly yes")),
+        "{warning}"
+    );
+    let addr = base.trim_start_matches("http://").to_owned();
     let mut tasks = Vec::new();
     for i in 0..200u64 {
         let (addr, base, client) = (addr.clone(), base.clone(), client.clone());
