@@ -541,18 +541,19 @@ impl Forwarder {
     }
 
     /// Spawns the worker: every 200 ms, attempts what is due (including what a crash
-    /// left pending); at start and then hourly, deletes old delivered records.
+    /// left pending); a minute after start-up and then hourly, deletes old delivered
+    /// records.
     pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let forwarder = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut expired_at: Option<Instant> = None;
+            let mut next_expiry = Instant::now() + Duration::from_secs(60);
             loop {
                 tick.tick().await;
                 forwarder.run_due().await;
-                if expired_at.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
-                    expired_at = Some(Instant::now());
+                if Instant::now() >= next_expiry {
+                    next_expiry = Instant::now() + Duration::from_secs(3600);
                     if let Err(err) = forwarder.expire_delivered().await {
                         tracing::warn!("cannot delete old delivered inbox records: {err}");
                     }

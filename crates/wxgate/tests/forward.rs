@@ -628,3 +628,47 @@ fn delivery_signatures_verify_in_python_and_node() {
         }
     }
 }
+
+/// `[inbox] keep_delivered_days`: the worker's retention deletes delivered records
+/// older than that, keeps younger ones and dead letters; 0 keeps everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_delivered_records() {
+    use wxgate::inbox::{Accepted, DeliveryState};
+    let (hook, _seen) = service(Behaviour::Fast).await;
+    let (_emu, emu_base) = emulator().await;
+    for (keep, expected) in [(7, 1), (0, 0)] {
+        let text = format!(
+            "{}[inbox]\nkeep_delivered_days = {keep}\n",
+            forward_config(&temp_dir(&format!("keep{keep}")), &hook, &emu_base, 300)
+        );
+        let gw = gateway(&text).await;
+        let forwarder = gw.state.forwarder().unwrap();
+        let inbox = forwarder.inbox();
+        let day = 86_400;
+        for (key, age, state) in [
+            ("m:1", 10, DeliveryState::Delivered),
+            ("m:2", 10, DeliveryState::Dead),
+            ("m:3", 1, DeliveryState::Delivered),
+        ] {
+            let Accepted::New(mut record) = inbox
+                .accept("fwd", key, serde_json::json!({}), now() - age * day)
+                .await
+                .unwrap()
+            else {
+                panic!("{key} already stored")
+            };
+            record.state = state;
+            inbox.update(&record).await.unwrap();
+        }
+        assert_eq!(
+            forwarder.expire_delivered().await.unwrap(),
+            expected,
+            "keep_delivered_days = {keep}"
+        );
+        assert_eq!(
+            inbox.counts().await.unwrap(),
+            (0, 2 - expected as u64, 1),
+            "keep_delivered_days = {keep}"
+        );
+    }
+}
