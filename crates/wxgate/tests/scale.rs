@@ -28,6 +28,14 @@ async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// Serves `service` on 127.0.0.1 and returns the URL of its `/hook`.
+async fn serve_hook(service: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    hook
+}
+
 /// A service that answers every delivery with 200 and an empty body, and the set of
 /// msg_ids it was delivered.
 async fn msg_id_service() -> (String, Arc<Mutex<HashSet<String>>>) {
@@ -46,9 +54,7 @@ async fn msg_id_service() -> (String, Arc<Mutex<HashSet<String>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let hook = serve_hook(service).await;
     (hook, delivered)
 }
 
@@ -290,9 +296,7 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let hook = serve_hook(service).await;
     let url = redis_url(8);
     flush(&url).await;
     let mut instances = Vec::new();
@@ -613,9 +617,7 @@ async fn kill_9_one_instance_under_forwarding_load_survivors_deliver_everything(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let hook = serve_hook(service).await;
     let url = redis_url(13);
     flush(&url).await;
     let mut instances = Vec::new();
