@@ -482,29 +482,22 @@ async fn message(
 
 /// A push answered from the rules, with other instances: a retry that another
 /// instance already answered gets that answer (and counts as a duplicate); otherwise
-/// this answer is shared, in the background so WeChat does not wait for it.
+/// this answer is recorded for the others, in the same round trip.
 async fn answer_once(
     shared: &crate::shared::SharedSeen,
     name: &str,
     dedup_key: &str,
     plain: Option<String>,
 ) -> (Option<String>, Outcome) {
-    match shared.get(name, dedup_key).await {
-        Ok(Some(answer)) => return ((!answer.is_empty()).then_some(answer), Outcome::Duplicate),
-        Ok(None) => {}
+    let answer = plain.as_deref().unwrap_or_default();
+    match shared.first_answer(name, dedup_key, answer).await {
+        Ok(Some(earlier)) => ((!earlier.is_empty()).then_some(earlier), Outcome::Duplicate),
+        Ok(None) => (plain, Outcome::Ok),
         Err(error) => {
             tracing::warn!(account = %name, "shared dedup unavailable ({error}); this instance's own memory is used");
-            return (plain, Outcome::Ok);
+            (plain, Outcome::Ok)
         }
     }
-    let (shared, name, key) = (shared.clone(), name.to_owned(), dedup_key.to_owned());
-    let answer = plain.clone().unwrap_or_default();
-    tokio::spawn(async move {
-        if let Err(error) = shared.put(&name, &key, &answer).await {
-            tracing::warn!(account = %name, "shared dedup unavailable ({error})");
-        }
-    });
-    (plain, Outcome::Ok)
 }
 
 /// Commits a message to the inbox and waits for the service's reply within the

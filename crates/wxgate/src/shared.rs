@@ -192,21 +192,43 @@ impl SharedSeen {
         Ok((get("appendonly").await?, get("appendfsync").await?))
     }
 
-    /// The answer another instance gave this push (`Some("")` for `success`).
+    /// Records `answer` for a push unless another instance answered it first, in one
+    /// round trip (`SET NX GET`, Redis 7). Returns that earlier answer, or `None` when
+    /// this one was recorded. Older Redis: `GET`, then `SET NX`.
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn get(&self, account: &str, dedup_key: &str) -> Result<Option<String>, String> {
-        self.get_raw(&key(account, dedup_key)).await
-    }
-
-    /// Records the answer given to a push.
-    ///
-    /// # Errors
-    /// Redis errors.
-    pub async fn put(&self, account: &str, dedup_key: &str, answer: &str) -> Result<(), String> {
-        self.put_raw(&key(account, dedup_key), answer, SEEN_TTL_S)
-            .await
+    pub async fn first_answer(
+        &self,
+        account: &str,
+        dedup_key: &str,
+        answer: &str,
+    ) -> Result<Option<String>, String> {
+        let key = key(account, dedup_key);
+        let earlier: Result<Option<String>, String> = self
+            .link
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(answer)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("EX")
+                    .arg(SEEN_TTL_S),
+            )
+            .await;
+        match earlier {
+            // Redis before 7.0 refuses NX with GET. (The tests run Redis 7, so this
+            // branch is not exercised by them.)
+            Err(error) if error.contains("syntax") => {
+                if let Some(earlier) = self.get_raw(&key).await? {
+                    return Ok(Some(earlier));
+                }
+                self.claim_raw(&key, answer, SEEN_TTL_S).await?;
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// `GET key`.
