@@ -15,6 +15,42 @@ use wxgate_emu::{App, Emulator, EmulatorConfig};
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "scale-admin-token-0123456789";
 
+/// A redis-server of a test's own on a free port, so the test can stop and restart
+/// it: returns the port and a function that starts it. Persistent the way the README
+/// asks for with the Redis backend (the queue lives there): an append-only file,
+/// synced on every write.
+fn own_redis(name: &str) -> (u16, impl Fn() -> KillOnDrop) {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("wxgate-redis-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = move || {
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map(KillOnDrop)
+            .expect("redis-server is installed (scripts/test.sh installs it)")
+    };
+    (port, start)
+}
+
 /// `GET /api/status` of an instance.
 async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
     client
@@ -385,37 +421,7 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_under_load_loses_nothing() {
     // A redis-server of this test's own, so it can be restarted.
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    // Persistent the way the README asks for with the Redis backend (the queue lives
-    // there): an append-only file, synced on every write.
-    let redis_dir =
-        std::env::temp_dir().join(format!("wxgate-redis-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&redis_dir);
-    std::fs::create_dir_all(&redis_dir).unwrap();
-    let start_redis = move || {
-        std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                redis_dir.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .map(KillOnDrop)
-            .expect("redis-server is installed (scripts/test.sh installs it)")
-    };
+    let (port, start_redis) = own_redis("restart");
     let mut redis = start_redis();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let url = format!("redis://127.0.0.1:{port}/0");
@@ -808,4 +814,54 @@ async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Redis down before any token was fetched: with the classic endpoint, a refresh
+/// without the lease would invalidate the other instances' token, so the credential
+/// call fails with 503 and says why; once Redis is back, it works without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_refresh_waits_for_redis() {
+    let (port, start_redis) = own_redis("classic");
+    let mut redis = start_redis();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let emu = Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, SECRET)));
+    let (emu_addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let config = format!(
+        "data_dir = \"data\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{emu_addr}\"\ntoken_endpoint = \"classic\"\n\
+         [storage]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:{port}/0\"\n\
+         [[account]]\nname = \"a\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\n"
+    );
+    let (_child, base) = start_instance("scale-classic", &config).await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let client = reqwest::Client::new();
+    let token = || async {
+        let response = client
+            .get(format!("{base}/api/accounts/a/access_token"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    let (status, body) = token().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("token_endpoint = \\\"stable\\\"") && body.contains("redis"),
+        "{body}"
+    );
+    assert_eq!(
+        emu.count("/cgi-bin/token"),
+        0,
+        "no refresh without the lease"
+    );
+    redis = start_redis();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = token().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(emu.count("/cgi-bin/token"), 1);
+    drop(redis);
 }
