@@ -40,6 +40,15 @@ impl DeliveryState {
             _ => None,
         }
     }
+
+    /// `pending`, `delivered` or `dead`, as [`DeliveryState::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
 }
 
 /// One accepted message and its delivery.
@@ -69,6 +78,32 @@ pub struct Record {
     pub service_reply: Option<serde_json::Value>,
     /// How that reply reached the user: `passive`, `late`, or why it did not.
     pub reply_outcome: Option<String>,
+}
+
+impl Record {
+    /// A new pending record, due now.
+    pub fn new(
+        id: u64,
+        account: &str,
+        dedup_key: &str,
+        message: serde_json::Value,
+        received_at: i64,
+    ) -> Record {
+        Record {
+            id,
+            account: account.to_owned(),
+            received_at,
+            dedup_key: dedup_key.to_owned(),
+            message,
+            state: DeliveryState::Pending,
+            attempts: 0,
+            next_attempt_at: received_at,
+            last_error: None,
+            delivered_at: None,
+            service_reply: None,
+            reply_outcome: None,
+        }
+    }
 }
 
 /// What [`Inbox::accept`] found.
@@ -204,20 +239,7 @@ fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accept
                     continue;
                 }
             }
-            let record = Record {
-                id: next_id,
-                account: account.clone(),
-                received_at: now,
-                dedup_key: dedup_key.clone(),
-                message: message.clone(),
-                state: DeliveryState::Pending,
-                attempts: 0,
-                next_attempt_at: now,
-                last_error: None,
-                delivered_at: None,
-                service_reply: None,
-                reply_outcome: None,
-            };
+            let record = Record::new(next_id, account, dedup_key, message.clone(), now);
             next_id += 1;
             write_record(&mut records, &mut pending, &mut dead, &record)?;
             dedup_table.insert(dedup.as_str(), record.id).map_err(err)?;

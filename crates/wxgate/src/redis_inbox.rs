@@ -273,20 +273,8 @@ impl RedisQueue {
         message: serde_json::Value,
         now: i64,
     ) -> Result<Accepted, String> {
-        let template = Record {
-            id: 0,
-            account: account.to_owned(),
-            received_at: now,
-            dedup_key: dedup_key.to_owned(),
-            message,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            delivered_at: None,
-            service_reply: None,
-            reply_outcome: None,
-        };
+        // Redis numbers the record: the script puts its id in place of the 0.
+        let template = Record::new(0, account, dedup_key, message, now);
         let json = serde_json::to_string(&template).map_err(|e| e.to_string())?;
         debug_assert!(json.starts_with("{\"id\":0,"));
         let mut invocation = self.scripts.accept.prepare_invoke();
@@ -332,11 +320,6 @@ impl RedisQueue {
         requeue: bool,
     ) -> Result<String, String> {
         let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
-        let state = match record.state {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Dead => "dead",
-        };
         let mut invocation = self.scripts.update.prepare_invoke();
         invocation
             .key(QUEUE)
@@ -346,7 +329,7 @@ impl RedisQueue {
             .key(state_key(DeliveryState::Dead))
             .arg(record.id)
             .arg(json)
-            .arg(state)
+            .arg(record.state.as_str())
             .arg(stream_id)
             .arg(if requeue { self.consumer.as_str() } else { "" });
         self.link.invoke(&invocation).await
