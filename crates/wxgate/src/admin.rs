@@ -425,12 +425,11 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             }
             Err(error) => json!({ "error": error }),
         };
-        if let crate::inbox::Inbox::Shared { queue, .. } = inbox {
-            let (reclaimed, held) = inbox.queue_stats();
+        if let Some(queue) = inbox.queue() {
             body["queue"] = json!({
                 "consumer": queue.consumer(),
-                "held": held,
-                "reclaimed": reclaimed,
+                "held": queue.held(),
+                "reclaimed": queue.reclaimed.load(std::sync::atomic::Ordering::Relaxed),
             });
         }
     }

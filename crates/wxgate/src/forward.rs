@@ -218,6 +218,13 @@ pub enum Forwarded {
     Duplicate(Record),
 }
 
+/// What the storing task of [`Forwarder::forward`] did: found a retry, or stored and
+/// started a new delivery whose reply may come on the receiver within the duration.
+enum Stored {
+    Duplicate(Record),
+    Started(tokio::sync::oneshot::Receiver<Option<Reply>>, Duration),
+}
+
 /// What one delivery attempt ended with.
 enum Attempt {
     Delivered(Option<Reply>),
@@ -269,25 +276,28 @@ impl Forwarder {
         let forwarder = Arc::clone(self);
         let account = account.to_owned();
         let (dedup_key, json) = (message.dedup_key(), message_json(message));
-        let started = tokio::spawn(async move {
+        let stored = tokio::spawn(async move {
             let accepted = forwarder
                 .inbox
                 .accept(&account, &dedup_key, json, now)
                 .await?;
             Ok::<_, String>(match accepted {
-                Accepted::Duplicate(record) => Err(record),
-                Accepted::New(record) => Ok(forwarder.start(record)),
+                Accepted::Duplicate(record) => Stored::Duplicate(record),
+                Accepted::New(record) => {
+                    let (reply, timeout) = forwarder.start(record);
+                    Stored::Started(reply, timeout)
+                }
             })
         })
         .await
         .map_err(|e| format!("the inbox task failed: {e}"))??;
-        match started {
-            Err(record) => Ok(Forwarded::Duplicate(record)),
-            Ok((reply, timeout)) => match tokio::time::timeout(timeout, reply).await {
-                Ok(Ok(reply)) => Ok(Forwarded::New(reply)),
-                _ => Ok(Forwarded::New(None)),
+        Ok(match stored {
+            Stored::Duplicate(record) => Forwarded::Duplicate(record),
+            Stored::Started(reply, timeout) => match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(reply)) => Forwarded::New(reply),
+                _ => Forwarded::New(None),
             },
-        }
+        })
     }
 
     /// Starts the first attempt of a new record; the receiver gets the service's reply

@@ -125,18 +125,13 @@ impl AppState {
     /// The database or Redis cannot be opened.
     pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
         let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
-        let (store, shared, link): (Arc<dyn CredentialStore>, _, _) = match &config.redis_url {
+        let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
                 let redis = crate::redis_store::RedisStore::connect(url).await?;
-                let link = redis.link();
-                let shared = crate::shared::SharedSeen::new(link.clone());
-                (Arc::new(redis), Some(shared), Some(link))
+                let shared = crate::shared::SharedSeen::new(redis.link());
+                (Arc::new(redis), Some(shared))
             }
-            None => (
-                Arc::new(crate::storage::RedbStore::new(db.clone())?),
-                None,
-                None,
-            ),
+            None => (Arc::new(crate::storage::RedbStore::new(db.clone())?), None),
         };
         let center = credential_center(config, store);
         center.spawn_refresher();
@@ -148,39 +143,7 @@ impl AppState {
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
             .collect();
         if !forwards.is_empty() {
-            let inbox = match link {
-                None => Inbox::Local(LocalInbox::new(db, 0)?),
-                Some(link) => {
-                    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
-                    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
-                    if left > 0 {
-                        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
-                    }
-                    let queue = crate::redis_inbox::RedisQueue::new(
-                        link,
-                        crate::redis_inbox::RedisQueue::consumer_name(),
-                        std::time::Duration::from_secs(config.reclaim_after_s),
-                    );
-                    tracing::info!(consumer = queue.consumer(), "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over", config.reclaim_after_s);
-                    if let Some(shared) = &state.shared {
-                        match shared.persistence().await {
-                            Ok((appendonly, appendfsync)) => {
-                                if let Some(warning) = crate::shared::persistence_warning(
-                                    &appendonly,
-                                    &appendfsync,
-                                ) {
-                                    tracing::warn!("{warning}");
-                                }
-                            }
-                            Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
-                        }
-                    }
-                    Inbox::Shared {
-                        queue: Arc::new(queue),
-                        fallback,
-                    }
-                }
-            };
+            let inbox = open_inbox(config, db, state.shared.as_ref()).await?;
             let forwarder = Forwarder::new(inbox, center, forwards, config.keep_delivered_days);
             forwarder.spawn_worker();
             state.forwarder = Some(forwarder);
@@ -234,6 +197,45 @@ impl AppState {
     pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
         self.accounts.get(name)
     }
+}
+
+/// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
+/// fallback (refused while the redb inbox still has pending deliveries).
+async fn open_inbox(
+    config: &Config,
+    db: Arc<redb::Database>,
+    shared: Option<&crate::shared::SharedSeen>,
+) -> Result<Inbox, String> {
+    let Some(shared) = shared else {
+        return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
+    };
+    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
+    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
+    if left > 0 {
+        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
+    }
+    let queue = crate::redis_inbox::RedisQueue::new(
+        shared.link(),
+        crate::redis_inbox::RedisQueue::consumer_name(),
+        std::time::Duration::from_secs(config.reclaim_after_s),
+    );
+    tracing::info!(
+        consumer = queue.consumer(),
+        "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over",
+        config.reclaim_after_s
+    );
+    match shared.persistence().await {
+        Ok((appendonly, appendfsync)) => {
+            if let Some(warning) = crate::shared::persistence_warning(&appendonly, &appendfsync) {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
+    }
+    Ok(Inbox::Shared {
+        queue: Arc::new(queue),
+        fallback,
+    })
 }
 
 /// Unix seconds now.
@@ -566,8 +568,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                  wxgate_inbox_records{{state=\"pending\"}} {pending}\nwxgate_inbox_records{{state=\"delivered\"}} {delivered}\nwxgate_inbox_records{{state=\"dead\"}} {dead}\n"
             );
         }
-        if let Inbox::Shared { .. } = forwarder.inbox() {
-            let (reclaimed, held) = forwarder.inbox().queue_stats();
+        if let Some(queue) = forwarder.inbox().queue() {
+            let (reclaimed, held) = (queue.reclaimed.load(Relaxed), queue.held());
             let _ = write!(
                 extra,
                 "# HELP wxgate_queue_reclaimed_total Deliveries taken over from instances that stopped answering (Redis queue).\n# TYPE wxgate_queue_reclaimed_total counter\nwxgate_queue_reclaimed_total {reclaimed}\n\

@@ -674,15 +674,11 @@ impl Inbox {
         }
     }
 
-    /// Deliveries taken over from other instances, and deliveries this instance holds
-    /// in the Redis queue (both 0 without Redis).
-    pub fn queue_stats(&self) -> (u64, usize) {
+    /// The Redis queue, with the Redis backend.
+    pub fn queue(&self) -> Option<&crate::redis_inbox::RedisQueue> {
         match self {
-            Inbox::Local(_) => (0, 0),
-            Inbox::Shared { queue, .. } => (
-                queue.reclaimed.load(std::sync::atomic::Ordering::Relaxed),
-                queue.held(),
-            ),
+            Inbox::Local(_) => None,
+            Inbox::Shared { queue, .. } => Some(queue),
         }
     }
 

@@ -165,6 +165,11 @@ impl SharedSeen {
         SharedSeen { link }
     }
 
+    /// The link, for the inbox's queue.
+    pub fn link(&self) -> RedisLink {
+        self.link.clone()
+    }
+
     /// Checks that Redis answers.
     ///
     /// # Errors
