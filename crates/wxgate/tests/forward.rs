@@ -196,11 +196,10 @@ fn reply_text(xml: &str) -> String {
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(Duration::from_secs(15), || {
+        (!done()).then(|| format!("timed out waiting for {what}"))
+    })
+    .await;
 }
 
 /// Inbox record `id`.

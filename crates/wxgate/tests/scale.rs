@@ -501,18 +501,11 @@ async fn a_redis_restart_under_load_loses_nothing() {
         120,
         "the callback path kept answering through the outage"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until(Duration::from_secs(20), || {
         let lost = acked.difference(&delivered.lock().unwrap()).count();
-        if lost == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{lost} acknowledged pushes never delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (lost > 0).then(|| format!("{lost} acknowledged pushes never delivered"))
+    })
+    .await;
     // What arrived during the outage went to the local fallback inbox (ids above
     // FALLBACK_ID_BASE) and was delivered from there; the rest went through Redis.
     let listed: serde_json::Value = client
@@ -800,18 +793,11 @@ async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
         task.await.unwrap();
     }
     // Well under the 20 s until the first renewal would find a forgotten entry.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_until(Duration::from_secs(5), || {
         let missing = 200 - delivered.lock().unwrap().len();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{missing} of 200 acknowledged pushes not delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (missing > 0).then(|| format!("{missing} of 200 acknowledged pushes not delivered"))
+    })
+    .await;
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -211,6 +211,16 @@ pub async fn push(
     .await
 }
 
+/// Polls `pending` every 100 ms until it returns `None`; panics with its last reason
+/// after `timeout`.
+pub async fn wait_until(timeout: std::time::Duration, mut pending: impl FnMut() -> Option<String>) {
+    let deadline = std::time::Instant::now() + timeout;
+    while let Some(reason) = pending() {
+        assert!(std::time::Instant::now() < deadline, "{reason}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Database `db` of the test redis-server (scripts/test.sh starts it and sets
 /// WXGATE_TEST_REDIS). Each test file uses its own database numbers.
 pub fn redis_url(db: u32) -> String {
