@@ -140,6 +140,12 @@ pub struct Opened<'a> {
     pub crypt: Option<&'a MsgCrypt>,
 }
 
+/// A push whose query passed every check that needs no body.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted {
+    encrypted: bool,
+}
+
 /// What the rules decided.
 #[derive(Debug)]
 pub enum Decided {
@@ -270,13 +276,38 @@ impl Account {
         })
     }
 
-    /// Checks the signatures and the timestamp, decrypts, and parses the message.
+    /// Checks the signatures and the timestamp, decrypts, and parses the message:
+    /// [`Account::admit`], then [`Account::open_admitted`].
     ///
     /// # Errors
     /// A [`Refusal`] for every check that fails.
     pub fn open(&self, query: &CallbackQuery, body: &str, now: i64) -> Result<Opened<'_>, Refusal> {
+        let admitted = self.admit(query, now)?;
+        self.open_admitted(admitted, query, body)
+    }
+
+    /// Everything that can be checked before the body is read: the mode, the timestamp
+    /// window, and `signature` (which covers only the query). An encrypted push must
+    /// carry `msg_signature`, checked against the body by [`Account::open_admitted`].
+    ///
+    /// # Errors
+    /// A [`Refusal`] for every check that fails.
+    pub fn admit(&self, query: &CallbackQuery, now: i64) -> Result<Admitted, Refusal> {
         let encrypted = query.encrypt_type.as_deref() == Some("aes");
-        let (timestamp, nonce) = self.timestamp_and_nonce(query, now)?;
+        // An unsigned request is a 403 before anything else is looked at.
+        let signed = if encrypted {
+            query.msg_signature.is_some() || query.signature.is_some()
+        } else {
+            query.signature.is_some()
+        };
+        if !signed {
+            return Err(Refusal::MissingParameter(if encrypted {
+                "msg_signature"
+            } else {
+                "signature"
+            }));
+        }
+        self.timestamp_and_nonce(query, now)?;
         if encrypted {
             if self.crypts.is_empty() {
                 return Err(Refusal::EncryptedWithoutKey);
@@ -285,37 +316,58 @@ impl Account {
             if query.signature.is_some() {
                 self.check_signature(query, now)?;
             }
-            let got = query
-                .msg_signature
-                .as_deref()
-                .ok_or(Refusal::MissingParameter("msg_signature"))?;
-            let outer = xml::parse(body).map_err(Refusal::Malformed)?;
-            let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
-                wxgate_proto::Error::MissingField { field: "Encrypt" },
-            ))?;
-            if !msg_signature(&self.config.token, timestamp, nonce, encrypt).matches_hex(got) {
-                let hint =
-                    diagnose_mismatch(&self.config.token, timestamp, nonce, Some(encrypt), got);
-                return Err(Refusal::BadSignature {
-                    which: "msg_signature",
-                    hint,
-                });
+            if query.msg_signature.is_none() {
+                return Err(Refusal::MissingParameter("msg_signature"));
             }
-            let (inner, crypt) = self.decrypt(encrypt)?;
-            Ok(Opened {
-                message: Message::parse(&inner).map_err(Refusal::Malformed)?,
-                crypt: Some(crypt),
-            })
         } else {
             if self.config.mode == Mode::Safe {
                 return Err(Refusal::PlaintextInSafeMode);
             }
             self.check_signature(query, now)?;
-            Ok(Opened {
+        }
+        Ok(Admitted { encrypted })
+    }
+
+    /// Decrypts and parses a push that [`Account::admit`] let in; checks
+    /// `msg_signature` over the body first.
+    ///
+    /// # Errors
+    /// A [`Refusal`] for every check that fails.
+    pub fn open_admitted(
+        &self,
+        admitted: Admitted,
+        query: &CallbackQuery,
+        body: &str,
+    ) -> Result<Opened<'_>, Refusal> {
+        if !admitted.encrypted {
+            return Ok(Opened {
                 message: Message::parse(body).map_err(Refusal::Malformed)?,
                 crypt: None,
-            })
+            });
         }
+        let (Some(timestamp), Some(nonce), Some(got)) = (
+            query.timestamp.as_deref(),
+            query.nonce.as_deref(),
+            query.msg_signature.as_deref(),
+        ) else {
+            return Err(Refusal::MissingParameter("msg_signature"));
+        };
+        let outer = xml::parse(body).map_err(Refusal::Malformed)?;
+        let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
+            wxgate_proto::Error::MissingField { field: "Encrypt" },
+        ))?;
+        if !msg_signature(&self.config.token, timestamp, nonce, encrypt).matches_hex(got) {
+            let hint = diagnose_mismatch(&self.config.token, timestamp, nonce, Some(encrypt), got);
+            return Err(Refusal::BadSignature {
+                which: "msg_signature",
+                hint,
+            });
+        }
+        let (inner, crypt) = self.decrypt(encrypt)?;
+        Ok(Opened {
+            message: Message::parse(&inner).map_err(Refusal::Malformed)?,
+            crypt: Some(crypt),
+        })
     }
 
     /// Answers a retry from the dedup cache, or runs the rules. When no rule matches and

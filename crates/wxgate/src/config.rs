@@ -48,8 +48,19 @@ pub struct RawConfig {
     daily_token_quota: Option<u32>,
     storage: Option<RawStorage>,
     inbox: Option<RawInbox>,
+    http: Option<RawHttp>,
     #[serde(default)]
     account: Vec<RawAccount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    header_timeout_s: Option<Spanned<u64>>,
+    body_timeout_s: Option<Spanned<u64>>,
+    idle_timeout_s: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<u64>>,
+    shutdown_grace_s: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +151,36 @@ pub struct Config {
     /// 0 keeps them (`[inbox] keep_delivered_days`). Dead letters are never deleted
     /// automatically.
     pub keep_delivered_days: u64,
+    /// `[http]`: the connection layer's deadlines and cap.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: bounds of the connection layer, for a server that faces the internet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Deadline for a request's whole header block, seconds (default 10).
+    pub header_timeout_s: u64,
+    /// Deadline for a request body after its headers, seconds (default 10; WeChat
+    /// itself gives up after 5).
+    pub body_timeout_s: u64,
+    /// A kept-alive connection without a request is closed after this, seconds (default 30).
+    pub idle_timeout_s: u64,
+    /// Concurrent connections (default 4096, lowered to fit the open-file limit).
+    pub max_connections: u64,
+    /// How long shutdown waits for requests in progress, seconds (default 10).
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout_s: 10,
+            body_timeout_s: 10,
+            idle_timeout_s: 30,
+            max_connections: 4096,
+            shutdown_grace_s: 10,
+        }
+    }
 }
 
 /// OAuth settings of an account (`[account.oauth]`).
@@ -578,8 +619,10 @@ impl Validator<'_> {
                 7
             }
         };
+        let http = self.http(raw.http.unwrap_or_default());
         Some(Config {
             listen,
+            http,
             redis_url,
             reclaim_after_s,
             keep_delivered_days,
@@ -596,6 +639,31 @@ impl Validator<'_> {
             token_endpoint,
             daily_token_quota: raw.daily_token_quota.unwrap_or(2000),
         })
+    }
+
+    /// `[http]`, each key within its range.
+    fn http(&mut self, raw: RawHttp) -> HttpConfig {
+        let defaults = HttpConfig::default();
+        let mut key = |value: Option<Spanned<u64>>, name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match value {
+            None => default,
+            Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                let problem = format!(
+                    "{name} must be between {} and {} (default {default})",
+                    range.start(),
+                    range.end()
+                );
+                self.error(Some(v.span()), format!("http.{name}"), problem);
+                default
+            }
+        };
+        HttpConfig {
+            header_timeout_s: key(raw.header_timeout_s, "header_timeout_s", defaults.header_timeout_s, 1..=300),
+            body_timeout_s: key(raw.body_timeout_s, "body_timeout_s", defaults.body_timeout_s, 1..=300),
+            idle_timeout_s: key(raw.idle_timeout_s, "idle_timeout_s", defaults.idle_timeout_s, 1..=3600),
+            max_connections: key(raw.max_connections, "max_connections", defaults.max_connections, 16..=1_000_000),
+            shutdown_grace_s: key(raw.shutdown_grace_s, "shutdown_grace_s", defaults.shutdown_grace_s, 0..=3600),
+        }
     }
 
     fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {

@@ -22,7 +22,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 
 use rand::distributions::{Alphanumeric, DistString};
@@ -36,6 +35,11 @@ use crate::forward::{Forwarded, Forwarder};
 use crate::inbox::{Inbox, LocalInbox, FALLBACK_ID_BASE};
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
+
+mod body;
+pub mod conn;
+
+use body::read_body;
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -51,6 +55,7 @@ pub struct AppState {
     oauth_memory: OAuthMemory,
     forwarder: Option<Arc<Forwarder>>,
     shared: Option<crate::shared::SharedSeen>,
+    limits: conn::Limits,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -114,6 +119,7 @@ impl AppState {
             oauth_memory: OAuthMemory::default(),
             forwarder: None,
             shared: None,
+            limits: conn::Limits::from(&config.http),
         }
     }
 
@@ -265,8 +271,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight
-/// requests.
+/// Serves `app(state)` on `listener` within the `[http]` bounds until `shutdown`
+/// resolves, then drains requests in progress for at most `shutdown_grace_s`.
 ///
 /// # Errors
 /// I/O errors from the listener.
@@ -275,9 +281,8 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.limits;
+    conn::serve(listener, app(state), limits, shutdown).await
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -372,7 +377,13 @@ async fn verify(
                 Outcome::Ok,
                 started.elapsed(),
             );
-            text(StatusCode::OK, echostr)
+            // The signature does not cover echostr: never let a browser sniff it as HTML.
+            let mut response = text(StatusCode::OK, echostr);
+            response.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                header::HeaderValue::from_static("nosniff"),
+            );
+            response
         }
         Err(refusal) => refuse(&state, &name, Method::Get, refusal, started),
     }
@@ -393,35 +404,23 @@ async fn message(
         Ok(Query(query)) => query,
         Err(rejection) => return bad_query(&state, &name, Method::Post, &rejection, started),
     };
-    let limit = state.max_body_bytes;
-    let too_large = |state: &AppState, size: String| {
-        tracing::warn!(account = %name, outcome = "too_large", "refused: body of {size} bytes is over max_body_bytes = {limit}");
-        state.metrics.record(
-            state.metrics.slot(&name),
-            Method::Post,
-            Outcome::TooLarge,
-            started.elapsed(),
-        );
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body over {limit} bytes"),
-        )
+    // `signature` covers only the query: check it before reading a byte of the body.
+    let now = now();
+    let admitted = match account.admit(&query, now) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(length) = declared.filter(|&l| l > limit as u64) {
-        return too_large(&state, length.to_string());
-    }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large(&state, format!("more than {limit}"));
-        }
-        Err(err) => {
-            tracing::warn!(account = %name, outcome = "bad_request", "refused: could not read the body: {err}");
-            return text(StatusCode::BAD_REQUEST, "could not read the body");
+    let bytes = match read_body(state.max_body_bytes, &headers, body).await {
+        Ok(bytes) => bytes,
+        Err(unread) => {
+            tracing::warn!(account = %name, outcome = unread.outcome().as_str(), "refused: {unread}");
+            state.metrics.record(
+                state.metrics.slot(&name),
+                Method::Post,
+                unread.outcome(),
+                started.elapsed(),
+            );
+            return text(unread.status(), format!("{unread}\n"));
         }
     };
     let Ok(body) = std::str::from_utf8(&bytes) else {
@@ -430,8 +429,7 @@ async fn message(
         });
         return refuse(&state, &name, Method::Post, refusal, started);
     };
-    let now = now();
-    let opened = match account.open(&query, body, now) {
+    let opened = match account.open_admitted(admitted, &query, body) {
         Ok(opened) => opened,
         Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
     };

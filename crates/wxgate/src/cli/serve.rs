@@ -1,5 +1,6 @@
 //! `wxgate serve`: run the gateway.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -78,6 +79,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             })?;
         let local = listener.local_addr()?;
         if !local.ip().is_loopback() {
+            // The rule of the config file, applied to the address actually bound
+            // (`--listen` included): a generated token would be unknown to the operator.
+            if config.admin_token.is_none() {
+                anyhow::bail!("listening on {local} is reachable from other machines, so the admin API (/api, access tokens) needs admin_token = \"<random string>\" in the config file; or listen on 127.0.0.1");
+            }
             tracing::warn!("listening on {local}, reachable from other machines");
         }
         if demo {
@@ -100,7 +106,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
         http::serve(listener, state, shutdown).await?;
-        println!("wxgate stopped");
+        // stdout may be closed by now (a supervisor that stopped reading): not a panic.
+        let _ = writeln!(std::io::stdout(), "wxgate stopped");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

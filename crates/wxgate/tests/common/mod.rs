@@ -156,8 +156,22 @@ impl Drop for KillOnDrop {
 /// wxgate.toml, and returns it with its base URL once it listens. Blocking: call it
 /// from `spawn_blocking` in async tests.
 pub fn start_binary(dir: &std::path::Path) -> (KillOnDrop, String) {
+    start_binary_with(dir, &[])
+}
+
+/// [`start_binary`] under a command prefix, e.g. `["prlimit", "--nofile=1024:1024"]`.
+/// The child's process id is wxgate's (the prefix must exec it).
+pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDrop, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = std::process::Command::new(program);
+            command.args(args).arg(env!("CARGO_BIN_EXE_wxgate"));
+            command
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_wxgate")),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
