@@ -644,7 +644,10 @@ impl Validator<'_> {
     /// `[http]`, each key within its range.
     fn http(&mut self, raw: RawHttp) -> HttpConfig {
         let defaults = HttpConfig::default();
-        let mut key = |value: Option<Spanned<u64>>, name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match value {
+        let mut key = |value: Option<Spanned<u64>>,
+                       name: &str,
+                       default: u64,
+                       range: std::ops::RangeInclusive<u64>| match value {
             None => default,
             Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
             Some(v) => {
@@ -658,11 +661,36 @@ impl Validator<'_> {
             }
         };
         HttpConfig {
-            header_timeout_s: key(raw.header_timeout_s, "header_timeout_s", defaults.header_timeout_s, 1..=300),
-            body_timeout_s: key(raw.body_timeout_s, "body_timeout_s", defaults.body_timeout_s, 1..=300),
-            idle_timeout_s: key(raw.idle_timeout_s, "idle_timeout_s", defaults.idle_timeout_s, 1..=3600),
-            max_connections: key(raw.max_connections, "max_connections", defaults.max_connections, 16..=1_000_000),
-            shutdown_grace_s: key(raw.shutdown_grace_s, "shutdown_grace_s", defaults.shutdown_grace_s, 0..=3600),
+            header_timeout_s: key(
+                raw.header_timeout_s,
+                "header_timeout_s",
+                defaults.header_timeout_s,
+                1..=300,
+            ),
+            body_timeout_s: key(
+                raw.body_timeout_s,
+                "body_timeout_s",
+                defaults.body_timeout_s,
+                1..=300,
+            ),
+            idle_timeout_s: key(
+                raw.idle_timeout_s,
+                "idle_timeout_s",
+                defaults.idle_timeout_s,
+                1..=3600,
+            ),
+            max_connections: key(
+                raw.max_connections,
+                "max_connections",
+                defaults.max_connections,
+                16..=1_000_000,
+            ),
+            shutdown_grace_s: key(
+                raw.shutdown_grace_s,
+                "shutdown_grace_s",
+                defaults.shutdown_grace_s,
+                0..=3600,
+            ),
         }
     }
 

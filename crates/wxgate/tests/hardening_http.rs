@@ -18,7 +18,11 @@ fn dir(name: &str, http: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wxgate-hard-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("wxgate.toml"), config_text(&format!("[http]\n{http}"))).unwrap();
+    std::fs::write(
+        dir.join("wxgate.toml"),
+        config_text(&format!("[http]\n{http}")),
+    )
+    .unwrap();
     dir
 }
 
@@ -84,7 +88,10 @@ async fn read_status(stream: &mut TcpStream, limit: Duration) -> Option<String> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_post_is_refused_before_its_body_is_read() {
     let (_server, base) = start("unsigned", "", &[]).await;
-    for query in ["", "signature=0000000000000000000000000000000000000000&timestamp=1&nonce=1"] {
+    for query in [
+        "",
+        "signature=0000000000000000000000000000000000000000&timestamp=1&nonce=1",
+    ] {
         let mut stream = TcpStream::connect(addr(&base)).await.unwrap();
         let head = format!(
             "POST /wx/plain?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
@@ -149,7 +156,10 @@ async fn slow_header_lines_do_not_reset_the_header_deadline() {
     let (_server, base) = start("slowhead", "header_timeout_s = 2\n", &[]).await;
     let mut stream = TcpStream::connect(addr(&base)).await.unwrap();
     let started = Instant::now();
-    stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
     let closed_after = loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // A line every 300 ms: each one would reset an idle timer.
@@ -165,8 +175,14 @@ async fn slow_header_lines_do_not_reset_the_header_deadline() {
         assert!(started.elapsed() < Duration::from_secs(10), "never closed");
     };
     println!("slow-header connection closed after {closed_after:?} (header_timeout_s = 2)");
-    assert!(closed_after >= Duration::from_millis(1900), "{closed_after:?}");
-    assert!(closed_after < Duration::from_millis(3500), "{closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_millis(1900),
+        "{closed_after:?}"
+    );
+    assert!(
+        closed_after < Duration::from_millis(3500),
+        "{closed_after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +322,8 @@ async fn slow_header_flood_at_a_1024_file_limit_leaves_room_for_wechat() {
         let query = format!("{}&echostr=legit{i}", signed_query());
         let attempt = async {
             let mut stream = TcpStream::connect(addr(&base)).await.ok()?;
-            let request = format!("GET /wx/plain?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let request =
+                format!("GET /wx/plain?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes()).await.ok()?;
             let (answer, _) = read_until_close(&mut stream, Duration::from_secs(5)).await;
             Some(answer)
@@ -346,7 +363,10 @@ async fn sigterm_with_stalled_clients_ends_within_the_grace() {
     );
     body.write_all(head.as_bytes()).await.unwrap();
     let mut header = TcpStream::connect(addr(&base)).await.unwrap();
-    header.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    header
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let pid = server.id().to_string();

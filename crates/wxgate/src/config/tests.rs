@@ -170,3 +170,31 @@ fn inbox_retention() {
         "at most 3650",
     );
 }
+
+#[test]
+fn http_bounds_have_defaults_and_ranges() {
+    let config = Config::parse(&minimal(""), "t").unwrap();
+    assert_eq!(config.http, HttpConfig::default());
+    let text = format!(
+        "[http]\nheader_timeout_s = 3\nidle_timeout_s = 5\nmax_connections = 100\nshutdown_grace_s = 0\n{}",
+        minimal("")
+    );
+    let config = Config::parse(&text, "t").unwrap();
+    assert_eq!(config.http.header_timeout_s, 3);
+    assert_eq!(config.http.body_timeout_s, 10);
+    assert_eq!(config.http.idle_timeout_s, 5);
+    assert_eq!(config.http.max_connections, 100);
+    assert_eq!(config.http.shutdown_grace_s, 0);
+    check_error(
+        &format!("[http]\nheader_timeout_s = 0\n{}", minimal("")),
+        Some(2),
+        "http.header_timeout_s",
+        "between 1 and 300",
+    );
+    check_error(
+        &format!("[http]\nmax_connections = 2\n{}", minimal("")),
+        Some(2),
+        "http.max_connections",
+        "between 16",
+    );
+}

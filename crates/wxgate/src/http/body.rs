@@ -58,4 +58,3 @@ pub(super) async fn read_body(
         Err(_) => Err(Unread::Broken),
     }
 }
-

@@ -345,9 +345,12 @@ async fn connection(
             let router = router.clone();
             async move {
                 let response = router.oneshot(request).await?;
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| Body::new(Guarded { body, _guard: guard })),
-                )
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    Body::new(Guarded {
+                        body,
+                        _guard: guard,
+                    })
+                }))
             }
         })
     };
@@ -524,7 +527,10 @@ struct Throttle {
 impl Throttle {
     fn ready(&mut self) -> bool {
         let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
             return false;
         }
         self.last = Some(now);
