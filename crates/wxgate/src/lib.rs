@@ -8,6 +8,7 @@ pub mod callback;
 pub mod cli;
 pub mod config;
 pub mod dedup;
+pub mod files;
 pub mod forward;
 pub mod http;
 pub mod inbox;

@@ -123,6 +123,7 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_owned();
         if existing.len() >= 16 {
+            crate::files::warn_if_open(&path, "the admin API token");
             println!(
                 "admin API token: in {} (set admin_token in the config to choose one)",
                 path.display()
@@ -132,12 +133,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     }
     use rand::distributions::{Alphanumeric, DistString};
     let token = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 40);
-    std::fs::write(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::files::write_private(&path, token.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
         "admin API token: generated into {} (set admin_token in the config to choose one)",
         path.display()
@@ -154,12 +151,13 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Creates the data directory and proves it is writable.
+/// Creates the data directory (0700) and its database file (0600) when missing,
+/// proves it is writable, and warns when an existing one is open to other users.
 ///
 /// # Errors
 /// Says which directory and why.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| {
+    let created = crate::files::create_private_dir(dir).with_context(|| {
         format!(
             "data_dir {} cannot be created; set data_dir to a writable directory",
             dir.display()
@@ -173,6 +171,15 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         )
     })?;
     let _ = std::fs::remove_file(probe);
+    if !created {
+        crate::files::warn_if_open(dir, "data_dir: access tokens and the inbox");
+    }
+    let database = dir.join(crate::files::DATABASE_FILE);
+    if !crate::files::create_private_file(&database)
+        .with_context(|| format!("cannot create {}", database.display()))?
+    {
+        crate::files::warn_if_open(&database, "access tokens and the inbox");
+    }
     Ok(())
 }
 
