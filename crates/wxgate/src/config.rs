@@ -116,6 +116,9 @@ struct RawForward {
     secret: Spanned<String>,
     timeout_ms: Option<u64>,
     max_age_s: Option<u64>,
+    max_reply_bytes: Option<Spanned<u64>>,
+    attempt_timeout_ms: Option<Spanned<u64>>,
+    max_in_flight: Option<Spanned<u64>>,
 }
 
 /// The validated configuration.
@@ -238,6 +241,13 @@ pub struct ForwardConfig {
     pub timeout_ms: u64,
     /// Retry a failing delivery for this long, then dead-letter it (default 1 day).
     pub max_age_s: u64,
+    /// The largest answer read from the service (default 64 KiB); a larger one is a
+    /// failed attempt.
+    pub max_reply_bytes: usize,
+    /// How long one delivery attempt may take in all, ms (default 30000).
+    pub attempt_timeout_ms: u64,
+    /// Delivery attempts to this service at once (default 32); the others wait.
+    pub max_in_flight: usize,
 }
 
 /// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
@@ -845,11 +855,26 @@ impl Validator<'_> {
                     "use 4000 or less: a slower answer is sent later through the customer-service API",
                 );
             }
+            let mut bounded = |value: Option<Spanned<u64>>, name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match value {
+                None => default,
+                Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
+                Some(v) => {
+                    let problem = format!("{name} must be between {} and {} (default {default})", range.start(), range.end());
+                    self.error(Some(v.span()), key(name), problem);
+                    default
+                }
+            };
+            let max_reply_bytes = bounded(forward.max_reply_bytes, "max_reply_bytes", 64 * 1024, 1024..=16 * 1024 * 1024);
+            let attempt_timeout_ms = bounded(forward.attempt_timeout_ms, "attempt_timeout_ms", 30_000, 1000..=600_000);
+            let max_in_flight = bounded(forward.max_in_flight, "max_in_flight", 32, 1..=10_000);
             ForwardConfig {
                 url: forward.url.into_inner(),
                 secret: forward.secret.into_inner(),
                 timeout_ms,
                 max_age_s: forward.max_age_s.unwrap_or(86_400),
+                max_reply_bytes: max_reply_bytes as usize,
+                attempt_timeout_ms,
+                max_in_flight: max_in_flight as usize,
             }
         });
         let errors_after = self

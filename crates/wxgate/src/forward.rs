@@ -195,6 +195,8 @@ pub struct Forwarder {
     center: Arc<CredentialCenter>,
     accounts: HashMap<String, ForwardConfig>,
     in_flight: Mutex<HashSet<u64>>,
+    /// Per account, `max_in_flight` permits for concurrent attempts.
+    slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
     /// Delivered records older than this are deleted (0: kept).
     keep_delivered_s: i64,
     /// Counters.
@@ -239,12 +241,23 @@ impl Forwarder {
         accounts: HashMap<String, ForwardConfig>,
         keep_delivered_days: u64,
     ) -> Arc<Forwarder> {
+        let slots = accounts
+            .iter()
+            .map(|(name, c)| {
+                let permits = c.max_in_flight.max(1);
+                (name.clone(), Arc::new(tokio::sync::Semaphore::new(permits)))
+            })
+            .collect();
         Arc::new(Forwarder {
             inbox,
+            // A redirect is a failed attempt: following it would send the signed body
+            // (or a GET) to an address the operator never configured.
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(5))
                 .build()
                 .expect("TLS backend"),
+            slots,
             center,
             accounts,
             in_flight: Mutex::new(HashSet::new()),
@@ -417,8 +430,47 @@ impl Forwarder {
             "message": record.message,
         })
         .to_string();
+        // At most `max_in_flight` attempts hold a socket to the service; the rest wait.
+        let _slot = match self.slots.get(&record.account) {
+            Some(slots) => slots.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let timestamp = crate::http::now();
         let started = Instant::now();
+        let limit = Duration::from_millis(config.attempt_timeout_ms);
+        let answered =
+            tokio::time::timeout(limit, self.send(config, record, body, timestamp)).await;
+        let text = match answered {
+            Ok(Ok(text)) => text,
+            Ok(Err(failure)) => return Attempt::Failed(failure),
+            Err(_) => {
+                return Attempt::Failed(format!(
+                    "the service took longer than attempt_timeout_ms = {}",
+                    config.attempt_timeout_ms
+                ))
+            }
+        };
+        self.stats
+            .latency_us_sum
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match parse_reply(&text) {
+            Ok(reply) => Attempt::Delivered(reply),
+            Err(problem) => {
+                tracing::error!(account = %record.account, delivery_id = record.id, "the service's answer is unusable ({problem}): WeChat got `success`; answer {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or an empty body");
+                Attempt::Delivered(None)
+            }
+        }
+    }
+
+    /// One POST of a delivery; the service's answer, read up to `max_reply_bytes`.
+    /// A 3xx is a failure that names the Location: redirects are never followed.
+    async fn send(
+        &self,
+        config: &ForwardConfig,
+        record: &Record,
+        body: String,
+        timestamp: i64,
+    ) -> Result<String, String> {
         let sent = self
             .http
             .post(&config.url)
@@ -433,31 +485,46 @@ impl Forwarder {
             .body(body)
             .send()
             .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(err) => {
-                return Attempt::Failed(format!(
-                    "cannot reach {}: {}",
-                    config.url,
-                    crate::probe::error_chain(&err)
-                ))
-            }
-        };
+        let mut response = sent.map_err(|err| {
+            format!(
+                "cannot reach {}: {}",
+                config.url,
+                crate::probe::error_chain(&err)
+            )
+        })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("(none)");
+            return Err(format!("the service answered HTTP {status} with Location: {location:?}; redirects are not followed: set [account.forward] url to the final address"));
+        }
         if !status.is_success() {
-            return Attempt::Failed(format!("the service answered HTTP {status}"));
+            return Err(format!("the service answered HTTP {status}"));
         }
-        self.stats
-            .latency_us_sum
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        match parse_reply(&text) {
-            Ok(reply) => Attempt::Delivered(reply),
-            Err(problem) => {
-                tracing::error!(account = %record.account, delivery_id = record.id, "the service's answer is unusable ({problem}): WeChat got `success`; answer {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or an empty body");
-                Attempt::Delivered(None)
+        let limit = config.max_reply_bytes;
+        if response.content_length().is_some_and(|l| l > limit as u64) {
+            return Err(format!(
+                "the service's answer is over max_reply_bytes = {limit}"
+            ));
+        }
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            format!(
+                "the service's answer broke off: {}",
+                crate::probe::error_chain(&e)
+            )
+        })? {
+            if answer.len() + chunk.len() > limit {
+                return Err(format!(
+                    "the service's answer is over max_reply_bytes = {limit}"
+                ));
             }
+            answer.extend_from_slice(&chunk);
         }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
     }
 
     async fn send_late(&self, record: &Record, reply: &Reply) -> String {

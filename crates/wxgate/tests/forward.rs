@@ -671,3 +671,188 @@ async fn retention_deletes_old_delivered_records() {
         );
     }
 }
+
+/// Serves `router` on a fresh port; returns the hook URL (`/hook`).
+async fn serve_hook(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/hook")
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gigabyte_answer_is_a_failed_attempt_read_no_further_than_max_reply_bytes() {
+    let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = streamed.clone();
+    let hook = serve_hook(Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                // 1 GB in 64 KiB chunks, without a Content-Length.
+                let chunks = futures_util_stream(counter);
+                axum::body::Body::from_stream(chunks)
+            }
+        }),
+    ))
+    .await;
+    let (_emu, emu_base) = emulator().await;
+    let gw = gateway(&forward_config(
+        &temp_dir("bigreply"),
+        &hook,
+        &emu_base,
+        300,
+    ))
+    .await;
+    let before = rss_kb();
+    let client = reqwest::Client::new();
+    let (status, body, _) = push_text(&client, &gw.base, "x", 41, Mode::Plain).await;
+    assert_eq!((status, body.as_str()), (200, "success"));
+    let record = wait_for_record("a failed attempt", &gw, 1, |r| r.last_error.is_some()).await;
+    let after = rss_kb();
+    let sent = streamed.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "1 GB answer: failed with {:?}; the service got to send {} KiB; test process RSS {} MB -> {} MB",
+        record.last_error,
+        sent / 1024,
+        before / 1024,
+        after / 1024
+    );
+    assert!(record
+        .last_error
+        .unwrap()
+        .contains("over max_reply_bytes = 65536"));
+    assert_eq!(record.state, wxgate::inbox::DeliveryState::Pending);
+    assert!(after < before + 50 * 1024, "RSS {before} -> {after} KiB");
+    assert!(
+        sent < 64 * 1024 * 1024,
+        "stopped reading early: {sent} bytes"
+    );
+}
+
+/// 1 GB of `<`, in 64 KiB chunks, counting what was produced.
+fn futures_util_stream(
+    counter: Arc<std::sync::atomic::AtomicU64>,
+) -> impl tokio_stream::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    let chunk = axum::body::Bytes::from(vec![b'<'; 64 * 1024]);
+    tokio_stream::iter((0..16 * 1024).map(move |_| {
+        counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(chunk.clone())
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_service_is_a_failed_attempt_and_the_other_address_gets_nothing() {
+    let elsewhere = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = elsewhere.clone();
+    let other = serve_hook(Router::new().route(
+        "/hook",
+        axum::routing::any(move || {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                "{}"
+            }
+        }),
+    ))
+    .await;
+    for status in [StatusCode::TEMPORARY_REDIRECT, StatusCode::FOUND] {
+        let target = other.clone();
+        let hook = serve_hook(Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let target = target.clone();
+                async move { (status, [(axum::http::header::LOCATION, target)]) }
+            }),
+        ))
+        .await;
+        let (_emu, emu_base) = emulator().await;
+        let name = format!("redirect{}", status.as_u16());
+        let gw = gateway(&forward_config(&temp_dir(&name), &hook, &emu_base, 300)).await;
+        let client = reqwest::Client::new();
+        let (code, body, _) = push_text(&client, &gw.base, "x", 42, Mode::Plain).await;
+        assert_eq!((code, body.as_str()), (200, "success"));
+        let record = wait_for_record("a failed attempt", &gw, 1, |r| r.last_error.is_some()).await;
+        let error = record.last_error.unwrap();
+        println!("{status}: {error}");
+        assert!(error.contains(&status.as_u16().to_string()), "{error}");
+        assert!(error.contains(&other), "names the Location: {error}");
+        assert_eq!(record.state, wxgate::inbox::DeliveryState::Pending);
+    }
+    assert_eq!(
+        elsewhere.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "no request followed a redirect"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_service_holds_at_most_max_in_flight_sockets_for_attempt_timeout_ms() {
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (o, p) = (open.clone(), peak.clone());
+    let hook = serve_hook(Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (open, peak) = (o.clone(), p.clone());
+            async move {
+                let now = open.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                // Decrements when the client gives up and the handler is dropped.
+                struct Leave(Arc<std::sync::atomic::AtomicUsize>);
+                impl Drop for Leave {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                let _leave = Leave(open);
+                std::future::pending::<()>().await;
+            }
+        }),
+    ))
+    .await;
+    let (_emu, emu_base) = emulator().await;
+    let text = forward_config(&temp_dir("hang"), &hook, &emu_base, 300).replace(
+        "max_age_s = 3600\n",
+        "max_age_s = 3600\nmax_in_flight = 4\nattempt_timeout_ms = 3000\n",
+    );
+    let gw = gateway(&text).await;
+    let started = Instant::now();
+    let pushes: Vec<_> = (0..40)
+        .map(|msg_id| {
+            let base = gw.base.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                push_text(&client, &base, "x", 500 + msg_id, Mode::Plain)
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    for push in pushes {
+        assert_eq!(push.await.unwrap(), 200);
+    }
+    // Before the first attempt times out, the hanging service holds exactly the slots.
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(started.elapsed())).await;
+    let held = peak.load(std::sync::atomic::Ordering::SeqCst);
+    let record = wait_for_record("a timed-out attempt", &gw, 1, |r| r.last_error.is_some()).await;
+    println!(
+        "40 pending on a hanging service: {held} attempts at once; first error after {:?}: {:?}",
+        started.elapsed(),
+        record.last_error
+    );
+    assert_eq!(held, 4, "attempts at once");
+    assert!(record
+        .last_error
+        .unwrap()
+        .contains("longer than attempt_timeout_ms = 3000"));
+}
