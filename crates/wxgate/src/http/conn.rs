@@ -101,6 +101,8 @@ const HEADER: u8 = 0;
 const ACTIVE: u8 = 1;
 /// Kept alive, between requests.
 const IDLE: u8 = 2;
+/// A request's body is being received (its headers are in; the body deadline runs).
+const BODY: u8 = 3;
 
 /// One open connection, as the watchdog and the cap see it.
 #[derive(Debug)]
@@ -134,15 +136,17 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Registers a connection; at `cap`, first closes the oldest one without a request
-    /// in progress. Returns `None` when every connection is busy.
+    /// Registers a connection; at `cap`, first closes the one that has been waiting
+    /// longest (for its headers, its body, or its next request). Returns `None` when
+    /// every connection has a request being handled.
     fn admit(&self, id: u64, cap: usize) -> Option<(Arc<Conn>, bool)> {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let mut evicted = false;
         if conns.len() >= cap {
             let victim = conns
                 .iter()
-                .find(|(_, c)| c.phase.load(Ordering::Acquire) != ACTIVE)
+                .filter(|(_, c)| c.phase.load(Ordering::Acquire) != ACTIVE)
+                .min_by_key(|(_, c)| c.since_ms.load(Ordering::Relaxed))
                 .map(|(&id, _)| id)?;
             if let Some(conn) = conns.remove(&victim) {
                 conn.close.notify_one();
@@ -335,13 +339,23 @@ async fn connection(
         let conn = conn.clone();
         let registry = registry.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            conn.enter(ACTIVE, registry.now_ms());
+            let phase = if request.body().is_end_stream() {
+                ACTIVE
+            } else {
+                BODY
+            };
+            conn.enter(phase, registry.now_ms());
             let guard = ActiveGuard {
                 conn: conn.clone(),
                 registry: registry.clone(),
             };
             let deadline = tokio::time::Instant::now() + limits.body_timeout;
-            let request = request.map(|body| Body::new(DeadlineBody::new(body, deadline)));
+            let received = Receiving {
+                conn: conn.clone(),
+                registry: registry.clone(),
+            };
+            let request =
+                request.map(|body| Body::new(DeadlineBody::new(body, deadline, received)));
             let router = router.clone();
             async move {
                 let response = router.oneshot(request).await?;
@@ -424,17 +438,41 @@ impl HttpBody for Guarded {
 #[error("the request body did not arrive within body_timeout_s")]
 pub struct BodyTimeout;
 
-/// A request body that fails once its deadline has passed.
+/// A request body that fails once its deadline has passed, and moves its connection
+/// from [`BODY`] to [`ACTIVE`] once it has all arrived.
 struct DeadlineBody {
     inner: Incoming,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    connection: Receiving,
+}
+
+/// The connection of a body being received: [`BODY`] becomes [`ACTIVE`] when the
+/// body has all arrived or is dropped.
+struct Receiving {
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl Receiving {
+    fn done(&self) {
+        if self.conn.phase.load(Ordering::Acquire) == BODY {
+            self.conn.enter(ACTIVE, self.registry.now_ms());
+        }
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.done();
+    }
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, deadline: tokio::time::Instant) -> Self {
+    fn new(inner: Incoming, deadline: tokio::time::Instant, connection: Receiving) -> Self {
         DeadlineBody {
             inner,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            connection,
         }
     }
 }
@@ -448,6 +486,9 @@ impl HttpBody for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if frame.is_none() || self.inner.is_end_stream() {
+                self.connection.done();
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         match self.sleep.as_mut().poll(cx) {
@@ -563,6 +604,25 @@ mod tests {
         assert!(!conns.contains_key(&2), "the idle one is closed");
         drop(conns);
         drop(second);
+    }
+
+    #[test]
+    fn at_the_cap_the_connection_waiting_longest_goes_first_whatever_it_waits_for() {
+        let registry = registry();
+        let (handled, _) = registry.admit(1, 3).unwrap();
+        let (receiving, _) = registry.admit(2, 3).unwrap();
+        let (fresh, _) = registry.admit(3, 3).unwrap();
+        handled.enter(ACTIVE, 0);
+        // The body has been arriving since before the newest connection was accepted.
+        receiving.enter(BODY, 0);
+        fresh.enter(HEADER, 10);
+        let (_, evicted) = registry.admit(4, 3).unwrap();
+        assert!(evicted);
+        let conns = registry.conns.lock().unwrap();
+        assert!(!conns.contains_key(&2), "the slow body goes");
+        assert!(conns.contains_key(&1) && conns.contains_key(&3));
+        drop(conns);
+        drop((handled, receiving, fresh));
     }
 
     #[test]
