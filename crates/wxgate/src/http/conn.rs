@@ -143,15 +143,10 @@ impl Registry {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let mut evicted = false;
         if conns.len() >= cap {
-            let victim = conns
-                .iter()
-                .filter(|(_, c)| c.phase.load(Ordering::Acquire) != ACTIVE)
-                .min_by_key(|(_, c)| c.since_ms.load(Ordering::Relaxed))
-                .map(|(&id, _)| id)?;
-            if let Some(conn) = conns.remove(&victim) {
-                conn.close.notify_one();
-                evicted = true;
+            if !Self::evict_longest_waiting(&mut conns) {
+                return None;
             }
+            evicted = true;
         }
         let conn = Arc::new(Conn {
             phase: AtomicU8::new(HEADER),
@@ -160,6 +155,29 @@ impl Registry {
         });
         conns.insert(id, conn.clone());
         Some((conn, evicted))
+    }
+
+    /// Closes the connection that has waited longest (not one being handled); returns
+    /// whether there was one.
+    fn evict_longest_waiting(conns: &mut BTreeMap<u64, Arc<Conn>>) -> bool {
+        let victim = conns
+            .iter()
+            .filter(|(_, c)| c.phase.load(Ordering::Acquire) != ACTIVE)
+            .min_by_key(|(_, c)| c.since_ms.load(Ordering::Relaxed))
+            .map(|(&id, _)| id);
+        match victim.and_then(|id| conns.remove(&id)) {
+            Some(conn) => {
+                conn.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Out of file descriptors below the cap: frees one the same way.
+    fn make_room(&self) -> bool {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        Self::evict_longest_waiting(&mut conns)
     }
 
     fn remove(&self, id: u64) {
@@ -256,10 +274,13 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
+                    // Out of file descriptors (EMFILE, ENFILE): close the connection
+                    // that has waited longest, so the next accept can succeed.
+                    let freed = matches!(error.raw_os_error(), Some(23 | 24)) && registry.make_room();
                     if refused.ready() {
-                        tracing::warn!("cannot accept a connection: {error}; retrying (the open-file limit may be too low)");
+                        tracing::warn!("cannot accept a connection: {error}; {} (raise the open-file limit or lower max_connections)", if freed { "closed the connection that waited longest" } else { "retrying" });
                     }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(Duration::from_millis(if freed { 1 } else { 10 })).await;
                     continue;
                 }
             },
