@@ -653,54 +653,63 @@ impl Validator<'_> {
 
     /// `[http]`, each key within its range.
     fn http(&mut self, raw: RawHttp) -> HttpConfig {
-        let defaults = HttpConfig::default();
-        let mut key = |value: Option<Spanned<u64>>,
-                       name: &str,
-                       default: u64,
-                       range: std::ops::RangeInclusive<u64>| match value {
+        let d = HttpConfig::default();
+        HttpConfig {
+            header_timeout_s: self.bounded(
+                raw.header_timeout_s,
+                "http.header_timeout_s",
+                d.header_timeout_s,
+                1..=300,
+            ),
+            body_timeout_s: self.bounded(
+                raw.body_timeout_s,
+                "http.body_timeout_s",
+                d.body_timeout_s,
+                1..=300,
+            ),
+            idle_timeout_s: self.bounded(
+                raw.idle_timeout_s,
+                "http.idle_timeout_s",
+                d.idle_timeout_s,
+                1..=3600,
+            ),
+            max_connections: self.bounded(
+                raw.max_connections,
+                "http.max_connections",
+                d.max_connections,
+                16..=1_000_000,
+            ),
+            shutdown_grace_s: self.bounded(
+                raw.shutdown_grace_s,
+                "http.shutdown_grace_s",
+                d.shutdown_grace_s,
+                0..=3600,
+            ),
+        }
+    }
+
+    /// A number within `range`, or `default` when absent; out of range is an error
+    /// that names `key` and the range.
+    fn bounded(
+        &mut self,
+        value: Option<Spanned<u64>>,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        match value {
             None => default,
             Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
             Some(v) => {
+                let name = key.rsplit('.').next().unwrap_or(key);
                 let problem = format!(
                     "{name} must be between {} and {} (default {default})",
                     range.start(),
                     range.end()
                 );
-                self.error(Some(v.span()), format!("http.{name}"), problem);
+                self.error(Some(v.span()), key.to_owned(), problem);
                 default
             }
-        };
-        HttpConfig {
-            header_timeout_s: key(
-                raw.header_timeout_s,
-                "header_timeout_s",
-                defaults.header_timeout_s,
-                1..=300,
-            ),
-            body_timeout_s: key(
-                raw.body_timeout_s,
-                "body_timeout_s",
-                defaults.body_timeout_s,
-                1..=300,
-            ),
-            idle_timeout_s: key(
-                raw.idle_timeout_s,
-                "idle_timeout_s",
-                defaults.idle_timeout_s,
-                1..=3600,
-            ),
-            max_connections: key(
-                raw.max_connections,
-                "max_connections",
-                defaults.max_connections,
-                16..=1_000_000,
-            ),
-            shutdown_grace_s: key(
-                raw.shutdown_grace_s,
-                "shutdown_grace_s",
-                defaults.shutdown_grace_s,
-                0..=3600,
-            ),
         }
     }
 
@@ -855,18 +864,9 @@ impl Validator<'_> {
                     "use 4000 or less: a slower answer is sent later through the customer-service API",
                 );
             }
-            let mut bounded = |value: Option<Spanned<u64>>, name: &str, default: u64, range: std::ops::RangeInclusive<u64>| match value {
-                None => default,
-                Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
-                Some(v) => {
-                    let problem = format!("{name} must be between {} and {} (default {default})", range.start(), range.end());
-                    self.error(Some(v.span()), key(name), problem);
-                    default
-                }
-            };
-            let max_reply_bytes = bounded(forward.max_reply_bytes, "max_reply_bytes", 64 * 1024, 1024..=16 * 1024 * 1024);
-            let attempt_timeout_ms = bounded(forward.attempt_timeout_ms, "attempt_timeout_ms", 30_000, 1000..=600_000);
-            let max_in_flight = bounded(forward.max_in_flight, "max_in_flight", 32, 1..=10_000);
+            let max_reply_bytes = self.bounded(forward.max_reply_bytes, &key("max_reply_bytes"), 64 * 1024, 1024..=16 * 1024 * 1024);
+            let attempt_timeout_ms = self.bounded(forward.attempt_timeout_ms, &key("attempt_timeout_ms"), 30_000, 1000..=600_000);
+            let max_in_flight = self.bounded(forward.max_in_flight, &key("max_in_flight"), 32, 1..=10_000);
             ForwardConfig {
                 url: forward.url.into_inner(),
                 secret: forward.secret.into_inner(),

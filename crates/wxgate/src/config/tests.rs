@@ -198,3 +198,20 @@ fn http_bounds_have_defaults_and_ranges() {
         "between 16",
     );
 }
+
+#[test]
+fn forward_bounds_have_defaults_and_ranges() {
+    let forward = "[account.forward]\nurl = \"http://127.0.0.1:9/x\"\nsecret = \"0123456789abcdef0\"\n";
+    let config = Config::parse(&minimal(forward), "t").unwrap();
+    let f = config.accounts[0].forward.as_ref().unwrap();
+    assert_eq!(
+        (f.max_reply_bytes, f.attempt_timeout_ms, f.max_in_flight),
+        (65536, 30_000, 32)
+    );
+    check_error(
+        &minimal(&format!("{forward}max_in_flight = 0\n")),
+        Some(8),
+        "account[0].forward.max_in_flight",
+        "max_in_flight must be between 1 and 10000",
+    );
+}
