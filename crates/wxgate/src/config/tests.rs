@@ -201,7 +201,8 @@ fn http_bounds_have_defaults_and_ranges() {
 
 #[test]
 fn forward_bounds_have_defaults_and_ranges() {
-    let forward = "[account.forward]\nurl = \"http://127.0.0.1:9/x\"\nsecret = \"0123456789abcdef0\"\n";
+    let forward =
+        "[account.forward]\nurl = \"http://127.0.0.1:9/x\"\nsecret = \"0123456789abcdef0\"\n";
     let config = Config::parse(&minimal(forward), "t").unwrap();
     let f = config.accounts[0].forward.as_ref().unwrap();
     assert_eq!(
