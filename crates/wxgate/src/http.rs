@@ -34,6 +34,7 @@ use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
 use crate::forward::{Forwarded, Forwarder};
 use crate::inbox::{Inbox, LocalInbox, FALLBACK_ID_BASE};
+use crate::log_limit::LogLimit;
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
 
@@ -51,6 +52,7 @@ pub struct AppState {
     oauth_memory: OAuthMemory,
     forwarder: Option<Arc<Forwarder>>,
     shared: Option<crate::shared::SharedSeen>,
+    log_limit: LogLimit,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -114,6 +116,7 @@ impl AppState {
             oauth_memory: OAuthMemory::default(),
             forwarder: None,
             shared: None,
+            log_limit: LogLimit::new(config.accounts.len()),
         }
     }
 
@@ -297,32 +300,32 @@ fn refuse(
     started: Instant,
 ) -> Response {
     let reason = refusal.reason();
-    tracing::warn!(account, method = ?method, outcome = refusal.outcome().as_str(), "refused: {reason}");
-    state.metrics.record(
-        state.metrics.slot(account),
-        method,
-        refusal.outcome(),
-        started.elapsed(),
-    );
+    let slot = state.metrics.slot(account);
+    if let Some(note) = state.log_limit.check(slot, refusal.outcome()) {
+        tracing::warn!(account, method = ?method, outcome = refusal.outcome().as_str(), "refused: {reason}{note}");
+    }
+    state
+        .metrics
+        .record(slot, method, refusal.outcome(), started.elapsed());
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
     text(status, reason)
 }
 
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {
-    let mut known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
-    known.sort_unstable();
-    tracing::warn!(
-        account = name,
-        outcome = "unknown_account",
-        "refused: no account named {name:?} (configured: {}); check the URL path in the console (服务器地址) against [[account]] name",
-        known.join(", ")
-    );
-    state.metrics.record(
-        state.metrics.slot(""),
-        method,
-        Outcome::UnknownAccount,
-        started.elapsed(),
-    );
+    let slot = state.metrics.slot("");
+    if let Some(note) = state.log_limit.check(slot, Outcome::UnknownAccount) {
+        let mut known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        tracing::warn!(
+            account = name,
+            outcome = "unknown_account",
+            "refused: no account named {name:?} (configured: {}); check the URL path in the console (服务器地址) against [[account]] name{note}",
+            known.join(", ")
+        );
+    }
+    state
+        .metrics
+        .record(slot, method, Outcome::UnknownAccount, started.elapsed());
     text(StatusCode::NOT_FOUND, format!("unknown account {name:?}"))
 }
 
@@ -333,17 +336,17 @@ fn bad_query(
     rejection: &QueryRejection,
     started: Instant,
 ) -> Response {
-    tracing::warn!(
-        account,
-        outcome = "bad_request",
-        "refused: unreadable query string: {rejection}"
-    );
-    state.metrics.record(
-        state.metrics.slot(account),
-        method,
-        Outcome::BadRequest,
-        started.elapsed(),
-    );
+    let slot = state.metrics.slot(account);
+    if let Some(note) = state.log_limit.check(slot, Outcome::BadRequest) {
+        tracing::warn!(
+            account,
+            outcome = "bad_request",
+            "refused: unreadable query string: {rejection}{note}"
+        );
+    }
+    state
+        .metrics
+        .record(slot, method, Outcome::BadRequest, started.elapsed());
     text(
         StatusCode::BAD_REQUEST,
         format!("unreadable query string: {rejection}"),
@@ -395,13 +398,13 @@ async fn message(
     };
     let limit = state.max_body_bytes;
     let too_large = |state: &AppState, size: String| {
-        tracing::warn!(account = %name, outcome = "too_large", "refused: body of {size} bytes is over max_body_bytes = {limit}");
-        state.metrics.record(
-            state.metrics.slot(&name),
-            Method::Post,
-            Outcome::TooLarge,
-            started.elapsed(),
-        );
+        let slot = state.metrics.slot(&name);
+        if let Some(note) = state.log_limit.check(slot, Outcome::TooLarge) {
+            tracing::warn!(account = %name, outcome = "too_large", "refused: body of {size} bytes is over max_body_bytes = {limit}{note}");
+        }
+        state
+            .metrics
+            .record(slot, Method::Post, Outcome::TooLarge, started.elapsed());
         text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body over {limit} bytes"),
@@ -420,7 +423,13 @@ async fn message(
             return too_large(&state, format!("more than {limit}"));
         }
         Err(err) => {
-            tracing::warn!(account = %name, outcome = "bad_request", "refused: could not read the body: {err}");
+            let slot = state.metrics.slot(&name);
+            if let Some(note) = state.log_limit.check(slot, Outcome::BadRequest) {
+                tracing::warn!(account = %name, outcome = "bad_request", "refused: could not read the body: {err}{note}");
+            }
+            state
+                .metrics
+                .record(slot, Method::Post, Outcome::BadRequest, started.elapsed());
             return text(StatusCode::BAD_REQUEST, "could not read the body");
         }
     };
@@ -538,18 +547,11 @@ async fn forward(
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     use std::fmt::Write;
-    let mut extra = String::from("# HELP wxgate_dedup_entries Answers held for WeChat retries.\n# TYPE wxgate_dedup_entries gauge\n");
-    let mut names: Vec<&String> = state.accounts.keys().collect();
-    names.sort();
-    for name in names {
-        if let Some(dedup) = state.accounts[name].dedup() {
-            let _ = writeln!(
-                extra,
-                "wxgate_dedup_entries{{account=\"{name}\"}} {}",
-                dedup.len()
-            );
-        }
-    }
+    let mut extra = crate::dedup::gauges(state.accounts().into_iter().filter_map(|account| {
+        account
+            .dedup()
+            .map(|dedup| (account.config.name.as_str(), dedup))
+    }));
     let stats = state.center.stats();
     let _ = write!(
         extra,

@@ -11,6 +11,7 @@ pub mod dedup;
 pub mod forward;
 pub mod http;
 pub mod inbox;
+pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
 pub mod probe;
