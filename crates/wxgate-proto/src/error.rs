@@ -78,6 +78,24 @@ pub enum Error {
         field: &'static str,
     },
 
+    /// A field is longer than anything WeChat sends (see [`crate::limits`]).
+    #[error("<{field}> has {bytes} bytes, more than the {max} WeChat ever sends in it; this push did not come from WeChat")]
+    FieldTooLong {
+        /// The element name (cut to 64 bytes).
+        field: String,
+        /// Its length in bytes.
+        bytes: usize,
+        /// The bound for this field.
+        max: usize,
+    },
+
+    /// A field appears twice at the top level of a push, where WeChat sends each once.
+    #[error("<{field}> appears more than once (perhaps spelt differently: names are compared without case and underscores); WeChat sends each field once, so this push did not come from WeChat")]
+    DuplicateField {
+        /// The element name (cut to 64 bytes).
+        field: String,
+    },
+
     /// A field that must be a number is not.
     #[error("<{field}> must be an integer, got {value:?}")]
     BadNumber {

@@ -23,6 +23,7 @@ pub mod console;
 pub mod crypto;
 pub mod envelope;
 mod error;
+pub mod limits;
 pub mod message;
 pub mod push;
 pub mod reply;

@@ -8,7 +8,7 @@
 //! and scales are kept as the decimal text WeChat sent.
 
 use crate::xml::{self, Element};
-use crate::Error;
+use crate::{limits, Error};
 
 /// One push from WeChat, after decryption.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,7 @@ pub struct Message {
     pub create_time: i64,
     /// `text`, `image`, …, `event`, or anything WeChat adds later.
     pub msg_type: String,
-    /// `MsgId` when present and numeric (events have none).
+    /// `MsgId` when present (events have none); always a 64-bit unsigned number.
     pub msg_id: Option<u64>,
     /// The typed view of the message.
     pub kind: Kind,
@@ -222,7 +222,9 @@ impl Message {
     /// # Errors
     /// [`Error::XmlDoctype`] / [`Error::MalformedXml`] from the XML reader;
     /// [`Error::MissingField`] when `ToUserName`, `FromUserName`, `CreateTime` or
-    /// `MsgType` is absent; [`Error::BadNumber`] when `CreateTime` is not an integer.
+    /// `MsgType` is absent; [`Error::BadNumber`] when `CreateTime` is not an integer or
+    /// `MsgId` not a 64-bit unsigned one; [`Error::FieldTooLong`] and
+    /// [`Error::DuplicateField`] for what [`crate::limits`] refuses.
     pub fn parse(xml_text: &str) -> Result<Self, Error> {
         Self::from_element(xml::parse(xml_text)?)
     }
@@ -232,6 +234,7 @@ impl Message {
     /// # Errors
     /// As [`Message::parse`], minus the XML errors.
     pub fn from_element(raw: Element) -> Result<Self, Error> {
+        limits::check_push(&raw)?;
         let required = |field: &'static str| -> Result<String, Error> {
             raw.text_of(field)
                 .map(|t| t.trim().to_owned())
@@ -245,7 +248,7 @@ impl Message {
             value: create_time_text.clone(),
         })?;
         let msg_type = required("MsgType")?;
-        let msg_id = raw.text_of("MsgId").and_then(|t| t.trim().parse().ok());
+        let msg_id = raw.text_of("MsgId").map(limits::msg_id).transpose()?;
         let kind = kind_of(&msg_type, &raw);
         Ok(Message {
             to_user_name,
@@ -286,13 +289,10 @@ impl Message {
     /// The key under which WeChat's retries of this push are recognised: `MsgId` for
     /// messages; for events `FromUserName` + `CreateTime` (WeChat's recommendation) plus
     /// `Event` and `EventKey`, so two different events in the same second do not collide
-    /// while a retry, which repeats every field, still does.
+    /// while a retry, which repeats every field, still does. The field bounds of
+    /// [`crate::limits`] keep it under 4.3 KiB.
     pub fn dedup_key(&self) -> String {
-        match self
-            .field("MsgId")
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-        {
+        match self.msg_id {
             Some(id) => format!("m:{id}"),
             None => format!(
                 "e:{}:{}:{}:{}",

@@ -108,7 +108,8 @@ impl Reply {
     /// Checks the rules WeChat enforces on replies.
     ///
     /// # Errors
-    /// [`Error::InvalidReply`] for empty text, an empty media id, a news reply without
+    /// [`Error::InvalidReply`] for empty text (once the characters XML 1.0 forbids are
+    /// dropped, as [`Reply::render`] does), an empty media id, a news reply without
     /// articles or with more than [`MAX_NEWS_ARTICLES`].
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |reason: &str| {
@@ -117,9 +118,9 @@ impl Reply {
             })
         };
         match self {
-            Reply::Text { content } if content.is_empty() => {
-                invalid("text reply with empty content (answer `success` to send nothing)")
-            }
+            Reply::Text { content } if xml::xml_chars(content).is_empty() => invalid(
+                "text reply with empty content, or only characters XML 1.0 cannot carry (answer `success` to send nothing)",
+            ),
             Reply::Image { media_id }
             | Reply::Voice { media_id }
             | Reply::Video { media_id, .. }
@@ -151,7 +152,8 @@ impl Reply {
         self.render(&message.from_user_name, &message.to_user_name, create_time)
     }
 
-    /// Renders the reply XML.
+    /// Renders the reply XML. Every string goes through [`xml::push_cdata`], so the
+    /// result is XML 1.0 whatever the strings hold: forbidden characters are dropped.
     pub fn render(&self, to_user_name: &str, from_user_name: &str, create_time: i64) -> String {
         let mut out = String::with_capacity(256);
         out.push_str("<xml>");

@@ -11,10 +11,7 @@ use quick_xml::Reader;
 
 use crate::Error;
 
-/// Deepest nesting accepted (WeChat uses 4 at most).
-pub const MAX_DEPTH: usize = 16;
-/// Most elements accepted in one document.
-pub const MAX_ELEMENTS: usize = 4096;
+pub use crate::limits::{MAX_DEPTH, MAX_ELEMENTS};
 
 /// One XML element: its name, its text and its child elements, in document order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,13 +141,33 @@ fn element_name(raw: &[u8]) -> Result<String, Error> {
         })
 }
 
-/// Appends `<name><![CDATA[text]]></name>`, splitting any `]]>` inside `text` so the
-/// section stays well-formed.
+/// Whether XML 1.0 allows `c` in a document (production \[2\] `Char`): tab, newline,
+/// carriage return, U+0020–U+D7FF, U+E000–U+FFFD and U+10000–U+10FFFF. A Rust `char` is
+/// never a surrogate, so what this refuses is the other C0 controls (NUL, U+000B, …)
+/// and U+FFFE/U+FFFF. No escape can carry them: `&#0;` is not well-formed either.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `text` without the characters XML 1.0 forbids (see [`is_xml_char`]); borrowed when
+/// there is none, which is the usual case.
+pub fn xml_chars(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(is_xml_char) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
+    }
+}
+
+/// Appends `<name><![CDATA[text]]></name>`. Characters XML 1.0 forbids are dropped
+/// (WeChat refuses a reply that is not well-formed, and a user may send a NUL that an
+/// echo would return), then any `]]>` is split so the section stays well-formed.
 pub fn push_cdata(out: &mut String, name: &str, text: &str) {
     out.push('<');
     out.push_str(name);
     out.push_str("><![CDATA[");
-    let mut rest = text;
+    let text = xml_chars(text);
+    let mut rest = text.as_ref();
     while let Some(at) = rest.find("]]>") {
         out.push_str(&rest[..at]);
         out.push_str("]]]]><![CDATA[>");
@@ -218,6 +235,28 @@ mod tests {
         assert!(matches!(parse(&deep), Err(Error::MalformedXml { .. })));
         let wide = format!("<xml>{}</xml>", "<a/>".repeat(MAX_ELEMENTS + 1));
         assert!(matches!(parse(&wide), Err(Error::MalformedXml { .. })));
+    }
+
+    #[test]
+    fn push_cdata_writes_only_xml_1_0_characters() {
+        for (text, written) in [
+            ("a\0b", "ab"),
+            ("a\u{b}b\u{c}c\u{1}\u{8}\u{e}\u{1f}", "abc"),
+            ("\u{fffe}x\u{ffff}", "x"),
+            ("]]\0>", "]]>"),
+            ("tab\tnl\ncr\r end", "tab\tnl\ncr\r end"),
+            (
+                "\u{20}\u{7f}\u{d7ff}\u{e000}\u{fffd}\u{10000}\u{10ffff}",
+                "\u{20}\u{7f}\u{d7ff}\u{e000}\u{fffd}\u{10000}\u{10ffff}",
+            ),
+        ] {
+            let mut out = String::from("<xml>");
+            push_cdata(&mut out, "T", text);
+            out.push_str("</xml>");
+            assert!(out.chars().all(is_xml_char), "{out:?}");
+            assert_eq!(parse(&out).unwrap().text_of("T"), Some(written), "{text:?}");
+        }
+        assert!(matches!(xml_chars("plain"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -5,28 +5,36 @@ use proptest::prelude::*;
 use wxgate_proto::reply::{Article, Reply, ReplyMessage};
 use wxgate_proto::{envelope, xml, EncodingAesKey, Message, MsgCrypt};
 
+/// Characters XML 1.0 can carry (the others are dropped when a reply is written).
+const XML_CHAR: &str = "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}]";
+
+fn xml_string(min: usize, max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("{XML_CHAR}{{{min},{max}}}")).unwrap()
+}
+
 fn reply_strategy() -> impl Strategy<Value = Reply> {
-    let text = ".{0,200}";
-    let nonempty = ".{1,60}";
-    let opt = proptest::option::of(text);
-    let article = (text, text, text, text).prop_map(|(title, description, pic_url, url)| Article {
-        title,
-        description,
-        pic_url,
-        url,
-    });
+    let text = || xml_string(0, 200);
+    let nonempty = || xml_string(1, 60);
+    let opt = || proptest::option::of(text());
+    let article =
+        (text(), text(), text(), text()).prop_map(|(title, description, pic_url, url)| Article {
+            title,
+            description,
+            pic_url,
+            url,
+        });
     prop_oneof![
-        nonempty.prop_map(|content| Reply::Text { content }),
-        nonempty.prop_map(|media_id| Reply::Image { media_id }),
-        nonempty.prop_map(|media_id| Reply::Voice { media_id }),
-        (nonempty, opt.clone(), opt.clone()).prop_map(|(media_id, title, description)| {
+        nonempty().prop_map(|content| Reply::Text { content }),
+        nonempty().prop_map(|media_id| Reply::Image { media_id }),
+        nonempty().prop_map(|media_id| Reply::Voice { media_id }),
+        (nonempty(), opt(), opt()).prop_map(|(media_id, title, description)| {
             Reply::Video {
                 media_id,
                 title,
                 description,
             }
         }),
-        (opt.clone(), opt.clone(), opt.clone(), opt.clone(), nonempty).prop_map(
+        (opt(), opt(), opt(), opt(), nonempty()).prop_map(
             |(title, description, music_url, hq_music_url, thumb_media_id)| Reply::Music {
                 title,
                 description,
@@ -36,15 +44,15 @@ fn reply_strategy() -> impl Strategy<Value = Reply> {
             }
         ),
         proptest::collection::vec(article, 1..=8).prop_map(|articles| Reply::News { articles }),
-        proptest::option::of(nonempty)
+        proptest::option::of(nonempty())
             .prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
     ]
 }
 
-/// Characters XML 1.0 can carry; WeChat content may hold others, which CDATA passes
-/// through but this property does not need.
+/// Characters XML 1.0 can carry; WeChat content may hold others, which the reader keeps
+/// but a writer drops.
 fn xml_text() -> impl Strategy<Value = String> {
-    "[^\u{0}]{0,300}"
+    xml_string(0, 300)
 }
 
 proptest! {
@@ -99,6 +107,23 @@ proptest! {
         let xml_text = wxgate_proto::push::build::text("gh_a", "oUser", 1, &content, 1);
         let message = Message::parse(&xml_text).unwrap();
         prop_assert_eq!(message.content(), Some(content.as_str()));
+    }
+
+    #[test]
+    fn rendered_replies_are_xml_1_0_whatever_they_hold(
+        content in any::<String>(),
+        title in any::<String>(),
+        to in any::<String>(),
+    ) {
+        for reply in [
+            Reply::Text { content: content.clone() },
+            Reply::News { articles: vec![Article { title: title.clone(), description: content.clone(), ..Article::default() }] },
+        ] {
+            let rendered = reply.render(&to, "gh_a", 1);
+            prop_assert!(rendered.chars().all(xml::is_xml_char), "{:?}", rendered);
+            let parsed = ReplyMessage::parse(&rendered).unwrap();
+            prop_assert_eq!(parsed.to_user_name, xml::xml_chars(&to).into_owned());
+        }
     }
 
     #[test]

@@ -178,9 +178,13 @@ impl Account {
             .flatten()
             .map(|key| MsgCrypt::new(key, &config.app_id))
             .collect();
-        let dedup = config
-            .dedup
-            .then(|| Dedup::new(dedup::DEFAULT_CAPACITY, dedup::DEFAULT_TTL_S));
+        let dedup = config.dedup.then(|| {
+            Dedup::new(
+                dedup::DEFAULT_CAPACITY,
+                dedup::DEFAULT_MAX_BYTES,
+                dedup::DEFAULT_TTL_S,
+            )
+        });
         Account {
             config,
             crypts,

@@ -33,6 +33,7 @@ use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
 use crate::forward::{Forwarded, Forwarder};
 use crate::inbox::{Inbox, LocalInbox, FALLBACK_ID_BASE};
+use crate::log_limit::LogLimit;
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
 
@@ -56,6 +57,7 @@ pub struct AppState {
     forwarder: Option<Arc<Forwarder>>,
     shared: Option<crate::shared::SharedSeen>,
     limits: conn::Limits,
+    log_limit: LogLimit,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -120,6 +122,7 @@ impl AppState {
             forwarder: None,
             shared: None,
             limits: conn::Limits::from(&config.http),
+            log_limit: LogLimit::new(config.accounts.len()),
         }
     }
 
@@ -302,32 +305,32 @@ fn refuse(
     started: Instant,
 ) -> Response {
     let reason = refusal.reason();
-    tracing::warn!(account, method = ?method, outcome = refusal.outcome().as_str(), "refused: {reason}");
-    state.metrics.record(
-        state.metrics.slot(account),
-        method,
-        refusal.outcome(),
-        started.elapsed(),
-    );
+    let slot = state.metrics.slot(account);
+    if let Some(note) = state.log_limit.check(slot, refusal.outcome()) {
+        tracing::warn!(account, method = ?method, outcome = refusal.outcome().as_str(), "refused: {reason}{note}");
+    }
+    state
+        .metrics
+        .record(slot, method, refusal.outcome(), started.elapsed());
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
     text(status, reason)
 }
 
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {
-    let mut known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
-    known.sort_unstable();
-    tracing::warn!(
-        account = name,
-        outcome = "unknown_account",
-        "refused: no account named {name:?} (configured: {}); check the URL path in the console (服务器地址) against [[account]] name",
-        known.join(", ")
-    );
-    state.metrics.record(
-        state.metrics.slot(""),
-        method,
-        Outcome::UnknownAccount,
-        started.elapsed(),
-    );
+    let slot = state.metrics.slot("");
+    if let Some(note) = state.log_limit.check(slot, Outcome::UnknownAccount) {
+        let mut known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        tracing::warn!(
+            account = name,
+            outcome = "unknown_account",
+            "refused: no account named {name:?} (configured: {}); check the URL path in the console (服务器地址) against [[account]] name{note}",
+            known.join(", ")
+        );
+    }
+    state
+        .metrics
+        .record(slot, method, Outcome::UnknownAccount, started.elapsed());
     text(StatusCode::NOT_FOUND, format!("unknown account {name:?}"))
 }
 
@@ -338,17 +341,17 @@ fn bad_query(
     rejection: &QueryRejection,
     started: Instant,
 ) -> Response {
-    tracing::warn!(
-        account,
-        outcome = "bad_request",
-        "refused: unreadable query string: {rejection}"
-    );
-    state.metrics.record(
-        state.metrics.slot(account),
-        method,
-        Outcome::BadRequest,
-        started.elapsed(),
-    );
+    let slot = state.metrics.slot(account);
+    if let Some(note) = state.log_limit.check(slot, Outcome::BadRequest) {
+        tracing::warn!(
+            account,
+            outcome = "bad_request",
+            "refused: unreadable query string: {rejection}{note}"
+        );
+    }
+    state
+        .metrics
+        .record(slot, method, Outcome::BadRequest, started.elapsed());
     text(
         StatusCode::BAD_REQUEST,
         format!("unreadable query string: {rejection}"),
@@ -413,13 +416,13 @@ async fn message(
     let bytes = match read_body(state.max_body_bytes, &headers, body).await {
         Ok(bytes) => bytes,
         Err(unread) => {
-            tracing::warn!(account = %name, outcome = unread.outcome().as_str(), "refused: {unread}");
-            state.metrics.record(
-                state.metrics.slot(&name),
-                Method::Post,
-                unread.outcome(),
-                started.elapsed(),
-            );
+            let slot = state.metrics.slot(&name);
+            if let Some(note) = state.log_limit.check(slot, unread.outcome()) {
+                tracing::warn!(account = %name, outcome = unread.outcome().as_str(), "refused: {unread}{note}");
+            }
+            state
+                .metrics
+                .record(slot, Method::Post, unread.outcome(), started.elapsed());
             return text(unread.status(), format!("{unread}\n"));
         }
     };
@@ -536,18 +539,11 @@ async fn forward(
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     use std::fmt::Write;
-    let mut extra = String::from("# HELP wxgate_dedup_entries Answers held for WeChat retries.\n# TYPE wxgate_dedup_entries gauge\n");
-    let mut names: Vec<&String> = state.accounts.keys().collect();
-    names.sort();
-    for name in names {
-        if let Some(dedup) = state.accounts[name].dedup() {
-            let _ = writeln!(
-                extra,
-                "wxgate_dedup_entries{{account=\"{name}\"}} {}",
-                dedup.len()
-            );
-        }
-    }
+    let mut extra = crate::dedup::gauges(state.accounts().into_iter().filter_map(|account| {
+        account
+            .dedup()
+            .map(|dedup| (account.config.name.as_str(), dedup))
+    }));
     let stats = state.center.stats();
     let _ = write!(
         extra,

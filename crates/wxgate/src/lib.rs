@@ -12,6 +12,7 @@ pub mod files;
 pub mod forward;
 pub mod http;
 pub mod inbox;
+pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
 pub mod probe;

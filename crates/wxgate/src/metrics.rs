@@ -63,10 +63,14 @@ impl Outcome {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its position among the outcomes, below [`OUTCOME_COUNT`].
+    pub fn index(self) -> usize {
         OUTCOMES.iter().position(|o| *o == self).expect("listed")
     }
 }
+
+/// How many outcomes there are.
+pub const OUTCOME_COUNT: usize = OUTCOMES.len();
 
 /// Request method, as far as metrics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

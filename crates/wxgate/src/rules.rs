@@ -200,7 +200,8 @@ impl Rule {
             Action::Fixed(reply) => Decision::Reply(reply.clone()),
             Action::Text(template) => {
                 let content = template.render(message);
-                if content.is_empty() {
+                // Nothing a reply can carry (an echo of only control characters): send nothing.
+                if wxgate_proto::xml::xml_chars(&content).is_empty() {
                     Decision::Success
                 } else {
                     Decision::Reply(Reply::Text { content })

@@ -1,0 +1,278 @@
+//! How large a push may be, in one place.
+//!
+//! Everything before a valid signature is hostile, and in plain and compatible mode the
+//! signature does not even cover the body: one signed query can carry any body for the
+//! length of the timestamp window. So a push is held to what WeChat itself sends, and
+//! anything larger is refused (a 400) before it reaches the rules, the dedup memory or
+//! the JSON forwarded to a service.
+//!
+//! The bounds, and where they come from:
+//!
+//! | what | bound | why |
+//! |---|---|---|
+//! | document depth | [`MAX_DEPTH`] = 16 | WeChat nests 4 levels at most |
+//! | elements per document | [`MAX_ELEMENTS`] = 4096 | the largest lists (PicList, ResultList) hold dozens |
+//! | `ToUserName`, `FromUserName` | [`MAX_ID_BYTES`] = 128 | a `gh_` id is 15 bytes, an OpenID 28, a WeCom UserID at most 64 |
+//! | `MsgType`, `Event` | [`MAX_WORD_BYTES`] = 64 | single words such as `TEMPLATESENDJOBFINISH` (21) |
+//! | `CreateTime`, `MsgId` | [`MAX_NUMBER_BYTES`] = 32 | 64-bit decimal numbers have at most 20 digits |
+//! | `EventKey` | [`MAX_EVENT_KEY_BYTES`] = 4096 | a menu key is ≤ 128 bytes, a menu URL ≤ 1024 |
+//! | any other text, at any depth | [`MAX_TEXT_BYTES`] = 64 KiB | a text message is about 2048 bytes in practice, which WeChat does not guarantee: generous, but bounded |
+//!
+//! A field counts in bytes of UTF-8 after CDATA and entities are read. `MsgId` must also
+//! be a 64-bit unsigned decimal number (surrounding whitespace allowed), and no field may
+//! appear twice at the top level: WeChat sends each once, and a second `MsgId` or
+//! `FromUserName` would mean one thing to wxgate's rules and another to a service that
+//! reads the forwarded JSON. Names are compared as that JSON names them, without ASCII
+//! case and underscores (`MsgId` and `MsgID` are both `msg_id`). Only elements the
+//! protocol defines as lists ([`LIST_ELEMENTS`]) may repeat there; below the top level,
+//! groups are lists or records whose shape varies by event (`PicList/item`,
+//! `ResultList/item`, `PublishEventInfo/fail_idx`), so repetition stays legal and the
+//! text bound applies.
+
+use std::collections::HashSet;
+
+use crate::xml::Element;
+use crate::Error;
+
+/// Deepest nesting the XML reader accepts.
+pub const MAX_DEPTH: usize = 16;
+/// Most elements the XML reader accepts in one document.
+pub const MAX_ELEMENTS: usize = 4096;
+/// `ToUserName` and `FromUserName`.
+pub const MAX_ID_BYTES: usize = 128;
+/// `MsgType` and `Event`.
+pub const MAX_WORD_BYTES: usize = 64;
+/// `CreateTime` and `MsgId`.
+pub const MAX_NUMBER_BYTES: usize = 32;
+/// `EventKey`.
+pub const MAX_EVENT_KEY_BYTES: usize = 4096;
+/// Every other field, at any depth.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Elements that may repeat at the top level, because the protocol defines them as
+/// list items.
+pub const LIST_ELEMENTS: [&str; 2] = ["List", "item"];
+
+/// The most bytes a top-level field named `name` may hold.
+pub fn max_field_bytes(name: &str) -> usize {
+    match name {
+        "ToUserName" | "FromUserName" => MAX_ID_BYTES,
+        "MsgType" | "Event" => MAX_WORD_BYTES,
+        "CreateTime" | "MsgId" => MAX_NUMBER_BYTES,
+        "EventKey" => MAX_EVENT_KEY_BYTES,
+        _ => MAX_TEXT_BYTES,
+    }
+}
+
+/// Checks a parsed push against the bounds above.
+///
+/// # Errors
+/// [`Error::FieldTooLong`] for a field over its bound, [`Error::DuplicateField`] for a
+/// top-level field sent twice, [`Error::BadNumber`] for a `MsgId` that is not a 64-bit
+/// unsigned number.
+pub fn check_push(root: &Element) -> Result<(), Error> {
+    let mut seen = HashSet::with_capacity(root.children.len());
+    for field in &root.children {
+        let max = max_field_bytes(&field.name);
+        if field.text.len() > max {
+            return Err(too_long(&field.name, field.text.len(), max));
+        }
+        if !seen.insert(json_name(&field.name)) && !LIST_ELEMENTS.contains(&field.name.as_str()) {
+            return Err(Error::DuplicateField {
+                field: shorten(&field.name),
+            });
+        }
+        check_text_below(field)?;
+    }
+    if let Some(id) = root.text_of("MsgId") {
+        msg_id(id)?;
+    }
+    Ok(())
+}
+
+/// A `MsgId` as its number: decimal digits only (around them, whitespace), at most
+/// `u64::MAX`.
+///
+/// # Errors
+/// [`Error::BadNumber`] otherwise; the value in it is at most [`MAX_NUMBER_BYTES`]
+/// long when the field passed [`check_push`].
+pub fn msg_id(text: &str) -> Result<u64, Error> {
+    let digits = text.trim();
+    let bad = || Error::BadNumber {
+        field: "MsgId",
+        value: shorten(digits),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits.parse().map_err(|_| bad())
+}
+
+/// The name as compared for duplicates: ASCII lowercase, without underscores. Two names
+/// the forwarded JSON would give the same key always compare equal here.
+fn json_name(name: &str) -> String {
+    name.chars()
+        .filter(|&c| c != '_')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn check_text_below(group: &Element) -> Result<(), Error> {
+    let mut stack: Vec<&Element> = group.children.iter().collect();
+    while let Some(element) = stack.pop() {
+        if element.text.len() > MAX_TEXT_BYTES {
+            return Err(too_long(&element.name, element.text.len(), MAX_TEXT_BYTES));
+        }
+        stack.extend(&element.children);
+    }
+    Ok(())
+}
+
+fn too_long(name: &str, bytes: usize, max: usize) -> Error {
+    Error::FieldTooLong {
+        field: shorten(name),
+        bytes,
+        max,
+    }
+}
+
+/// At most 64 bytes of `text` (cut at a character boundary), for error messages: an
+/// element name or value chosen by a sender must not make a log line large.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml;
+
+    fn check(body: &str) -> Result<(), Error> {
+        check_push(&xml::parse(body).unwrap())
+    }
+
+    #[test]
+    fn bounds_by_field() {
+        let at =
+            |name: &str, len: usize| format!("<xml><{name}>{}</{name}></xml>", "1".repeat(len));
+        for (name, max) in [
+            ("ToUserName", MAX_ID_BYTES),
+            ("FromUserName", MAX_ID_BYTES),
+            ("MsgType", MAX_WORD_BYTES),
+            ("Event", MAX_WORD_BYTES),
+            ("CreateTime", MAX_NUMBER_BYTES),
+            ("MsgId", MAX_NUMBER_BYTES),
+            ("EventKey", MAX_EVENT_KEY_BYTES),
+            ("Content", MAX_TEXT_BYTES),
+            ("Anything", MAX_TEXT_BYTES),
+        ] {
+            if name != "MsgId" {
+                assert_eq!(check(&at(name, max)), Ok(()), "{name}");
+            }
+            assert_eq!(
+                check(&at(name, max + 1)),
+                Err(Error::FieldTooLong {
+                    field: name.to_owned(),
+                    bytes: max + 1,
+                    max
+                }),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn nested_text_is_bounded_too() {
+        let body = format!(
+            "<xml><SendPicsInfo><PicList><item><PicMd5Sum>{}</PicMd5Sum></item></PicList></SendPicsInfo></xml>",
+            "a".repeat(MAX_TEXT_BYTES + 1)
+        );
+        assert!(
+            matches!(check(&body), Err(Error::FieldTooLong { field, .. }) if field == "PicMd5Sum")
+        );
+    }
+
+    #[test]
+    fn top_level_fields_are_single_lists_and_nested_groups_repeat() {
+        for field in [
+            "MsgId",
+            "FromUserName",
+            "CreateTime",
+            "MsgType",
+            "Content",
+            "ScanCodeInfo",
+        ] {
+            let body = format!("<xml><{field}>1</{field}><{field}>1</{field}></xml>");
+            assert_eq!(
+                check(&body),
+                Err(Error::DuplicateField {
+                    field: field.to_owned()
+                }),
+                "{field}"
+            );
+        }
+        for (first, second) in [
+            ("MsgId", "MsgID"),
+            ("Location_X", "LocationX"),
+            ("msgId", "Msg_Id"),
+        ] {
+            let body = format!("<xml><{first}>1</{first}><{second}>2</{second}></xml>");
+            assert_eq!(
+                check(&body),
+                Err(Error::DuplicateField {
+                    field: second.to_owned()
+                }),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            check("<xml><List><A>1</A></List><List><A>2</A></List></xml>"),
+            Ok(())
+        );
+        assert_eq!(
+            check("<xml><PicList><item>a</item><item>b</item></PicList><PublishEventInfo><fail_idx>1</fail_idx><fail_idx>2</fail_idx></PublishEventInfo></xml>"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn msg_id_is_a_u64() {
+        assert_eq!(msg_id("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(msg_id(" 42\n"), Ok(42));
+        assert_eq!(msg_id("007"), Ok(7));
+        for bad in [
+            "",
+            " ",
+            "18446744073709551616",
+            "-1",
+            "+1",
+            "1e3",
+            "0x10",
+            "12 34",
+            "١٢",
+        ] {
+            assert!(
+                matches!(msg_id(bad), Err(Error::BadNumber { field: "MsgId", .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_in_errors_are_short() {
+        let name = "N".repeat(10_000);
+        let body = format!("<xml><{name}>1</{name}><{name}>1</{name}></xml>");
+        let Err(Error::DuplicateField { field }) = check(&body) else {
+            panic!("duplicate expected")
+        };
+        assert!(field.len() < 80, "{}", field.len());
+        assert!(shorten(&"é".repeat(100)).len() <= 67);
+    }
+}
