@@ -96,6 +96,25 @@ pub enum Error {
         field: String,
     },
 
+    /// A field that wxgate reads as text (see [`crate::limits::TEXT_FIELDS`]) is a group
+    /// or an array.
+    #[error("<{field}> must be text or a number, not a group or an array; WeChat always sends it as one value, so this push did not come from WeChat")]
+    FieldNotText {
+        /// The field name.
+        field: String,
+    },
+
+    /// The JSON could not be parsed, or goes beyond the reader's bounds.
+    #[error("malformed JSON: {reason}")]
+    MalformedJson {
+        /// What the parser complained about.
+        reason: String,
+    },
+
+    /// The body is neither XML nor JSON.
+    #[error("the body is neither XML (starting with `<`) nor JSON (starting with `{{`); WeChat sends one of the two")]
+    UnknownFormat,
+
     /// A field that must be a number is not.
     #[error("<{field}> must be an integer, got {value:?}")]
     BadNumber {

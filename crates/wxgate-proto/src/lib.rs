@@ -1,9 +1,11 @@
-//! The WeChat Official Account protocol, without I/O.
+//! The WeChat callback protocol of Official Accounts, mini-programs and mini-games,
+//! without I/O.
 //!
 //! This crate owns what WeChat's callback protocol *is*: the SHA1 signatures
 //! ([`signature`]), safe-mode encryption ([`crypto`], [`envelope`]), the inbound message
-//! and event model ([`message`]), passive replies ([`reply`]), the admin console's format
-//! rules ([`console`]) and the URLs WeChat wants built exactly ([`urls`]).
+//! and event model ([`message`]) in XML or JSON ([`format`], [`json`]), passive replies
+//! ([`reply`]), the admin console's format rules ([`console`]) and the URLs WeChat wants
+//! built exactly ([`urls`]).
 //!
 //! It never does I/O: no sockets, no files, no async, no clock and no randomness. A
 //! timestamp, a nonce or the 16 random bytes of an encryption are always arguments, so
@@ -23,6 +25,8 @@ pub mod console;
 pub mod crypto;
 pub mod envelope;
 mod error;
+pub mod format;
+pub mod json;
 pub mod limits;
 pub mod message;
 pub mod push;
@@ -33,5 +37,6 @@ pub mod xml;
 
 pub use crypto::{EncodingAesKey, MsgCrypt};
 pub use error::Error;
+pub use format::Format;
 pub use message::Message;
 pub use reply::Reply;

@@ -18,7 +18,14 @@
 //! | `EventKey` | [`MAX_EVENT_KEY_BYTES`] = 4096 | a menu key is ≤ 128 bytes, a menu URL ≤ 1024 |
 //! | any other text, at any depth | [`MAX_TEXT_BYTES`] = 64 KiB | a text message is about 2048 bytes in practice, which WeChat does not guarantee: generous, but bounded |
 //!
-//! A field counts in bytes of UTF-8 after CDATA and entities are read. `MsgId` must also
+//! The same bounds hold for a JSON push (mini-programs and mini-games), read into the
+//! same tree by [`crate::json`]: depth and element count are checked by that reader,
+//! the field bounds here.
+//!
+//! A field counts in bytes of UTF-8 after CDATA and entities are read (after escapes,
+//! for JSON; a JSON number counts as written). The fields wxgate itself reads
+//! ([`TEXT_FIELDS`]) must be text: a group or an array there would show wxgate's rules
+//! one value (none) and a service another. `MsgId` must also
 //! be a 64-bit unsigned decimal number (surrounding whitespace allowed), and no field may
 //! appear twice at the top level: WeChat sends each once, and a second `MsgId` or
 //! `FromUserName` would mean one thing to wxgate's rules and another to a service that
@@ -51,6 +58,18 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Elements that may repeat at the top level, because the protocol defines them as
 /// list items.
 pub const LIST_ELEMENTS: [&str; 2] = ["List", "item"];
+/// Top-level fields that wxgate reads (rules, dedup, replies): text or a number, never
+/// a group or an array.
+pub const TEXT_FIELDS: [&str; 8] = [
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "MsgId",
+    "Event",
+    "EventKey",
+    "Content",
+];
 
 /// The most bytes a top-level field named `name` may hold.
 pub fn max_field_bytes(name: &str) -> usize {
@@ -67,14 +86,21 @@ pub fn max_field_bytes(name: &str) -> usize {
 ///
 /// # Errors
 /// [`Error::FieldTooLong`] for a field over its bound, [`Error::DuplicateField`] for a
-/// top-level field sent twice, [`Error::BadNumber`] for a `MsgId` that is not a 64-bit
-/// unsigned number.
+/// top-level field sent twice, [`Error::FieldNotText`] for a group or an array in one
+/// of [`TEXT_FIELDS`], [`Error::BadNumber`] for a `MsgId` that is not a 64-bit unsigned
+/// number.
 pub fn check_push(root: &Element) -> Result<(), Error> {
     let mut seen = HashSet::with_capacity(root.children.len());
     for field in &root.children {
         let max = max_field_bytes(&field.name);
         if field.text.len() > max {
             return Err(too_long(&field.name, field.text.len(), max));
+        }
+        if (field.array || !field.children.is_empty()) && TEXT_FIELDS.contains(&field.name.as_str())
+        {
+            return Err(Error::FieldNotText {
+                field: field.name.clone(),
+            });
         }
         if !seen.insert(json_name(&field.name)) && !LIST_ELEMENTS.contains(&field.name.as_str()) {
             return Err(Error::DuplicateField {
@@ -109,7 +135,7 @@ pub fn msg_id(text: &str) -> Result<u64, Error> {
 
 /// The name as compared for duplicates: ASCII lowercase, without underscores. Two names
 /// the forwarded JSON would give the same key always compare equal here.
-fn json_name(name: &str) -> String {
+pub(crate) fn json_name(name: &str) -> String {
     name.chars()
         .filter(|&c| c != '_')
         .map(|c| c.to_ascii_lowercase())
@@ -137,7 +163,7 @@ fn too_long(name: &str, bytes: usize, max: usize) -> Error {
 
 /// At most 64 bytes of `text` (cut at a character boundary), for error messages: an
 /// element name or value chosen by a sender must not make a log line large.
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     const MAX: usize = 64;
     if text.len() <= MAX {
         return text.to_owned();
@@ -238,6 +264,24 @@ mod tests {
         );
         assert_eq!(
             check("<xml><PicList><item>a</item><item>b</item></PicList><PublishEventInfo><fail_idx>1</fail_idx><fail_idx>2</fail_idx></PublishEventInfo></xml>"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn fields_wxgate_reads_are_text() {
+        for field in TEXT_FIELDS {
+            let body = format!("<xml><{field}><A>1</A></{field}></xml>");
+            assert_eq!(
+                check(&body),
+                Err(Error::FieldNotText {
+                    field: field.to_owned()
+                }),
+                "{field}"
+            );
+        }
+        assert_eq!(
+            check("<xml><ScanCodeInfo><A>1</A></ScanCodeInfo></xml>"),
             Ok(())
         );
     }

@@ -1,6 +1,7 @@
 //! The inbound message and event model.
 //!
-//! [`Message::parse`] accepts any `<xml>` push that has the four common fields. Every
+//! [`Message::parse`] accepts any `<xml>` push that has the four common fields, and
+//! [`Message::parse_json`] the same push in JSON (mini-programs and mini-games). Every
 //! MsgType and Event of the reference gets a typed [`Kind`]; an unknown one becomes
 //! [`Kind::Unknown`] or [`Event::Unknown`], never an error, and every field, known or
 //! not, stays available in [`Message::raw`] exactly as sent. Numbers that WeChat sends as
@@ -8,7 +9,7 @@
 //! and scales are kept as the decimal text WeChat sent.
 
 use crate::xml::{self, Element};
-use crate::{limits, Error};
+use crate::{limits, Error, Format};
 
 /// One push from WeChat, after decryption.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +26,8 @@ pub struct Message {
     pub msg_id: Option<u64>,
     /// The typed view of the message.
     pub kind: Kind,
-    /// Every element as sent, for fields the typed view does not name.
+    /// Every element as sent, for fields the typed view does not name (a JSON push
+    /// as [`crate::json`] maps it).
     pub raw: Element,
 }
 
@@ -227,6 +229,24 @@ impl Message {
     /// [`Error::DuplicateField`] for what [`crate::limits`] refuses.
     pub fn parse(xml_text: &str) -> Result<Self, Error> {
         Self::from_element(xml::parse(xml_text)?)
+    }
+
+    /// Parses a decrypted JSON push (a mini-program's or mini-game's, 数据格式 JSON) into
+    /// the same model: see [`crate::json`] for how its values map to elements.
+    ///
+    /// # Errors
+    /// [`Error::MalformedJson`] and [`Error::DuplicateField`] from the JSON reader, then
+    /// as [`Message::parse`].
+    pub fn parse_json(json_text: &str) -> Result<Self, Error> {
+        Self::from_element(crate::json::parse(json_text)?)
+    }
+
+    /// Parses a decrypted push in `format`.
+    ///
+    /// # Errors
+    /// As [`Message::parse`] or [`Message::parse_json`].
+    pub fn parse_as(format: Format, text: &str) -> Result<Self, Error> {
+        Self::from_element(format.parse(text)?)
     }
 
     /// Builds a message from an already parsed root element.

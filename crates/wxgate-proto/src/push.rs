@@ -1,4 +1,5 @@
-//! What WeChat sends: signed verification GETs and message pushes in each mode.
+//! What WeChat sends: signed verification GETs and message pushes in each mode, XML or
+//! JSON.
 //!
 //! The simulator, the doctor, the emulator's pusher and the tests build their requests
 //! here, so every one of them signs and encrypts exactly as WeChat does.
@@ -9,6 +10,7 @@ use crate::envelope;
 use crate::signature::{msg_signature, url_signature};
 use crate::urls::encode_component;
 use crate::xml::{push_cdata, push_number};
+use crate::Format;
 
 /// A request as WeChat would send it: the query string (without `?`) and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,11 +62,26 @@ pub struct PushParams<'a> {
     pub openid: &'a str,
 }
 
-/// A message push in `params.mode`.
+/// A message push in `params.mode`, XML.
 ///
 /// # Panics
 /// When `params.mode` is compat or safe and no crypt is given: a caller bug.
 pub fn message(params: &PushParams<'_>, message_xml: &str, to_user_name: &str) -> PushRequest {
+    message_as(params, Format::Xml, message_xml, to_user_name)
+}
+
+/// A message push in `params.mode` and `format`: `message` is the push's plaintext in
+/// that format (XML, or a JSON object as a mini-program sends it; [`build::json`] turns
+/// the builders' XML into JSON).
+///
+/// # Panics
+/// When `params.mode` is compat or safe and no crypt is given: a caller bug.
+pub fn message_as(
+    params: &PushParams<'_>,
+    format: Format,
+    message: &str,
+    to_user_name: &str,
+) -> PushRequest {
     let signature = url_signature(params.token, params.timestamp, params.nonce).to_hex();
     let mut pairs = vec![
         ("signature", signature.as_str()),
@@ -75,23 +92,43 @@ pub fn message(params: &PushParams<'_>, message_xml: &str, to_user_name: &str) -
     if params.mode == Mode::Plain {
         return PushRequest {
             query: encode_query(&pairs),
-            body: message_xml.to_owned(),
+            body: message.to_owned(),
         };
     }
     let crypt = params.crypt.expect("compat and safe mode need a crypt");
-    let encrypt = crypt.encrypt(message_xml, params.random);
+    let encrypt = crypt.encrypt(message, params.random);
     let msg_sig = msg_signature(params.token, params.timestamp, params.nonce, &encrypt).to_hex();
     pairs.push(("encrypt_type", "aes"));
     pairs.push(("msg_signature", &msg_sig));
-    let body = match params.mode {
-        Mode::Safe => envelope::request_body(to_user_name, &encrypt),
-        _ => {
+    let body = match (params.mode, format) {
+        (Mode::Safe, _) => envelope::request_body_in(format, to_user_name, &encrypt),
+        (_, Format::Json) => {
+            // Compatible mode: the plaintext fields and "Encrypt" in one object.
+            let inner = message
+                .trim()
+                .strip_prefix('{')
+                .and_then(|rest| rest.strip_suffix('}'))
+                .unwrap_or_default()
+                .trim();
+            let mut body = String::with_capacity(inner.len() + encrypt.len() + 16);
+            body.push('{');
+            body.push_str(inner);
+            if !inner.is_empty() {
+                body.push(',');
+            }
+            crate::json::push_string(&mut body, "Encrypt");
+            body.push(':');
+            crate::json::push_string(&mut body, &encrypt);
+            body.push('}');
+            body
+        }
+        (_, Format::Xml) => {
             // Compatible mode: the plaintext children and <Encrypt> in one <xml>.
-            let inner = message_xml
+            let inner = message
                 .trim()
                 .strip_prefix("<xml>")
                 .and_then(|rest| rest.strip_suffix("</xml>"))
-                .unwrap_or(message_xml);
+                .unwrap_or(message);
             let mut body = String::with_capacity(inner.len() + encrypt.len() + 40);
             body.push_str("<xml>");
             body.push_str(inner);
@@ -106,9 +143,19 @@ pub fn message(params: &PushParams<'_>, message_xml: &str, to_user_name: &str) -
     }
 }
 
-/// Builders for the XML of common pushes, as WeChat formats them.
+/// Builders for the XML of common pushes, as WeChat formats them; [`build::json`]
+/// gives the JSON twin of any of them.
 pub mod build {
     use super::*;
+
+    /// The JSON form of a push built here, as a mini-program with 数据格式 JSON sends
+    /// it (see [`crate::json::from_xml`]).
+    ///
+    /// # Panics
+    /// When `xml` is not well-formed: the builders' output always is.
+    pub fn json(xml: &str) -> String {
+        crate::json::from_xml(xml).expect("the builders write well-formed XML")
+    }
 
     fn header(out: &mut String, to: &str, from: &str, create_time: i64, msg_type: &str) {
         out.push_str("<xml>");

@@ -2,11 +2,13 @@
 //!
 //! [`Reply::render`] writes WeChat's format (parties swapped by [`Reply::render_for`],
 //! strings in CDATA with `]]>` split, `CreateTime` in seconds). [`ReplyMessage::parse`]
-//! reads one back, for the simulator, the doctor and tests.
+//! reads one back, for the simulator, the doctor and tests. A push that came as JSON
+//! is answered in JSON ([`Reply::render_json`]).
 
+use crate::json::ObjectWriter;
 use crate::message::Message;
 use crate::xml::{self, push_cdata, push_number};
-use crate::Error;
+use crate::{Error, Format};
 
 /// Most articles in a `news` reply (to an event; a reply to a user message shows only
 /// the first since 2018).
@@ -230,15 +232,113 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Renders the reply to `message` in `format`.
+    pub fn render_for_in(&self, format: Format, message: &Message, create_time: i64) -> String {
+        match format {
+            Format::Xml => self.render_for(message, create_time),
+            Format::Json => {
+                self.render_json(&message.from_user_name, &message.to_user_name, create_time)
+            }
+        }
+    }
+
+    /// Renders the reply as JSON, for a push that came as JSON: the XML's field names
+    /// and nesting, `CreateTime` and `ArticleCount` as numbers, the articles as an
+    /// array. A mini-program honours only `transfer_customer_service` this way (WeChat's
+    /// docs), which is how wxgate uses it.
+    pub fn render_json(
+        &self,
+        to_user_name: &str,
+        from_user_name: &str,
+        create_time: i64,
+    ) -> String {
+        let group = |fields: &[(&str, Option<&str>)]| {
+            let mut writer = ObjectWriter::new();
+            for (name, value) in fields {
+                if let Some(value) = value {
+                    writer.string(name, value);
+                }
+            }
+            writer.finish()
+        };
+        let mut out = ObjectWriter::new();
+        out.string("ToUserName", to_user_name)
+            .string("FromUserName", from_user_name)
+            .number("CreateTime", create_time)
+            .string("MsgType", self.msg_type());
+        match self {
+            Reply::Text { content } => {
+                out.string("Content", content);
+            }
+            Reply::Image { media_id } => {
+                out.raw("Image", &group(&[("MediaId", Some(media_id))]));
+            }
+            Reply::Voice { media_id } => {
+                out.raw("Voice", &group(&[("MediaId", Some(media_id))]));
+            }
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            } => {
+                let video = group(&[
+                    ("MediaId", Some(media_id)),
+                    ("Title", title.as_deref()),
+                    ("Description", description.as_deref()),
+                ]);
+                out.raw("Video", &video);
+            }
+            Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => {
+                let music = group(&[
+                    ("Title", title.as_deref()),
+                    ("Description", description.as_deref()),
+                    ("MusicUrl", music_url.as_deref()),
+                    ("HQMusicUrl", hq_music_url.as_deref()),
+                    ("ThumbMediaId", Some(thumb_media_id)),
+                ]);
+                out.raw("Music", &music);
+            }
+            Reply::News { articles } => {
+                let items: Vec<String> = articles
+                    .iter()
+                    .map(|a| {
+                        group(&[
+                            ("Title", Some(&a.title)),
+                            ("Description", Some(&a.description)),
+                            ("PicUrl", Some(&a.pic_url)),
+                            ("Url", Some(&a.url)),
+                        ])
+                    })
+                    .collect();
+                out.number("ArticleCount", articles.len())
+                    .raw("Articles", &format!("[{}]", items.join(",")));
+            }
+            Reply::TransferCustomerService { kf_account } => {
+                if let Some(account) = kf_account {
+                    out.raw("TransInfo", &group(&[("KfAccount", Some(account))]));
+                }
+            }
+        }
+        out.finish()
+    }
+}
+
 impl ReplyMessage {
-    /// Reads a plaintext reply back.
+    /// Reads a plaintext reply back, XML or JSON (as [`Reply::render_json`] writes it).
     ///
     /// # Errors
-    /// XML errors; [`Error::MissingField`] for a missing header field;
-    /// [`Error::InvalidReply`] for an unknown MsgType or an `ArticleCount` that differs
-    /// from the articles present.
-    pub fn parse(xml_text: &str) -> Result<Self, Error> {
-        let root = xml::parse(xml_text)?;
+    /// [`Error::UnknownFormat`], XML or JSON errors; [`Error::MissingField`] for a
+    /// missing header field; [`Error::InvalidReply`] for an unknown MsgType or an
+    /// `ArticleCount` that differs from the articles present.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let root = Format::detect(text)?.parse(text)?;
         let required = |field: &'static str| -> Result<&str, Error> {
             root.text_of(field).ok_or(Error::MissingField { field })
         };

@@ -22,6 +22,9 @@ pub struct Element {
     pub text: String,
     /// Child elements in document order.
     pub children: Vec<Element>,
+    /// The group was a JSON array (its children are named `item`). Always false for
+    /// XML, which has no arrays: a list there is a repeated element.
+    pub array: bool,
 }
 
 impl Element {
@@ -30,7 +33,7 @@ impl Element {
         Element {
             name: name.to_owned(),
             text: text.to_owned(),
-            children: Vec::new(),
+            ..Element::default()
         }
     }
 

@@ -1,9 +1,11 @@
 //! Properties: encryption round-trips for any message and AppID; replies render and
-//! parse back to themselves; the XML reader never panics.
+//! parse back to themselves, in XML and JSON; a JSON push is the same message as its
+//! XML twin; the XML and JSON readers never panic.
 
 use proptest::prelude::*;
+use wxgate_proto::push::build;
 use wxgate_proto::reply::{Article, Reply, ReplyMessage};
-use wxgate_proto::{envelope, xml, EncodingAesKey, Message, MsgCrypt};
+use wxgate_proto::{envelope, json, xml, EncodingAesKey, Message, MsgCrypt};
 
 /// Characters XML 1.0 can carry (the others are dropped when a reply is written).
 const XML_CHAR: &str = "[^\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{fffe}\u{ffff}]";
@@ -131,6 +133,66 @@ proptest! {
         let _ = xml::parse(&input);
         let _ = Message::parse(&input);
         let _ = ReplyMessage::parse(&input);
+    }
+
+    #[test]
+    fn json_reply_render_then_parse_is_identity(
+        reply in reply_strategy(),
+        to in any::<String>(),
+        create_time in 0i64..4_000_000_000,
+    ) {
+        let rendered = reply.render_json(&to, "gh_a", create_time);
+        prop_assert!(serde_json::from_str::<serde_json::Value>(&rendered).is_ok());
+        let parsed = ReplyMessage::parse(&rendered).unwrap();
+        prop_assert_eq!(parsed.to_user_name, to);
+        prop_assert_eq!(parsed.create_time, create_time);
+        prop_assert_eq!(parsed.reply, reply);
+    }
+
+    #[test]
+    fn sealed_json_reply_opens(
+        key in proptest::array::uniform32(any::<u8>()),
+        random in proptest::array::uniform16(any::<u8>()),
+        body in ".{0,500}",
+        nonce in "[0-9]{1,10}",
+        timestamp in 0i64..4_000_000_000,
+    ) {
+        let crypt = MsgCrypt::new(&EncodingAesKey::from_bytes(key), "wx1234567890abcdef");
+        let sealed = envelope::seal_reply_json(&crypt, "token", &body, timestamp, &nonce, &random);
+        let opened = envelope::open_reply(&crypt, "token", &sealed).unwrap();
+        prop_assert_eq!(opened.xml, body);
+        prop_assert_eq!(opened.format, wxgate_proto::Format::Json);
+        prop_assert_eq!(opened.timestamp, timestamp.to_string());
+    }
+
+    #[test]
+    fn a_json_push_is_the_same_message_as_its_xml_twin(
+        content in xml_text(),
+        msg_id in any::<u64>(),
+        create_time in 0i64..4_000_000_000,
+        event_key in proptest::option::of(xml_string(0, 60)),
+    ) {
+        for xml_text in [
+            build::text("gh_a", "oUser", create_time, &content, msg_id),
+            build::event("gh_a", "oUser", create_time, "CLICK", event_key.as_deref()),
+        ] {
+            let from_xml = Message::parse(&xml_text).unwrap();
+            let from_json = Message::parse_json(&build::json(&xml_text)).unwrap();
+            prop_assert_eq!(&from_json, &from_xml);
+            prop_assert_eq!(from_json.dedup_key(), from_xml.dedup_key());
+        }
+    }
+
+    #[test]
+    fn json_reader_never_panics(
+        input in ".{0,400}",
+        jsonish in "[{}\\[\\]\":,0-9a-zA-Z_ .eE+-]{0,400}",
+    ) {
+        for text in [&input, &jsonish] {
+            let _ = json::parse(text);
+            let _ = Message::parse_json(text);
+            let _ = ReplyMessage::parse(text);
+        }
     }
 
     #[test]
