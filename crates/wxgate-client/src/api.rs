@@ -87,6 +87,17 @@ pub enum CustomMessage {
         /// Picture URL.
         picurl: String,
     },
+    /// A link card: the mini-program customer-service form of an article.
+    Link {
+        /// Title.
+        title: String,
+        /// Description.
+        description: String,
+        /// Link.
+        url: String,
+        /// Thumbnail URL.
+        thumb_url: String,
+    },
     /// A mini-program card.
     MiniProgramPage {
         /// Title.
@@ -118,6 +129,15 @@ impl CustomMessage {
             } => json!({
                 "touser": touser, "msgtype": "news",
                 "news": { "articles": [{ "title": title, "description": description, "url": url, "picurl": picurl }] }
+            }),
+            CustomMessage::Link {
+                title,
+                description,
+                url,
+                thumb_url,
+            } => json!({
+                "touser": touser, "msgtype": "link",
+                "link": { "title": title, "description": description, "url": url, "thumb_url": thumb_url }
             }),
             CustomMessage::MiniProgramPage {
                 title,

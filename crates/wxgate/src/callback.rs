@@ -1,16 +1,23 @@
 //! The callback protocol for one account, as plain functions: verify, decrypt, parse,
 //! route, reply. No HTTP here; `http` maps the results to responses.
 //!
+//! A push is XML or JSON (mini-programs and mini-games), read from its body; it is
+//! answered in the format it came in. A mini-program or mini-game shows no passive
+//! reply but `transfer_customer_service`, so a rule's other replies become
+//! [`Decided::CustomerService`]: `success` now, the reply through the API.
+//!
 //! Every refusal is a [`Refusal`] that knows its status code, its metrics outcome and
 //! the log line that explains it. Nothing here logs secrets.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use rand::RngCore;
 use serde::Deserialize;
 use wxgate_proto::console::Mode;
+use wxgate_proto::reply::Reply;
 use wxgate_proto::signature::{diagnose_mismatch, msg_signature, url_signature, MismatchHint};
-use wxgate_proto::{envelope, xml, Message, MsgCrypt};
+use wxgate_proto::{envelope, Format, Message, MsgCrypt};
 
 use crate::config::AccountConfig;
 use crate::dedup::{self, Dedup, Remembered};
@@ -118,6 +125,19 @@ pub enum Answer {
     Success,
     /// A reply body (plain XML, or the encrypted envelope).
     Xml(String),
+    /// A reply body to a JSON push (plain JSON, or the encrypted JSON envelope).
+    Json(String),
+}
+
+impl Answer {
+    /// The `Content-Type` of the answer.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Answer::Success => "text/plain; charset=utf-8",
+            Answer::Xml(_) => Format::Xml.content_type(),
+            Answer::Json(_) => Format::Json.content_type(),
+        }
+    }
 }
 
 /// What [`Account::handle_message`] produced.
@@ -138,6 +158,8 @@ pub struct Opened<'a> {
     pub message: Message,
     /// The key that decrypted it (`None` for plaintext).
     pub crypt: Option<&'a MsgCrypt>,
+    /// The body's format, which the answer must have too.
+    pub format: Format,
 }
 
 /// A push whose query passed every check that needs no body.
@@ -158,6 +180,10 @@ pub enum Decided {
     },
     /// No rule matched and the account forwards to its service.
     Forward,
+    /// A rule's reply that this kind of account shows only when it comes through the
+    /// customer-service message API: answer `success` and send it there. Returned once
+    /// per push: the dedup cache remembers `success` for WeChat's retries.
+    CustomerService(Reply),
 }
 
 /// One account, ready to serve.
@@ -168,7 +194,12 @@ pub struct Account {
     /// Current key first, then the previous one.
     crypts: Vec<MsgCrypt>,
     dedup: Option<Dedup>,
+    /// When a push in the other format than `data_format` was last logged.
+    format_noted_at: AtomicI64,
 }
+
+/// A push in the other format than `data_format` is logged at most this often.
+const FORMAT_NOTE_INTERVAL_S: i64 = 600;
 
 impl Account {
     /// Prepares an account from its validated configuration.
@@ -176,7 +207,7 @@ impl Account {
         let crypts = [&config.aes_key, &config.previous_aes_key]
             .into_iter()
             .flatten()
-            .map(|key| MsgCrypt::new(key, &config.app_id))
+            .map(|key| MsgCrypt::new(key, config.receive_id()))
             .collect();
         let dedup = config.dedup.then(|| {
             Dedup::new(
@@ -189,7 +220,33 @@ impl Account {
             config,
             crypts,
             dedup,
+            format_noted_at: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// A sentence for the log when a push came in the other format than the
+    /// configured `data_format` (the console's switch applies at once, so it is
+    /// accepted), at most once per ten minutes per account; `None` otherwise.
+    pub fn format_note(&self, format: Format, now: i64) -> Option<String> {
+        if format == self.config.data_format {
+            return None;
+        }
+        let last = self.format_noted_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < FORMAT_NOTE_INTERVAL_S
+            || self
+                .format_noted_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(format!(
+            "a push came as {} but data_format = \"{}\": it was read and answered as {}; set data_format to match the console (数据格式) (logged at most every {} minutes)",
+            format.as_str().to_uppercase(),
+            self.config.data_format.as_str(),
+            format.as_str().to_uppercase(),
+            FORMAT_NOTE_INTERVAL_S / 60
+        ))
     }
 
     /// The dedup cache, when enabled.
@@ -269,12 +326,12 @@ impl Account {
         rng: &mut dyn RngCore,
     ) -> Result<Handled, Refusal> {
         let opened = self.open(query, body, now)?;
-        let (plain, outcome) = match self.decide(&opened.message, now) {
+        let (plain, outcome) = match self.decide(&opened.message, opened.format, now) {
             Decided::Answer { plain, outcome } => (plain, outcome),
-            Decided::Forward => (None, Outcome::Ok),
+            Decided::Forward | Decided::CustomerService(_) => (None, Outcome::Ok),
         };
         Ok(Handled {
-            answer: self.seal(plain.as_deref(), opened.crypt, now, rng),
+            answer: self.seal(plain.as_deref(), opened.crypt, opened.format, now, rng),
             outcome,
             message: Some(opened.message),
         })
@@ -333,7 +390,8 @@ impl Account {
     }
 
     /// Decrypts and parses a push that [`Account::admit`] let in; checks
-    /// `msg_signature` over the body first.
+    /// `msg_signature` over the body first. The body's first byte says whether it is
+    /// XML or JSON, and the decrypted message's whether that is.
     ///
     /// # Errors
     /// A [`Refusal`] for every check that fails.
@@ -343,10 +401,12 @@ impl Account {
         query: &CallbackQuery,
         body: &str,
     ) -> Result<Opened<'_>, Refusal> {
+        let format = Format::detect(body).map_err(Refusal::Malformed)?;
         if !admitted.encrypted {
             return Ok(Opened {
-                message: Message::parse(body).map_err(Refusal::Malformed)?,
+                message: Message::parse_as(format, body).map_err(Refusal::Malformed)?,
                 crypt: None,
+                format,
             });
         }
         let (Some(timestamp), Some(nonce), Some(got)) = (
@@ -356,7 +416,7 @@ impl Account {
         ) else {
             return Err(Refusal::MissingParameter("msg_signature"));
         };
-        let outer = xml::parse(body).map_err(Refusal::Malformed)?;
+        let outer = format.parse(body).map_err(Refusal::Malformed)?;
         let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
             wxgate_proto::Error::MissingField { field: "Encrypt" },
         ))?;
@@ -368,15 +428,20 @@ impl Account {
             });
         }
         let (inner, crypt) = self.decrypt(encrypt)?;
+        let inner_format = Format::detect(&inner).map_err(Refusal::Malformed)?;
         Ok(Opened {
-            message: Message::parse(&inner).map_err(Refusal::Malformed)?,
+            message: Message::parse_as(inner_format, &inner).map_err(Refusal::Malformed)?,
             crypt: Some(crypt),
+            format,
         })
     }
 
-    /// Answers a retry from the dedup cache, or runs the rules. When no rule matches and
-    /// the account forwards, returns [`Decided::Forward`] (the inbox deduplicates those).
-    pub fn decide(&self, message: &Message, now: i64) -> Decided {
+    /// Answers a retry from the dedup cache, or runs the rules; a reply is rendered in
+    /// `format`, the push's. When no rule matches and the account forwards, returns
+    /// [`Decided::Forward`] (the inbox deduplicates those). On an account that shows
+    /// no passive reply but `transfer_customer_service`, another reply is
+    /// [`Decided::CustomerService`], and `success` is remembered for the retries.
+    pub fn decide(&self, message: &Message, format: Format, now: i64) -> Decided {
         let key = self.dedup.as_ref().map(|_| message.dedup_key());
         if let (Some(dedup), Some(key)) = (&self.dedup, &key) {
             if let Some(remembered) = dedup.get(key, now) {
@@ -389,8 +454,15 @@ impl Account {
         let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             rules::decide(&self.config.rules, message)
         }));
+        let mut by_api = None;
         let (plain, outcome) = match decided {
-            Ok(Decision::Reply(reply)) => (Some(reply.render_for(message, now)), Outcome::Ok),
+            Ok(Decision::Reply(reply)) if !self.shows(&reply) => {
+                by_api = Some(reply);
+                (None, Outcome::Ok)
+            }
+            Ok(Decision::Reply(reply)) => {
+                (Some(reply.render_for_in(format, message, now)), Outcome::Ok)
+            }
             Ok(Decision::NoMatch) if self.config.forward.is_some() => return Decided::Forward,
             Ok(Decision::Success | Decision::NoMatch) => (None, Outcome::Ok),
             Err(_) => {
@@ -402,10 +474,19 @@ impl Account {
         if let (Some(dedup), Some(key), Outcome::Ok) = (&self.dedup, key, outcome) {
             dedup.put(key, remembered.clone(), now);
         }
-        Decided::Answer {
-            plain: remembered,
-            outcome,
+        match by_api {
+            Some(reply) => Decided::CustomerService(reply),
+            None => Decided::Answer {
+                plain: remembered,
+                outcome,
+            },
         }
+    }
+
+    /// Whether this account's user sees `reply` as a passive reply.
+    pub fn shows(&self, reply: &Reply) -> bool {
+        self.config.kind.shows_passive_replies()
+            || matches!(reply, Reply::TransferCustomerService { .. })
     }
 
     fn decrypt(&self, encrypt: &str) -> Result<(String, &MsgCrypt), Refusal> {
@@ -422,33 +503,35 @@ impl Account {
     }
 
     /// The answer to send: `success`, the plain reply, or the reply encrypted with the
-    /// key that decrypted the request (fresh nonce, TimeStamp now).
+    /// key that decrypted the request (fresh nonce, TimeStamp now), in `format`.
     pub fn seal(
         &self,
         plain: Option<&str>,
         crypt: Option<&MsgCrypt>,
+        format: Format,
         now: i64,
         rng: &mut dyn RngCore,
     ) -> Answer {
-        match (plain, crypt) {
-            (None, _) => Answer::Success,
-            (Some(xml), None) => Answer::Xml(xml.to_owned()),
-            (Some(xml), Some(crypt)) => {
+        let body = match (plain, crypt) {
+            (None, _) => return Answer::Success,
+            (Some(plain), None) => plain.to_owned(),
+            (Some(plain), Some(crypt)) => {
                 let mut random = [0u8; 16];
                 rng.fill_bytes(&mut random);
                 let nonce = (rng.next_u32() % 1_000_000_000).to_string();
-                Answer::Xml(envelope::seal_reply(
-                    crypt,
-                    &self.config.token,
-                    xml,
-                    now,
-                    &nonce,
-                    &random,
-                ))
+                let token = &self.config.token;
+                envelope::seal_reply_in(format, crypt, token, plain, now, &nonce, &random)
             }
+        };
+        match format {
+            Format::Xml => Answer::Xml(body),
+            Format::Json => Answer::Json(body),
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod json_tests;

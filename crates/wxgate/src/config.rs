@@ -14,6 +14,11 @@ use wxgate_proto::EncodingAesKey;
 
 use crate::rules::{self, Rule};
 
+mod kinds;
+
+pub use kinds::AccountKind;
+pub use wxgate_proto::Format;
+
 /// Default body limit: 1 MiB (compat mode roughly triples a message; WeChat's are small).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default timestamp window, seconds.
@@ -107,6 +112,8 @@ struct RawAccount {
     rule: Vec<Spanned<rules::RawRule>>,
     oauth: Option<Spanned<RawOAuth>>,
     forward: Option<Spanned<RawForward>>,
+    kind: Option<Spanned<String>>,
+    data_format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +235,11 @@ pub struct AccountConfig {
     pub oauth: Option<OAuthConfig>,
     /// Forwarding to the owner's service, when configured.
     pub forward: Option<ForwardConfig>,
+    /// Official Account, mini-program or mini-game.
+    pub kind: AccountKind,
+    /// The format the console is set to (数据格式; mini-programs and mini-games).
+    /// Pushes are read in the format they come in; a push in the other one is logged.
+    pub data_format: Format,
 }
 
 /// `[account.forward]`: where messages no rule answered are delivered.
@@ -827,11 +839,17 @@ impl Validator<'_> {
             .map(Spanned::span)
             .unwrap_or(raw.name.span());
         self.console(mode_span, key("mode"), console::check_mode(mode, has_key));
+        let (kind, data_format) =
+            self.kind_and_format(index, raw.kind.as_ref(), raw.data_format.as_ref());
         let mut rules = Vec::new();
+        let mut rule_spans = Vec::new();
         for (rule_index, rule) in raw.rule.into_iter().enumerate() {
             let span = rule.span();
             match Rule::compile(rule.into_inner()) {
-                Ok(rule) => rules.push(rule),
+                Ok(rule) => {
+                    rules.push(rule);
+                    rule_spans.push((rule_index, span));
+                }
                 Err(message) => self.error(
                     Some(span),
                     format!("account[{index}].rule[{rule_index}]"),
@@ -839,6 +857,13 @@ impl Validator<'_> {
                 ),
             }
         }
+        self.customer_service_rules(
+            index,
+            kind,
+            (&rules, &rule_spans),
+            !raw.app_secret.is_empty(),
+            raw.forward.is_some(),
+        );
         let oauth = raw.oauth.map(|oauth| {
             let span = oauth.span();
             let oauth = oauth.into_inner();
@@ -895,6 +920,8 @@ impl Validator<'_> {
             rules,
             oauth,
             forward,
+            kind,
+            data_format,
         })
     }
 

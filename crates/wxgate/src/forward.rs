@@ -20,12 +20,12 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
-use wxgate_client::{CredentialCenter, CustomMessage};
+use wxgate_client::CredentialCenter;
 use wxgate_proto::reply::{Article, Reply};
 use wxgate_proto::xml::Element;
 use wxgate_proto::Message;
 
-use crate::config::ForwardConfig;
+use crate::config::{AccountKind, ForwardConfig};
 use crate::inbox::{Accepted, DeliveryState, Inbox, Record};
 
 /// `ToUserName` → `to_user_name`, `MsgID` → `msg_id`, `Location_X` → `location_x`.
@@ -53,6 +53,9 @@ pub fn snake_case(name: &str) -> String {
 }
 
 fn element_json(element: &Element) -> Value {
+    if element.array {
+        return Value::Array(element.children.iter().map(element_json).collect());
+    }
     if element.children.is_empty() {
         return Value::String(element.text.clone());
     }
@@ -76,6 +79,9 @@ fn element_json(element: &Element) -> Value {
 
 /// A message as the service receives it: every field of the XML, snake_case, with its
 /// text exactly as WeChat sent it (numbers too, so a 64-bit `msg_id` stays exact).
+/// A JSON push gives the same shape: its numbers, `true`, `false` and `null` become
+/// text as written (`null` empty), its objects objects, and its arrays arrays (an
+/// XML list, a repeated element, becomes an array from its second item on).
 pub fn message_json(message: &Message) -> Value {
     element_json(&message.raw)
 }
@@ -156,23 +162,6 @@ pub fn parse_reply(body: &str) -> Result<Option<Reply>, String> {
     Ok(Some(reply))
 }
 
-/// The customer-service form of a late reply, when there is one.
-fn late_message(reply: &Reply) -> Option<CustomMessage> {
-    match reply {
-        Reply::Text { content } => Some(CustomMessage::Text(content.clone())),
-        Reply::Image { media_id } => Some(CustomMessage::Image {
-            media_id: media_id.clone(),
-        }),
-        Reply::News { articles } => articles.first().map(|a| CustomMessage::News {
-            title: a.title.clone(),
-            description: a.description.clone(),
-            url: a.url.clone(),
-            picurl: a.pic_url.clone(),
-        }),
-        _ => None,
-    }
-}
-
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ForwardStats {
@@ -194,6 +183,8 @@ pub struct Forwarder {
     http: reqwest::Client,
     center: Arc<CredentialCenter>,
     accounts: HashMap<String, ForwardConfig>,
+    /// The kind of each account (whether its users see passive replies).
+    kinds: HashMap<String, AccountKind>,
     in_flight: Mutex<HashSet<u64>>,
     /// Per account, `max_in_flight` permits for concurrent attempts.
     slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
@@ -234,11 +225,13 @@ enum Attempt {
 }
 
 impl Forwarder {
-    /// A forwarder for the accounts that have `[account.forward]`.
+    /// A forwarder for the accounts that have `[account.forward]`, with the kind of
+    /// each (an account missing from `kinds` is an Official Account).
     pub fn new(
         inbox: Inbox,
         center: Arc<CredentialCenter>,
         accounts: HashMap<String, ForwardConfig>,
+        kinds: HashMap<String, AccountKind>,
         keep_delivered_days: u64,
     ) -> Arc<Forwarder> {
         let slots = accounts
@@ -260,6 +253,7 @@ impl Forwarder {
             slots,
             center,
             accounts,
+            kinds,
             in_flight: Mutex::new(HashSet::new()),
             keep_delivered_s: (keep_delivered_days * 86_400) as i64,
             stats: ForwardStats::default(),
@@ -354,6 +348,12 @@ impl Forwarder {
                 if let Some(reply) = reply {
                     record.service_reply = Some(reply_json(&reply));
                     let undelivered = match passive {
+                        // A mini-program shows none but transfer_customer_service:
+                        // `success` now, the reply through the API.
+                        Some(tx) if !self.shows(&record.account, &reply) => {
+                            let _ = tx.send(None);
+                            Some(reply)
+                        }
                         Some(tx) => {
                             // Record the passive reply before handing it over, so a retry
                             // that arrives right after our answer finds it.
@@ -527,35 +527,46 @@ impl Forwarder {
         Ok(String::from_utf8_lossy(&answer).into_owned())
     }
 
+    /// Whether the account's users see `reply` as a passive reply.
+    fn shows(&self, account: &str, reply: &Reply) -> bool {
+        let kind = self.kinds.get(account).copied().unwrap_or_default();
+        kind.shows_passive_replies() || matches!(reply, Reply::TransferCustomerService { .. })
+    }
+
+    /// Sends a reply through the customer-service message API: a reply that came
+    /// after the passive window (`late`), or any reply but transfer_customer_service
+    /// on a mini-program or mini-game (`customer_service`). Returns the outcome
+    /// recorded with the delivery.
     async fn send_late(&self, record: &Record, reply: &Reply) -> String {
         let openid = record.message["from_user_name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let Some(message) = late_message(reply) else {
-            tracing::error!(account = %record.account, delivery_id = record.id, "the reply came after the passive window and a {} reply cannot be sent through the customer-service API (text, image and news can)", reply.msg_type());
-            return format!("dropped: {} cannot be sent late", reply.msg_type());
+        let kind = self.kinds.get(&record.account).copied().unwrap_or_default();
+        let (done, why) = if kind.shows_passive_replies() {
+            ("late", "the reply came after the passive window")
+        } else {
+            (
+                "customer_service",
+                "a mini-program shows no passive reply but transfer_customer_service",
+            )
         };
-        if self.center.app_id(&record.account).is_none() {
-            tracing::error!(account = %record.account, delivery_id = record.id, "the reply came after the passive window but the account has no app_secret, so it cannot be sent through the customer-service API");
-            return "dropped: no app_secret for the customer-service API".to_owned();
-        }
+        let Some(message) = crate::customer_service::message_for(kind, reply) else {
+            tracing::error!(account = %record.account, delivery_id = record.id, "{why}, and a {} reply cannot be sent through the customer-service API (text, image and news can)", reply.msg_type());
+            return format!(
+                "dropped: {} cannot be sent through the customer-service API",
+                reply.msg_type()
+            );
+        };
         let center = &self.center;
-        let result = center
-            .with_access_token(&record.account, |token| {
-                let message = message.clone();
-                let openid = openid.clone();
-                async move { center.client().custom_send(&token, &openid, &message).await }
-            })
-            .await;
-        match result {
+        match crate::customer_service::send(center, &record.account, &openid, &message).await {
             Ok(()) => {
                 self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
-                "late".to_owned()
+                done.to_owned()
             }
             Err(err) => {
-                tracing::error!(account = %record.account, delivery_id = record.id, "late reply through the customer-service API failed: {err}");
-                format!("late reply failed: {err}")
+                tracing::error!(account = %record.account, delivery_id = record.id, "{why}; sending it through the customer-service API failed: {err}");
+                format!("{done} reply failed: {err}")
             }
         }
     }
@@ -706,6 +717,33 @@ mod tests {
         assert_eq!(
             json["send_pics_info"]["pic_list"]["item"][1]["pic_md5_sum"],
             "b"
+        );
+    }
+
+    #[test]
+    fn a_json_push_is_forwarded_as_its_xml_twin() {
+        let xml = "<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o]]></FromUserName><CreateTime>1714112445</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>18446744073709551615</MsgId></xml>";
+        let json = r#"{"ToUserName":"gh","FromUserName":"o","CreateTime":1714112445,"MsgType":"text","Content":"hi","MsgId":18446744073709551615}"#;
+        let from_xml = message_json(&Message::parse(xml).unwrap());
+        let from_json = message_json(&Message::parse_json(json).unwrap());
+        assert_eq!(from_json, from_xml);
+        assert_eq!(from_json["msg_id"], "18446744073709551615");
+        assert_eq!(from_json["create_time"], "1714112445");
+        // Nested objects and arrays are kept, as objects and arrays.
+        let event = r#"{"ToUserName":"gh","FromUserName":"o","CreateTime":1,"MsgType":"event","Event":"subscribe_msg_popup_event","List":[{"TemplateId":"t1","SubscribeStatusString":"accept","PopupScene":0}],"Result":{"Suggest":"pass","Label":100},"Detail":[],"Flag":true,"Gone":null}"#;
+        let value = message_json(&Message::parse_json(event).unwrap());
+        assert_eq!(
+            value["list"],
+            json!([{ "template_id": "t1", "subscribe_status_string": "accept", "popup_scene": "0" }])
+        );
+        assert_eq!(
+            value["result"],
+            json!({ "suggest": "pass", "label": "100" })
+        );
+        assert_eq!(value["detail"], json!([]));
+        assert_eq!(
+            (value["flag"].clone(), value["gone"].clone()),
+            (json!("true"), json!(""))
         );
     }
 

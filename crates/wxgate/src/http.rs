@@ -153,7 +153,10 @@ impl AppState {
             .collect();
         if !forwards.is_empty() {
             let inbox = open_inbox(config, db, state.shared.as_ref()).await?;
-            let forwarder = Forwarder::new(inbox, center, forwards, config.keep_delivered_days);
+            let kinds = config.accounts.iter().map(|a| (a.name.clone(), a.kind));
+            let kinds = kinds.collect();
+            let forwarder =
+                Forwarder::new(inbox, center, forwards, kinds, config.keep_delivered_days);
             forwarder.spawn_worker();
             state.forwarder = Some(forwarder);
         }
@@ -436,20 +439,37 @@ async fn message(
         Ok(opened) => opened,
         Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
     };
-    let (plain, outcome) = match account.decide(&opened.message, now) {
+    if let Some(note) = account.format_note(opened.format, now) {
+        tracing::warn!(account = %name, "{note}");
+    }
+    let shared = state.shared.as_ref().filter(|_| account.config.dedup);
+    let key = || opened.message.dedup_key();
+    let (plain, outcome) = match account.decide(&opened.message, opened.format, now) {
         Decided::Answer { plain, outcome } => {
             let plain = plain.as_deref().map(str::to_owned);
-            match state.shared.as_ref().filter(|_| account.config.dedup) {
+            match shared {
                 Some(shared) if outcome == Outcome::Ok => {
-                    answer_once(shared, &name, &opened.message.dedup_key(), plain).await
+                    shared.answer_once(&name, &key(), plain).await
                 }
                 _ => (plain, outcome),
             }
         }
+        Decided::CustomerService(reply) => {
+            let (_, outcome) = match shared {
+                Some(shared) => shared.answer_once(&name, &key(), None).await,
+                None => (None, Outcome::Ok),
+            };
+            let (kind, openid) = (account.config.kind, &opened.message.from_user_name);
+            if outcome == Outcome::Ok {
+                let center = state.center.clone();
+                crate::customer_service::spawn_rule_reply(center, &name, kind, openid, reply);
+            }
+            (None, outcome)
+        }
         // The inbox recognises WeChat's retries itself (in Redis across instances), so
         // nothing is claimed before the message is stored: a request cancelled in
         // between must not turn the retry into a `success` for a lost message.
-        Decided::Forward => match forward(&state, &name, &opened.message, now).await {
+        Decided::Forward => match forward(&state, &name, &opened, now).await {
             Ok(forwarded) => forwarded,
             Err(error) => {
                 // Not stored, so not acknowledged: WeChat retries, nothing is lost.
@@ -465,52 +485,33 @@ async fn message(
         },
     };
     tracing::debug!(account = %name, msg_type = %opened.message.msg_type, outcome = outcome.as_str(), "message handled");
-    let answer = account.seal(plain.as_deref(), opened.crypt, now, &mut rand::thread_rng());
+    let mut rng = rand::thread_rng();
+    let answer = account.seal(plain.as_deref(), opened.crypt, opened.format, now, &mut rng);
     state.metrics.record(
         state.metrics.slot(&name),
         Method::Post,
         outcome,
         started.elapsed(),
     );
+    let content_type = answer.content_type();
     match answer {
         Answer::Success => text(StatusCode::OK, "success"),
-        Answer::Xml(xml) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-            xml,
-        )
-            .into_response(),
-    }
-}
-
-/// A push answered from the rules, with other instances: a retry that another
-/// instance already answered gets that answer (and counts as a duplicate); otherwise
-/// this answer is recorded for the others, in the same round trip.
-async fn answer_once(
-    shared: &crate::shared::SharedSeen,
-    name: &str,
-    dedup_key: &str,
-    plain: Option<String>,
-) -> (Option<String>, Outcome) {
-    let answer = plain.as_deref().unwrap_or_default();
-    match shared.first_answer(name, dedup_key, answer).await {
-        Ok(Some(earlier)) => ((!earlier.is_empty()).then_some(earlier), Outcome::Duplicate),
-        Ok(None) => (plain, Outcome::Ok),
-        Err(error) => {
-            tracing::warn!(account = %name, "shared dedup unavailable ({error}); this instance's own memory is used");
-            (plain, Outcome::Ok)
+        Answer::Xml(body) | Answer::Json(body) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
     }
 }
 
 /// Commits a message to the inbox and waits for the service's reply within the
-/// account's timeout; returns the plain reply XML (or `None` for `success`).
+/// account's timeout; returns the plain reply in the push's format (or `None` for
+/// `success`).
 async fn forward(
     state: &AppState,
     name: &str,
-    message: &wxgate_proto::Message,
+    opened: &crate::callback::Opened<'_>,
     now: i64,
 ) -> Result<(Option<String>, Outcome), String> {
+    let (message, format) = (&opened.message, opened.format);
     let Some(forwarder) = state.forwarder.as_ref() else {
         return Err("forwarding is configured but no inbox is open".to_owned());
     };
@@ -526,12 +527,12 @@ async fn forward(
                 _ => None,
             };
             Ok((
-                reply.map(|r| r.render_for(message, now)),
+                reply.map(|r| r.render_for_in(format, message, now)),
                 Outcome::Duplicate,
             ))
         }
         Forwarded::New(reply) => Ok((
-            reply.map(|r| r.render_for(message, crate::http::now())),
+            reply.map(|r| r.render_for_in(format, message, crate::http::now())),
             Outcome::Ok,
         )),
     }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod callback;
 pub mod cli;
 pub mod config;
+pub mod customer_service;
 pub mod dedup;
 pub mod files;
 pub mod forward;

@@ -194,6 +194,16 @@ impl Rule {
         true
     }
 
+    /// The `MsgType` of the reply this rule sends (`text` for a text template), or
+    /// `None` for `success`.
+    pub fn reply_type(&self) -> Option<&'static str> {
+        match &self.action {
+            Action::Success => None,
+            Action::Text(_) => Some("text"),
+            Action::Fixed(reply) => Some(reply.msg_type()),
+        }
+    }
+
     fn decide(&self, message: &Message) -> Decision {
         match &self.action {
             Action::Success => Decision::Success,

@@ -197,6 +197,28 @@ impl SharedSeen {
         Ok((get("appendonly").await?, get("appendfsync").await?))
     }
 
+    /// A push answered from the rules, with other instances: a retry that another
+    /// instance already answered gets that answer (and counts as a duplicate);
+    /// otherwise this answer is recorded for the others, in the same round trip. When
+    /// Redis cannot be reached, this instance's own memory answers alone.
+    pub async fn answer_once(
+        &self,
+        name: &str,
+        dedup_key: &str,
+        plain: Option<String>,
+    ) -> (Option<String>, crate::metrics::Outcome) {
+        use crate::metrics::Outcome;
+        let answer = plain.as_deref().unwrap_or_default();
+        match self.first_answer(name, dedup_key, answer).await {
+            Ok(Some(earlier)) => ((!earlier.is_empty()).then_some(earlier), Outcome::Duplicate),
+            Ok(None) => (plain, Outcome::Ok),
+            Err(error) => {
+                tracing::warn!(account = %name, "shared dedup unavailable ({error}); this instance's own memory is used");
+                (plain, Outcome::Ok)
+            }
+        }
+    }
+
     /// Records `answer` for a push unless another instance answered it first, in one
     /// round trip (`SET NX GET`, Redis 7). Returns that earlier answer, or `None` when
     /// this one was recorded. Older Redis: `GET`, then `SET NX`.

@@ -1,0 +1,144 @@
+//! Replies that reach the user through the customer-service message API
+//! (`/cgi-bin/message/custom/send`) instead of the passive answer: an Official
+//! Account's reply that came after WeChat's 5 seconds, and every reply but
+//! `transfer_customer_service` on a mini-program or mini-game, which shows no other
+//! passive reply (WeChat's docs).
+//!
+//! ```text
+//! push ─▶ rules: a text reply on a mini-program ─▶ `success` to WeChat now
+//!                                              └▶ task: custom_send(openid, text)
+//! ```
+//! The send runs in a task of its own, so a request WeChat abandons cannot cancel it.
+//! It is not stored: a process that stops between the answer and the send loses the
+//! reply (a forwarded message's reply is recorded with its inbox record instead).
+
+use std::sync::Arc;
+
+use wxgate_client::{CredentialCenter, CustomMessage};
+use wxgate_proto::reply::Reply;
+
+use crate::config::AccountKind;
+
+/// The customer-service message for `reply` on this kind of account, when the API can
+/// carry it: text and image on every kind; the first article of a news reply as a news
+/// card (Official Account) or a link card (mini-program, mini-game); nothing else.
+pub fn message_for(kind: AccountKind, reply: &Reply) -> Option<CustomMessage> {
+    match reply {
+        Reply::Text { content } => Some(CustomMessage::Text(content.clone())),
+        Reply::Image { media_id } => Some(CustomMessage::Image {
+            media_id: media_id.clone(),
+        }),
+        Reply::News { articles } => articles.first().map(|a| match kind {
+            AccountKind::OfficialAccount => CustomMessage::News {
+                title: a.title.clone(),
+                description: a.description.clone(),
+                url: a.url.clone(),
+                picurl: a.pic_url.clone(),
+            },
+            AccountKind::MiniProgram | AccountKind::MiniGame => CustomMessage::Link {
+                title: a.title.clone(),
+                description: a.description.clone(),
+                url: a.url.clone(),
+                thumb_url: a.pic_url.clone(),
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// Sends `message` to `openid` with the account's access token (retried once on a
+/// token WeChat no longer accepts).
+///
+/// # Errors
+/// The account has no `app_secret`, or the API call failed; the message says which.
+pub async fn send(
+    center: &CredentialCenter,
+    account: &str,
+    openid: &str,
+    message: &CustomMessage,
+) -> Result<(), String> {
+    if center.app_id(account).is_none() {
+        return Err("the account has no app_secret, so the customer-service message API cannot be called; set app_secret".to_owned());
+    }
+    center
+        .with_access_token(account, |token| async move {
+            center.client().custom_send(&token, openid, message).await
+        })
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// Sends a rule's reply to the sender of a push in a task of its own; a failure is
+/// logged with its reason.
+pub fn spawn_rule_reply(
+    center: Arc<CredentialCenter>,
+    account: &str,
+    kind: AccountKind,
+    openid: &str,
+    reply: Reply,
+) {
+    let Some(message) = message_for(kind, &reply) else {
+        tracing::error!(account, "a {} reply cannot be sent through the customer-service message API; `wxgate check` lists the rules that need it", reply.msg_type());
+        return;
+    };
+    let (account, openid) = (account.to_owned(), openid.to_owned());
+    tokio::spawn(async move {
+        match send(&center, &account, &openid, &message).await {
+            Ok(()) => {
+                tracing::debug!(account = %account, "rule reply sent through the customer-service message API")
+            }
+            Err(err) => {
+                tracing::error!(account = %account, "the rule's {} reply could not be sent through the customer-service message API: {err}", reply.msg_type())
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wxgate_proto::reply::Article;
+
+    #[test]
+    fn messages_by_kind() {
+        let text = Reply::Text {
+            content: "hi".into(),
+        };
+        let news = Reply::News {
+            articles: vec![Article {
+                title: "t".into(),
+                description: "d".into(),
+                pic_url: "p".into(),
+                url: "u".into(),
+            }],
+        };
+        for kind in [
+            AccountKind::OfficialAccount,
+            AccountKind::MiniProgram,
+            AccountKind::MiniGame,
+        ] {
+            assert_eq!(
+                message_for(kind, &text),
+                Some(CustomMessage::Text("hi".into()))
+            );
+            assert_eq!(
+                message_for(
+                    kind,
+                    &Reply::Voice {
+                        media_id: "m".into()
+                    }
+                ),
+                None
+            );
+        }
+        assert!(matches!(
+            message_for(AccountKind::OfficialAccount, &news),
+            Some(CustomMessage::News { picurl, .. }) if picurl == "p"
+        ));
+        let link = message_for(AccountKind::MiniProgram, &news).unwrap();
+        assert_eq!(
+            link.to_json("o")["link"],
+            serde_json::json!({ "title": "t", "description": "d", "url": "u", "thumb_url": "p" })
+        );
+    }
+}
