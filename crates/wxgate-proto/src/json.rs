@@ -17,16 +17,16 @@
 //!
 //! The document is held to the XML reader's bounds ([`MAX_DEPTH`] levels of the tree,
 //! [`MAX_ELEMENTS`] elements) and no object may hold a key twice (compared as
-//! [`crate::limits`] compares names: without ASCII case and underscores). serde_json
-//! reads each value; a value that is an object or an array is read again from its raw
-//! text one level down, so a document is scanned at most [`MAX_DEPTH`] times, and
-//! serde_json's own recursion limit stops a deeper document before that.
+//! [`crate::limits`] compares names: without ASCII case and underscores). It is read in
+//! one pass by serde_json, which stops at the first level or element too many; before
+//! it, one linear scan collects the text of each number, so that a number reaches the
+//! tree as written and never through a float. (serde_json still refuses a number
+//! beyond a 64-bit float's range, such as `1e999`: WeChat sends none.)
 
 use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
 use crate::limits::{self, MAX_DEPTH, MAX_ELEMENTS};
 use crate::xml::Element;
@@ -40,22 +40,24 @@ use crate::Error;
 /// [`Error::DuplicateField`] for an object that holds a key twice.
 pub fn parse(text: &str) -> Result<Element, Error> {
     let mut reader = Reader {
-        elements: 1,
-        depth_seen: 1,
+        numbers: number_texts(text)?.into_iter(),
+        elements: 0,
+        failure: None,
     };
-    let children = reader.object(text, 1)?;
-    Ok(Element {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = ValueSeed {
+        reader: &mut reader,
         name: "xml".to_owned(),
-        children,
-        ..Element::default()
-    })
-}
-
-struct Reader {
-    /// Elements created so far (the root included).
-    elements: usize,
-    /// Deepest level reached (the root is level 1).
-    depth_seen: usize,
+        depth: 1,
+    };
+    let read = seed
+        .deserialize(&mut de)
+        .and_then(|root| de.end().map(|()| root));
+    match (read, reader.failure) {
+        (_, Some(failure)) => Err(failure),
+        (Ok(root), None) => Ok(root),
+        (Err(e), None) => Err(malformed(e.to_string())),
+    }
 }
 
 fn malformed(reason: impl Into<String>) -> Error {
@@ -64,157 +66,183 @@ fn malformed(reason: impl Into<String>) -> Error {
     }
 }
 
-impl Reader {
-    /// The elements for the keys of the object in `raw`, whose own element sits at
-    /// `depth`.
-    fn object(&mut self, raw: &str, depth: usize) -> Result<Vec<Element>, Error> {
-        let room = MAX_ELEMENTS - self.elements;
-        let entries = Entries::read(raw, room)?;
-        let mut seen = HashSet::with_capacity(entries.len());
-        let mut children = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            if !seen.insert(limits::json_name(&name)) {
-                return Err(Error::DuplicateField {
-                    field: limits::shorten(&name),
-                });
-            }
-            children.push(self.value(name, value, depth + 1)?);
-        }
-        Ok(children)
-    }
+fn too_many() -> Error {
+    malformed(format!("more than {MAX_ELEMENTS} fields and values in all"))
+}
 
-    /// The element `name` for one value, at `depth`.
-    fn value(&mut self, name: String, value: &RawValue, depth: usize) -> Result<Element, Error> {
-        self.elements += 1;
-        if self.elements > MAX_ELEMENTS {
-            return Err(malformed(format!(
-                "more than {MAX_ELEMENTS} fields and values in all"
-            )));
-        }
-        if depth > MAX_DEPTH {
-            return Err(malformed(format!("nested deeper than {MAX_DEPTH} levels")));
-        }
-        self.depth_seen = self.depth_seen.max(depth);
-        let raw = value.get();
-        let mut element = Element {
-            name,
-            ..Element::default()
-        };
-        match raw.as_bytes().first() {
-            Some(b'{') => element.children = self.object(raw, depth)?,
-            Some(b'[') => {
-                element.array = true;
-                let room = MAX_ELEMENTS - self.elements;
-                for item in Items::read(raw, room)? {
-                    element
-                        .children
-                        .push(self.value("item".to_owned(), item, depth + 1)?);
+/// The text of every number in `text`, in document order, read outside strings. Only
+/// meaningful for valid JSON, which serde_json checks in the same call to [`parse`].
+fn number_texts(text: &str) -> Result<Vec<&str>, Error> {
+    let bytes = text.as_bytes();
+    let mut numbers = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
                 }
+                at += 1;
             }
-            Some(b'"') => {
-                element.text = serde_json::from_str(raw).map_err(|e| malformed(e.to_string()))?;
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < bytes.len()
+                    && matches!(bytes[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    at += 1;
+                }
+                if numbers.len() == MAX_ELEMENTS {
+                    return Err(too_many());
+                }
+                numbers.push(&text[start..at]);
             }
-            Some(b'n') => {}
-            // true, false and numbers: the text as written, so no number goes through
-            // a float and a 64-bit MsgId stays exact.
-            _ => element.text = raw.to_owned(),
+            _ => at += 1,
         }
-        Ok(element)
+    }
+    Ok(numbers)
+}
+
+struct Reader<'t> {
+    /// The numbers' texts, taken in the order serde_json visits them.
+    numbers: std::vec::IntoIter<&'t str>,
+    /// Elements created so far.
+    elements: usize,
+    /// Why reading stopped, when it is one of ours rather than serde_json's.
+    failure: Option<Error>,
+}
+
+impl Reader<'_> {
+    fn fail<E: de::Error>(&mut self, error: Error) -> E {
+        let message = error.to_string();
+        self.failure = Some(error);
+        E::custom(message)
+    }
+
+    fn number<E: de::Error>(&mut self, visited: impl fmt::Display) -> Result<String, E> {
+        match self.numbers.next() {
+            Some(text) => Ok(text.to_owned()),
+            // Not reachable for valid JSON; the visited value is the best left.
+            None => Ok(visited.to_string()),
+        }
     }
 }
 
-/// The keys and raw values of one object, in order, at most `room` of them.
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
+/// Reads one value into the element `name`, at `depth` in the tree.
+struct ValueSeed<'r, 't> {
+    reader: &'r mut Reader<'t>,
+    name: String,
+    depth: usize,
+}
 
-impl<'a> Entries<'a> {
-    fn read(raw: &'a str, room: usize) -> Result<Vec<(String, &'a RawValue)>, Error> {
-        let mut de = serde_json::Deserializer::from_str(raw);
-        let entries = EntriesSeed { room }
-            .deserialize(&mut de)
-            .and_then(|entries| de.end().map(|()| entries))
-            .map_err(|e| malformed(e.to_string()))?;
-        Ok(entries.0)
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Element;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Element, D::Error> {
+        self.reader.elements += 1;
+        if self.reader.elements > MAX_ELEMENTS {
+            return Err(self.reader.fail(too_many()));
+        }
+        if self.depth > MAX_DEPTH {
+            let deep = malformed(format!("nested deeper than {MAX_DEPTH} levels"));
+            return Err(self.reader.fail(deep));
+        }
+        if self.depth == 1 {
+            deserializer.deserialize_map(self)
+        } else {
+            deserializer.deserialize_any(self)
+        }
     }
 }
 
-struct EntriesSeed {
-    room: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for EntriesSeed {
-    type Value = Entries<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+impl ValueSeed<'_, '_> {
+    fn leaf(self, text: String) -> Element {
+        Element {
+            name: self.name,
+            text,
+            ..Element::default()
+        }
     }
 }
 
-impl<'de> Visitor<'de> for EntriesSeed {
-    type Value = Entries<'de>;
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Element;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+        f.write_str(if self.depth == 1 {
+            "a JSON object (a push)"
+        } else {
+            "a JSON value"
+        })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::new();
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Element, E> {
+        Ok(self.leaf(text.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Element, E> {
+        Ok(self.leaf(text))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Element, E> {
+        let text = self.reader.number(value)?;
+        Ok(self.leaf(text))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Element, E> {
+        let text = self.reader.number(value)?;
+        Ok(self.leaf(text))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Element, E> {
+        let text = self.reader.number(value)?;
+        Ok(self.leaf(text))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Element, E> {
+        Ok(self.leaf(value.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Element, E> {
+        Ok(self.leaf(String::new()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+        let mut seen = HashSet::new();
+        let mut children = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if entries.len() >= self.room {
-                return Err(de::Error::custom(format!(
-                    "more than {MAX_ELEMENTS} fields and values in all"
-                )));
+            if !seen.insert(limits::json_name(&key)) {
+                let field = limits::shorten(&key);
+                return Err(self.reader.fail(Error::DuplicateField { field }));
             }
-            let value: &'de RawValue = map.next_value()?;
-            entries.push((key, value));
+            children.push(map.next_value_seed(ValueSeed {
+                reader: &mut *self.reader,
+                name: key,
+                depth: self.depth + 1,
+            })?);
         }
-        Ok(Entries(entries))
-    }
-}
-
-/// The raw values of one array, at most `room` of them.
-struct Items<'a>(Vec<&'a RawValue>);
-
-impl<'a> Items<'a> {
-    fn read(raw: &'a str, room: usize) -> Result<Vec<&'a RawValue>, Error> {
-        let mut de = serde_json::Deserializer::from_str(raw);
-        let items = ItemsSeed { room }
-            .deserialize(&mut de)
-            .and_then(|items| de.end().map(|()| items))
-            .map_err(|e| malformed(e.to_string()))?;
-        Ok(items.0)
-    }
-}
-
-struct ItemsSeed {
-    room: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ItemsSeed {
-    type Value = Items<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ItemsSeed {
-    type Value = Items<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON array")
+        Ok(Element {
+            name: self.name,
+            children,
+            ..Element::default()
+        })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<&'de RawValue>()? {
-            if items.len() >= self.room {
-                return Err(de::Error::custom(format!(
-                    "more than {MAX_ELEMENTS} fields and values in all"
-                )));
-            }
-            items.push(item);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+        let mut children = Vec::new();
+        while let Some(item) = seq.next_element_seed(ValueSeed {
+            reader: &mut *self.reader,
+            name: "item".to_owned(),
+            depth: self.depth + 1,
+        })? {
+            children.push(item);
         }
-        Ok(Items(items))
+        Ok(Element {
+            name: self.name,
+            children,
+            array: true,
+            ..Element::default()
+        })
     }
 }
 
@@ -393,6 +421,7 @@ mod tests {
             "{'a':1}",
             "{\"a\":01}",
             "{\"a\":\"\\x\"}",
+            "{\"a\":1e999}",
         ] {
             assert!(
                 matches!(parse(bad), Err(Error::MalformedJson { .. })),
@@ -434,9 +463,17 @@ mod tests {
         ));
         let arrays = format!("{{\"a\":{}1{}}}", "[".repeat(50), "]".repeat(50));
         assert!(matches!(parse(&arrays), Err(Error::MalformedJson { .. })));
-        // Far past serde_json's own recursion limit: an error, not a stack overflow.
-        let abyss = format!("{{\"a\":{}", "[".repeat(100_000));
-        assert!(matches!(parse(&abyss), Err(Error::MalformedJson { .. })));
+        // Far past serde_json's own recursion limit, closed or not: an error, not a
+        // stack overflow, found at level 17.
+        for abyss in [
+            format!("{{\"a\":{}", "[".repeat(100_000)),
+            format!("{{\"a\":{}1{}}}", "[".repeat(500_000), "]".repeat(500_000)),
+        ] {
+            assert_eq!(
+                parse(&abyss),
+                Err(malformed(format!("nested deeper than {MAX_DEPTH} levels")))
+            );
+        }
         let wide = |n: usize| {
             let fields: Vec<String> = (0..n).map(|i| format!("\"f{i}\":1")).collect();
             format!("{{{}}}", fields.join(","))

@@ -184,6 +184,29 @@ proptest! {
     }
 
     #[test]
+    fn json_numbers_reach_the_tree_as_written(
+        numbers in proptest::collection::vec(
+            "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,10})?([eE][+-]?[0-9]{1,2})?",
+            1..20,
+        ),
+        noise in proptest::collection::vec("[a-z0-9\"\\\\ .eE+-]{0,12}", 1..20),
+    ) {
+        let mut fields = Vec::new();
+        for (i, number) in numbers.iter().enumerate() {
+            let text = serde_json::to_string(&noise[i % noise.len()]).unwrap();
+            fields.push(format!("\"s{i}\":{text},\"n{i}\":{number}"));
+        }
+        let list = numbers.iter().map(|n| format!("{{\"x\":[{n}]}}")).collect::<Vec<_>>();
+        let body = format!("{{{},\"L\":[{}]}}", fields.join(","), list.join(","));
+        let root = json::parse(&body).unwrap();
+        for (i, number) in numbers.iter().enumerate() {
+            prop_assert_eq!(root.text_of(&format!("n{i}")), Some(number.as_str()));
+            let item = &root.child("L").unwrap().children[i];
+            prop_assert_eq!(item.child("x").unwrap().children[0].text.as_str(), number.as_str());
+        }
+    }
+
+    #[test]
     fn json_reader_never_panics(
         input in ".{0,400}",
         jsonish in "[{}\\[\\]\":,0-9a-zA-Z_ .eE+-]{0,400}",
