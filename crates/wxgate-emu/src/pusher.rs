@@ -1,13 +1,14 @@
 //! WeChat's side of the callback: URL verification and pushes in any mode, with
 //! WeChat's retry policy (5-second timeout, 3 tries in all, the same signed request each
-//! time). The reply is opened as WeChat would open it.
+//! time). The reply is opened as WeChat would open it. A push is XML, or JSON as a
+//! mini-program with 数据格式 JSON sends it; its format is read from the message.
 
 use std::time::Duration;
 
 use rand::{Rng, RngCore};
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::{self, PushParams};
-use wxgate_proto::{envelope, EncodingAesKey, Message, MsgCrypt};
+use wxgate_proto::{envelope, EncodingAesKey, Format, Message, MsgCrypt};
 
 use crate::Emulator;
 
@@ -35,7 +36,8 @@ pub struct PushOutcome {
     pub status: Option<u16>,
     /// Body of the last answer.
     pub body: String,
-    /// The reply XML, decrypted when it was encrypted; `None` for `success` or no answer.
+    /// The reply (XML, or JSON for a JSON push), decrypted when it was encrypted;
+    /// `None` for `success` or no answer.
     pub reply_xml: Option<String>,
     /// Why the reply could not be opened, if it could not.
     pub error: Option<String>,
@@ -99,13 +101,15 @@ impl Pusher {
         }
     }
 
-    /// Pushes `message_xml` (signed now) with WeChat's retry policy.
-    pub async fn push(&self, message_xml: &str) -> PushOutcome {
+    /// Pushes `message` (XML, or a JSON object; signed now) with WeChat's retry policy.
+    pub async fn push(&self, message: &str) -> PushOutcome {
         let mut random = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut random);
         let timestamp = now().to_string();
         let nonce = nonce();
-        let message = Message::parse(message_xml).ok();
+        let format = Format::detect(message).unwrap_or_default();
+        let message_text = message;
+        let message = Message::parse_as(format, message_text).ok();
         if let (Some(emulator), Some(message)) = (&self.emulator, &message) {
             emulator.record_interaction(&message.from_user_name);
         }
@@ -117,7 +121,7 @@ impl Pusher {
             .as_ref()
             .map(|m| m.from_user_name.clone())
             .unwrap_or_default();
-        let request = push::message(
+        let request = push::message_as(
             &PushParams {
                 token: &self.token,
                 mode: self.mode,
@@ -127,9 +131,14 @@ impl Pusher {
                 random: &random,
                 openid: &openid,
             },
-            message_xml,
+            format,
+            message_text,
             &to,
         );
+        let content_type = match format {
+            Format::Xml => "text/xml",
+            Format::Json => "application/json",
+        };
         let url = format!("{}?{}", self.url, request.query);
         let mut outcome = PushOutcome {
             attempts: 0,
@@ -143,7 +152,7 @@ impl Pusher {
             let sent = self
                 .client
                 .post(&url)
-                .header("Content-Type", "text/xml")
+                .header("Content-Type", content_type)
                 .body(request.body.clone())
                 .timeout(self.timeout)
                 .send()
@@ -164,7 +173,10 @@ impl Pusher {
         if body.is_empty() || body == "success" {
             return;
         }
-        match (&self.crypt, body.contains("<Encrypt>")) {
+        let sealed = Format::detect(body)
+            .and_then(|format| format.parse(body))
+            .is_ok_and(|root| root.child("Encrypt").is_some());
+        match (&self.crypt, sealed) {
             (Some(crypt), true) => match envelope::open_reply(crypt, &self.token, body) {
                 Ok(opened) => outcome.reply_xml = Some(opened.xml),
                 Err(err) => outcome.error = Some(err.to_string()),

@@ -9,8 +9,8 @@ use rand::{Rng, RngCore};
 use serde::Serialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::{self, PushParams};
-use wxgate_proto::reply::ReplyMessage;
-use wxgate_proto::{envelope, Message, MsgCrypt};
+use wxgate_proto::reply::{Reply, ReplyMessage};
+use wxgate_proto::{envelope, Format, Message, MsgCrypt};
 
 /// WeChat's limit for an answer.
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,6 +95,8 @@ pub struct Target {
     pub mode: Mode,
     /// The account's crypt, for compat and safe mode.
     pub crypt: Option<MsgCrypt>,
+    /// What pushes are sent as: XML, or JSON as a mini-program with 数据格式 JSON.
+    pub format: Format,
 }
 
 /// An HTTP exchange.
@@ -126,7 +128,13 @@ impl Target {
         let request = match body {
             Some(body) => client
                 .post(&url)
-                .header("Content-Type", "text/xml")
+                .header(
+                    "Content-Type",
+                    match self.format {
+                        Format::Xml => "text/xml",
+                        Format::Json => "application/json",
+                    },
+                )
                 .body(body),
             None => client.get(&url),
         };
@@ -177,7 +185,8 @@ impl Target {
         push::verification(token, &timestamp.to_string(), &nonce, echostr).query
     }
 
-    /// A push of `message_xml` in the target's mode, signed at `timestamp`.
+    /// A push of `message_xml` in the target's mode and format (its JSON twin for a
+    /// JSON target), signed at `timestamp`.
     pub fn push(
         &self,
         message_xml: &str,
@@ -194,7 +203,11 @@ impl Target {
         } else {
             Mode::Plain
         };
-        push::message(
+        let message = match self.format {
+            Format::Xml => message_xml.to_owned(),
+            Format::Json => push::build::json(message_xml),
+        };
+        push::message_as(
             &PushParams {
                 token: &self.token,
                 mode,
@@ -204,7 +217,8 @@ impl Target {
                 random: &random,
                 openid,
             },
-            message_xml,
+            self.format,
+            &message,
             to_user_name,
         )
     }
@@ -345,10 +359,23 @@ pub fn judge_reply(
         checks.push(timing);
         return verdict(checks, None, true);
     }
-    if body.starts_with('{') || body.starts_with('[') {
+    let json = target.format == Format::Json;
+    if !json && (body.starts_with('{') || body.starts_with('[')) {
         checks.push(
             Check::new("answer", Status::Fail, "the body is JSON")
                 .hint("WeChat expects reply XML or `success`; a JSON body shows the user 「该公众号暂时无法提供服务」"),
+        );
+        checks.push(timing);
+        return verdict(checks, None, false);
+    }
+    if json && !body.starts_with('{') {
+        checks.push(
+            Check::new(
+                "answer",
+                Status::Fail,
+                "a JSON push was not answered with JSON",
+            )
+            .hint("with 数据格式 JSON, WeChat expects a JSON reply or `success`"),
         );
         checks.push(timing);
         return verdict(checks, None, false);
@@ -363,7 +390,14 @@ pub fn judge_reply(
         checks.push(timing);
         return verdict(checks, None, false);
     }
-    let is_envelope = body.contains("<Encrypt>") && body.contains("<MsgSignature>");
+    let is_envelope = if json {
+        Format::Json.parse(body).is_ok_and(|root| {
+            root.child("Encrypt").is_some() && root.child("MsgSignature").is_some()
+        })
+    } else {
+        body.contains("<Encrypt>") && body.contains("<MsgSignature>")
+    };
+    let reply_name = if json { "reply JSON" } else { "reply XML" };
     let reply_xml = match (&target.crypt, is_envelope) {
         (Some(crypt), true) => match envelope::open_reply(crypt, &target.token, body) {
             Ok(opened) => {
@@ -416,19 +450,27 @@ pub fn judge_reply(
     let reply = match ReplyMessage::parse(&reply_xml) {
         Ok(reply) => reply,
         Err(err) => {
-            checks.push(
-                Check::new("reply XML", Status::Fail, err.to_string())
-                    .hint("WeChat rejects invalid reply XML: check the element names, CDATA and that ]]> is split"),
-            );
+            let hint = if json {
+                "WeChat rejects an invalid JSON reply: check the field names and that the body is one JSON object"
+            } else {
+                "WeChat rejects invalid reply XML: check the element names, CDATA and that ]]> is split"
+            };
+            checks.push(Check::new(reply_name, Status::Fail, err.to_string()).hint(hint));
             checks.push(timing);
             return verdict(checks, None, false);
         }
     };
     checks.push(Check::new(
-        "reply XML",
+        reply_name,
         Status::Pass,
         format!("MsgType {}", reply.reply.msg_type()),
     ));
+    if json && !matches!(reply.reply, Reply::TransferCustomerService { .. }) {
+        checks.push(
+            Check::new("passive reply", Status::Warn, format!("a {} reply to a mini-program push", reply.reply.msg_type()))
+                .hint("a mini-program shows no passive reply but transfer_customer_service (WeChat's docs): answer `success` and send it through the customer-service message API"),
+        );
+    }
     if reply.to_user_name == sent.from_user_name && reply.from_user_name == sent.to_user_name {
         checks.push(Check::new(
             "To/From",

@@ -19,22 +19,7 @@ use wxgate_proto::push::{self, build, PushParams};
 use wxgate_proto::reply::{Reply, ReplyMessage};
 use wxgate_proto::{envelope, Format};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const FORWARD_SECRET: &str = "forward-secret-0123456789";
-
-/// One mini-program account per mode, named `mini-{mode}`, with JSON as its format:
-/// the tempsession event is handed to customer service, a text gets a text rule.
-fn mini_config(top: &str) -> String {
-    let mut text = format!("{top}\n");
-    for mode in ["plain", "compat", "safe"] {
-        text.push_str(&format!(
-            "[[account]]\nname = \"mini-{mode}\"\nkind = \"miniprogram\"\ndata_format = \"json\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"{mode}\"\n\
-             [[account.rule]]\nwhen = {{ event = \"user_enter_tempsession\" }}\nreply = {{ transfer_customer_service = {{ kf_account = \"kf2001@gh_test\" }} }}\n\
-             [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"echo {{content}}\" }}\n"
-        ));
-    }
-    text
-}
 
 fn request_as(mode: Mode, format: Format, message: &str, timestamp: i64) -> push::PushRequest {
     let crypt = crypt();
@@ -95,7 +80,7 @@ fn text_json(ts: i64, rest: &str) -> String {
 }
 
 async fn emulator() -> (Emulator, String) {
-    let emu = Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, SECRET)));
+    let emu = Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, APP_SECRET)));
     let (addr, _task) = emu
         .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -105,7 +90,7 @@ async fn emulator() -> (Emulator, String) {
 
 #[tokio::test]
 async fn json_pushes_are_answered_in_json_in_every_mode() {
-    let server = TestServer::start(&mini_config("")).await;
+    let server = TestServer::start(&mini_config_text("")).await;
     let client = reqwest::Client::new();
     for mode in [Mode::Plain, Mode::Compat, Mode::Safe] {
         let account = format!("mini-{}", mode.as_str());
@@ -139,7 +124,7 @@ async fn json_pushes_are_answered_in_json_in_every_mode() {
 
 #[tokio::test]
 async fn a_forged_msg_signature_on_a_json_push_is_403() {
-    let server = TestServer::start(&mini_config("")).await;
+    let server = TestServer::start(&mini_config_text("")).await;
     let client = reqwest::Client::new();
     let ts = now();
     let genuine = request_as(Mode::Safe, Format::Json, &tempsession(ts), ts);
@@ -181,7 +166,7 @@ async fn a_forged_msg_signature_on_a_json_push_is_403() {
 
 #[tokio::test]
 async fn oversized_duplicated_and_deeply_nested_json_is_400() {
-    let server = TestServer::start(&mini_config("")).await;
+    let server = TestServer::start(&mini_config_text("")).await;
     let client = reqwest::Client::new();
     let ts = now();
     let cases = [
@@ -285,7 +270,7 @@ async fn oversized_duplicated_and_deeply_nested_json_is_400() {
 async fn a_text_rule_on_a_mini_program_answers_success_and_sends_through_the_api() {
     let (emu, emu_base) = emulator().await;
     emu.record_interaction("oUser");
-    let server = TestServer::start(&mini_config(&format!("api_base = \"{emu_base}\""))).await;
+    let server = TestServer::start(&mini_config_text(&format!("api_base = \"{emu_base}\""))).await;
     let client = reqwest::Client::new();
     let ts = now();
     let message = build::json(&build::text(
@@ -373,7 +358,7 @@ async fn forwarding_gives_the_service_the_same_json_for_a_json_and_an_xml_push()
     std::fs::create_dir_all(&dir).unwrap();
     let text = format!(
         "data_dir = \"{}\"\nadmin_token = \"admin-token-0123456789\"\napi_base = \"{emu_base}\"\n\
-         [[account]]\nname = \"mini\"\nkind = \"miniprogram\"\napp_id = \"{APP_ID}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"compat\"\n\
+         [[account]]\nname = \"mini\"\nkind = \"miniprogram\"\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"compat\"\n\
          [account.forward]\nurl = \"{hook}\"\nsecret = \"{FORWARD_SECRET}\"\ntimeout_ms = 3000\n",
         dir.display()
     );
@@ -443,4 +428,160 @@ async fn forwarding_gives_the_service_the_same_json_for_a_json_and_an_xml_push()
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Runs the real binary with `args`.
+async fn wxgate(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
+            .args(&args)
+            .output()
+            .expect("wxgate runs")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_sends_json_like_a_mini_program() {
+    let server = TestServer::start(&mini_config_text("")).await;
+    for (account, format, encrypted) in [
+        ("mini-safe", "json", true),
+        ("mini-compat", "json", true),
+        ("mini-plain", "json", false),
+        ("mini-safe", "xml", true),
+    ] {
+        let url = format!("{}/wx/{account}", server.base);
+        let mut args: Vec<String> = [
+            "sim", "--url", &url, "--token", TOKEN, "--json", "--format", format,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if encrypted {
+            let mode = account.trim_start_matches("mini-");
+            args.extend(
+                ["--aes-key", KEY, "--app-id", APP_ID, "--mode", mode]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        args.extend(
+            ["event", "user_enter_tempsession"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let output = wxgate(args).await;
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{account} {format}: {report:#}"
+        );
+        assert_eq!(report["format"], format);
+        assert_eq!(
+            report["reply"], "transfer to customer service (kf2001@gh_test)",
+            "{account} {format}: {report:#}"
+        );
+        let checks = report["checks"].to_string();
+        let reply_check = if format == "json" {
+            "reply JSON"
+        } else {
+            "reply XML"
+        };
+        assert!(checks.contains(reply_check), "{checks}");
+        assert_eq!(
+            encrypted,
+            checks.contains("MsgSignature verifies"),
+            "{checks}"
+        );
+    }
+    // A text to the mini-program: `success` (the rule's reply goes through the API).
+    let url = format!("{}/wx/mini-plain", server.base);
+    let args = [
+        "sim", "--url", &url, "--token", TOKEN, "--format", "json", "text", "hi",
+    ];
+    let output = wxgate(args.iter().map(|s| s.to_string()).collect()).await;
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("(plain mode, JSON)"), "{printed}");
+    assert!(printed.contains("(none: success)"), "{printed}");
+    server.stop().await;
+}
+
+#[test]
+fn the_probe_judges_json_answers_as_wechat_would() {
+    use wxgate::probe::{judge_reply, Exchange, Status, Target};
+    let target = Target {
+        url: "http://127.0.0.1:9/wx/mini".into(),
+        token: TOKEN.into(),
+        mode: Mode::Plain,
+        crypt: None,
+        format: Format::Json,
+    };
+    let ts = now();
+    let sent = wxgate_proto::Message::parse_json(&tempsession(ts)).unwrap();
+    let exchange = |body: String| Exchange {
+        status: Some(200),
+        body,
+        content_type: "application/json".into(),
+        elapsed: Duration::from_millis(3),
+        error: None,
+    };
+    let status_of = |checks: &[wxgate::probe::Check], name: &str| {
+        checks.iter().find(|c| c.name == name).map(|c| c.status)
+    };
+    let transfer = Reply::TransferCustomerService { kf_account: None };
+    let verdict = judge_reply(
+        &target,
+        &sent,
+        false,
+        &exchange(transfer.render_json("oUser", "gh_test", ts)),
+        ts,
+    );
+    assert_eq!(status_of(&verdict.checks, "reply JSON"), Some(Status::Pass));
+    assert_eq!(status_of(&verdict.checks, "passive reply"), None);
+    let text = Reply::Text {
+        content: "hi".into(),
+    };
+    let verdict = judge_reply(
+        &target,
+        &sent,
+        false,
+        &exchange(text.render_json("oUser", "gh_test", ts)),
+        ts,
+    );
+    assert_eq!(
+        status_of(&verdict.checks, "passive reply"),
+        Some(Status::Warn)
+    );
+    let verdict = judge_reply(
+        &target,
+        &sent,
+        false,
+        &exchange(text.render("oUser", "gh_test", ts)),
+        ts,
+    );
+    assert_eq!(
+        status_of(&verdict.checks, "answer"),
+        Some(Status::Fail),
+        "XML to a JSON push"
+    );
+    let xml_target = Target {
+        format: Format::Xml,
+        ..target
+    };
+    let verdict = judge_reply(
+        &xml_target,
+        &sent,
+        false,
+        &exchange(text.render_json("oUser", "gh_test", ts)),
+        ts,
+    );
+    assert_eq!(
+        status_of(&verdict.checks, "answer"),
+        Some(Status::Fail),
+        "JSON to an XML push"
+    );
 }

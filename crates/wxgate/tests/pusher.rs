@@ -67,6 +67,39 @@ async fn pusher_verifies_and_pushes_in_every_mode() {
 }
 
 #[tokio::test]
+async fn pusher_pushes_json_like_a_mini_program_in_every_mode() {
+    let server = TestServer::start(&mini_config_text("")).await;
+    for mode in [Mode::Plain, Mode::Compat, Mode::Safe] {
+        let url = format!("{}/wx/mini-{}", server.base, mode.as_str());
+        let mut pusher = Pusher::new(&url, TOKEN);
+        if mode != Mode::Plain {
+            pusher = pusher.encrypted(mode, KEY, APP_ID).unwrap();
+        }
+        assert!(pusher.verify_url().await, "{mode:?}");
+        let event = build::event("gh_test", "oPushed", now(), "user_enter_tempsession", None);
+        let outcome = pusher.push(&build::json(&event)).await;
+        assert_eq!(
+            (outcome.attempts, outcome.status),
+            (1, Some(200)),
+            "{mode:?}"
+        );
+        let reply_json = outcome.reply_xml.expect("a reply");
+        assert!(
+            reply_json.starts_with('{'),
+            "answered in JSON: {reply_json}"
+        );
+        let reply = ReplyMessage::parse(&reply_json).unwrap();
+        assert_eq!(
+            reply.reply,
+            Reply::TransferCustomerService {
+                kf_account: Some("kf2001@gh_test".into())
+            }
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn pusher_retries_three_times_like_wechat() {
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();

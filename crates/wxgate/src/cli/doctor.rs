@@ -333,6 +333,7 @@ async fn diagnose(
             Mode::Plain
         },
         crypt,
+        format: wxgate_proto::Format::Xml,
     };
     let now = crate::http::now();
     let echostr = rand::thread_rng()

@@ -56,6 +56,24 @@ pub enum ModeArg {
     Safe,
 }
 
+/// The data formats (数据格式 of a mini-program), as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// XML (every Official Account; a mini-program's default).
+    Xml,
+    /// JSON (mini-programs and mini-games only).
+    Json,
+}
+
+impl From<FormatArg> for wxgate_proto::Format {
+    fn from(format: FormatArg) -> wxgate_proto::Format {
+        match format {
+            FormatArg::Xml => wxgate_proto::Format::Xml,
+            FormatArg::Json => wxgate_proto::Format::Json,
+        }
+    }
+}
+
 impl From<ModeArg> for Mode {
     fn from(mode: ModeArg) -> Mode {
         match mode {

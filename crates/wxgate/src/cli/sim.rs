@@ -10,9 +10,9 @@ use serde::Serialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::build;
 use wxgate_proto::reply::Reply;
-use wxgate_proto::{EncodingAesKey, Message, MsgCrypt};
+use wxgate_proto::{EncodingAesKey, Format, Message, MsgCrypt};
 
-use super::ModeArg;
+use super::{FormatArg, ModeArg};
 use crate::cli::serve::load_config;
 use crate::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
 
@@ -27,6 +27,7 @@ use crate::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
 /// Examples:
 ///   wxgate sim text "hello"                                  (the demo, or ./wxgate.toml's first account)
 ///   wxgate sim --account shop event subscribe
+///   wxgate sim --account mini --format json event user_enter_tempsession
 ///   wxgate sim --url https://wx.example.com/wx --token T --aes-key K --app-id A event click MENU_KEY
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -49,6 +50,10 @@ pub struct SimArgs {
     /// How to send, with --url (default: safe with --aes-key, else plain).
     #[arg(long, value_enum, global = true)]
     pub mode: Option<ModeArg>,
+    /// Send XML or JSON (a mini-program's 数据格式; default: the account's
+    /// data_format, or xml with --url).
+    #[arg(long, value_enum, global = true)]
+    pub format: Option<FormatArg>,
     /// An account of the config file (default: the first).
     #[arg(long, global = true)]
     pub account: Option<String>,
@@ -106,6 +111,7 @@ pub enum SimMessage {
 struct SimReport {
     url: String,
     mode: &'static str,
+    format: &'static str,
     sent: String,
     status: Option<u16>,
     elapsed_ms: u128,
@@ -141,6 +147,7 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
             token,
             mode,
             crypt,
+            format: args.format.map(Format::from).unwrap_or_default(),
         });
     }
     let (config, _) = load_config(args.config.as_deref())?;
@@ -164,7 +171,8 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
         crypt: account
             .aes_key
             .as_ref()
-            .map(|key| MsgCrypt::new(key, &account.app_id)),
+            .map(|key| MsgCrypt::new(key, account.receive_id())),
+        format: args.format.map(Format::from).unwrap_or(account.data_format),
     })
 }
 
@@ -222,14 +230,19 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "→ {} {} ({} mode)",
+            "→ {} {} ({} mode{})",
             if matches!(args.message, SimMessage::Verify) {
                 "GET"
             } else {
                 "POST"
             },
             report.url,
-            report.mode
+            report.mode,
+            if report.format == "json" {
+                ", JSON"
+            } else {
+                ""
+            }
         );
         println!("  sent: {}", report.sent);
         match report.status {
@@ -266,6 +279,7 @@ async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> 
             status: exchange.status,
             elapsed_ms: exchange.elapsed.as_millis(),
             reply: Some(format!("{:?}", exchange.body)),
+            format: target.format.as_str(),
             ok: check.status != probe::Status::Fail,
             checks: vec![check],
         });
@@ -294,6 +308,7 @@ async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> 
         status: exchange.status,
         elapsed_ms: exchange.elapsed.as_millis(),
         reply,
+        format: target.format.as_str(),
         ok: verdict
             .checks
             .iter()

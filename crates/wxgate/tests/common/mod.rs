@@ -14,6 +14,8 @@ use wxgate_proto::{EncodingAesKey, MsgCrypt};
 pub const TOKEN: &str = "benchToken123";
 pub const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub const APP_ID: &str = "wx1234567890abcdef";
+/// The AppSecret the emulator knows for APP_ID in tests that need one.
+pub const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// A config with three accounts (one per mode), each an echo bot, plus `extra` at the
 /// top level.
@@ -24,6 +26,20 @@ pub fn config_text(top: &str) -> String {
             "[[account]]\nname = \"{mode}\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"{mode}\"\n\
              [[account.rule]]\nwhen = {{ msg_type = \"event\", event = \"subscribe\" }}\nreply = {{ text = \"welcome\" }}\n\
              [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"{{content}}\" }}\n"
+        ));
+    }
+    text
+}
+
+/// One mini-program account per mode, named `mini-{mode}`, with JSON as its format:
+/// the tempsession event is handed to customer service, a text gets a text rule.
+pub fn mini_config_text(top: &str) -> String {
+    let mut text = format!("{top}\n");
+    for mode in ["plain", "compat", "safe"] {
+        text.push_str(&format!(
+            "[[account]]\nname = \"mini-{mode}\"\nkind = \"miniprogram\"\ndata_format = \"json\"\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nmode = \"{mode}\"\n\
+             [[account.rule]]\nwhen = {{ event = \"user_enter_tempsession\" }}\nreply = {{ transfer_customer_service = {{ kf_account = \"kf2001@gh_test\" }} }}\n\
+             [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"echo {{content}}\" }}\n"
         ));
     }
     text
