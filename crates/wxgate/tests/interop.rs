@@ -1,6 +1,8 @@
 //! Interop with wechatpy: a Python client, with wechatpy doing the signing and the
 //! crypto, drives a running wxgate in plain, compat and safe mode and decrypts our
-//! replies. `scripts/test.sh` installs wechatpy into `target/interop-venv`.
+//! replies. A second client, written from the protocol with `cryptography` alone, does
+//! the same as WeChat with a mini-program's JSON pushes. `scripts/test.sh` installs both
+//! libraries into `target/interop-venv`.
 
 mod common;
 
@@ -50,6 +52,35 @@ async fn wechatpy_drives_wxgate_in_every_mode() {
         oks >= 14,
         "expected every check to run, got {oks}:\n{stdout}"
     );
+    assert!(stdout.contains("0 failed"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_client_drives_json_pushes_in_every_mode() {
+    let server = TestServer::start(&mini_config_text("")).await;
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/miniprogram_json_client.py");
+    let python = interop_python();
+    let base = server.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args([base.as_str(), TOKEN, KEY, APP_ID])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "JSON interop failed:\n{stdout}\n{stderr}"
+    );
+    let oks = stdout.lines().filter(|l| l.starts_with("OK")).count();
+    assert_eq!(oks, 17, "expected every check to run:\n{stdout}");
     assert!(stdout.contains("0 failed"));
     server.stop().await;
 }
