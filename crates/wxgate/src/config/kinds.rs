@@ -172,16 +172,16 @@ impl Validator<'_> {
             }
             needing_secret.push((*rule_index, span.clone()));
             let how = if reply == "news" {
-                "as a link card (the first article)"
+                " as a link card (its first article)"
             } else {
-                "as a customer-service message"
+                ""
             };
             self.push(
                 Severity::Warning,
                 Some(span.clone()),
                 key,
                 format!(
-                    "a {} shows no passive {reply} reply (WeChat's docs: only transfer_customer_service); wxgate answers `success` and sends this reply {how} through the customer-service message API, within 48 h of the user's last message",
+                    "a {} shows no passive {reply} reply (WeChat's docs: only transfer_customer_service); wxgate answers `success` and sends this reply{how} through the customer-service message API, within 48 h of the user's last message",
                     kind.as_str()
                 ),
                 "nothing to do if that is what you want; `reply = { transfer_customer_service = {} }` hands the user to the customer-service tools instead",
