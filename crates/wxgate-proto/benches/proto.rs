@@ -62,6 +62,21 @@ fn decrypt_and_parse(c: &mut Criterion) {
     c.bench_function("parse plaintext text message", |b| {
         b.iter(|| Message::parse(black_box(PLAINTEXT)).unwrap())
     });
+    // The same message as a mini-program with 数据格式 JSON sends it.
+    let json = wxgate_proto::json::from_xml(PLAINTEXT).unwrap();
+    let body = envelope::request_body_json("gh_1a2b3c4d5e6f", &crypt.encrypt(&json, &[7; 16]));
+    c.bench_function("decrypt + parse text message (JSON safe-mode body)", |b| {
+        b.iter(|| {
+            let outer = wxgate_proto::json::parse(black_box(&body)).unwrap();
+            let inner = crypt
+                .decrypt(envelope::encrypt_of(&outer).unwrap())
+                .unwrap();
+            Message::parse_json(&inner).unwrap()
+        })
+    });
+    c.bench_function("parse plaintext JSON text message", |b| {
+        b.iter(|| Message::parse_json(black_box(&json)).unwrap())
+    });
 }
 
 fn render_and_encrypt(c: &mut Criterion) {
@@ -77,6 +92,16 @@ fn render_and_encrypt(c: &mut Criterion) {
                 1718001240,
             );
             envelope::seal_reply(&crypt, TOKEN, &xml, 1718001240, "314159265", &[9; 16])
+        })
+    });
+    c.bench_function("render + encrypt + sign JSON reply", |b| {
+        b.iter(|| {
+            let json = reply.render_json(
+                black_box("oAbCdEfGhIjKlMnOpQrStUvWxYz"),
+                "gh_1a2b3c4d5e6f",
+                1718001240,
+            );
+            envelope::seal_reply_json(&crypt, TOKEN, &json, 1718001240, "314159265", &[9; 16])
         })
     });
 }
