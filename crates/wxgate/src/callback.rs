@@ -66,7 +66,7 @@ pub enum Refusal {
     PlaintextInSafeMode,
     /// An encrypted push to an account without an EncodingAESKey.
     EncryptedWithoutKey,
-    /// The XML could not be parsed or lacks a field.
+    /// The body (XML or JSON) could not be parsed, is neither, or lacks a field.
     Malformed(wxgate_proto::Error),
     /// The ciphertext did not decrypt, or its AppID is not ours.
     Decrypt(wxgate_proto::Error),

@@ -3,7 +3,8 @@
 //!
 //! Routes:
 //! * `GET  /wx/{account}`: URL verification (echostr, verbatim, `text/plain`).
-//! * `POST /wx/{account}`: message push; reply XML, encrypted envelope or `success`.
+//! * `POST /wx/{account}`: message push; a reply (XML or JSON, as the push), an
+//!   encrypted envelope or `success`.
 //! * `GET  /healthz`: `ok`.
 //! * `GET  /metrics`: Prometheus text.
 //!

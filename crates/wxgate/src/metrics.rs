@@ -23,7 +23,7 @@ pub enum Outcome {
     StaleTimestamp,
     /// Plaintext request to a safe-mode account, or encrypted to a keyless one.
     WrongMode,
-    /// Malformed XML, DOCTYPE, missing parameter or field.
+    /// Malformed XML or JSON, DOCTYPE, missing parameter or field.
     BadRequest,
     /// Decryption or AppID check failed.
     DecryptFailed,
