@@ -360,33 +360,8 @@ pub fn judge_reply(
         return verdict(checks, None, true);
     }
     let json = target.format == Format::Json;
-    if !json && (body.starts_with('{') || body.starts_with('[')) {
-        checks.push(
-            Check::new("answer", Status::Fail, "the body is JSON")
-                .hint("WeChat expects reply XML or `success`; a JSON body shows the user 「该公众号暂时无法提供服务」"),
-        );
-        checks.push(timing);
-        return verdict(checks, None, false);
-    }
-    if json && !body.starts_with('{') {
-        checks.push(
-            Check::new(
-                "answer",
-                Status::Fail,
-                "a JSON push was not answered with JSON",
-            )
-            .hint("with 数据格式 JSON, WeChat expects a JSON reply or `success`"),
-        );
-        checks.push(timing);
-        return verdict(checks, None, false);
-    }
-    if body.to_ascii_lowercase().contains("<html")
-        || body.to_ascii_lowercase().starts_with("<!doctype html")
-    {
-        checks.push(
-            Check::new("answer", Status::Fail, "the body is an HTML page")
-                .hint("an error page reached WeChat (framework exception, CSRF middleware?): answer `success` on errors"),
-        );
+    if let Some(check) = unusable_body(body, json) {
+        checks.push(check);
         checks.push(timing);
         return verdict(checks, None, false);
     }
@@ -502,6 +477,35 @@ pub fn judge_reply(
     }
     checks.push(timing);
     verdict(checks, Some(reply), false)
+}
+
+/// Why a 200 body cannot be a reply to this push: an HTML page, or a body in the other
+/// format than the push's.
+fn unusable_body(body: &str, json: bool) -> Option<Check> {
+    let lower = body.to_ascii_lowercase();
+    if lower.contains("<html") || lower.starts_with("<!doctype html") {
+        return Some(
+            Check::new("answer", Status::Fail, "the body is an HTML page")
+                .hint("an error page reached WeChat (framework exception, CSRF middleware?): answer `success` on errors"),
+        );
+    }
+    if !json && (body.starts_with('{') || body.starts_with('[')) {
+        return Some(
+            Check::new("answer", Status::Fail, "the body is JSON")
+                .hint("WeChat expects reply XML or `success`; a JSON body shows the user 「该公众号暂时无法提供服务」"),
+        );
+    }
+    if json && !body.starts_with('{') {
+        return Some(
+            Check::new(
+                "answer",
+                Status::Fail,
+                "a JSON push was not answered with JSON",
+            )
+            .hint("with 数据格式 JSON, WeChat expects a JSON reply or `success`"),
+        );
+    }
+    None
 }
 
 fn latency_check(elapsed: Duration) -> Check {
