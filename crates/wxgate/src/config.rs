@@ -105,6 +105,7 @@ struct RawForward {
     secret: Spanned<String>,
     timeout_ms: Option<u64>,
     max_age_s: Option<u64>,
+    max_backoff_s: Option<Spanned<u64>>,
 }
 
 /// The validated configuration.
@@ -197,6 +198,9 @@ pub struct ForwardConfig {
     pub timeout_ms: u64,
     /// Retry a failing delivery for this long, then dead-letter it (default 1 day).
     pub max_age_s: u64,
+    /// The longest wait between two attempts of a failing delivery, s (default 300;
+    /// the backoff doubles from 1 s up to it).
+    pub max_backoff_s: u64,
 }
 
 /// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
@@ -749,11 +753,20 @@ impl Validator<'_> {
                     "use 4000 or less: a slower answer is sent later through the customer-service API",
                 );
             }
+            let max_backoff_s = match forward.max_backoff_s {
+                Some(value) if !(1..=3600).contains(value.get_ref()) => {
+                    self.error(Some(value.span()), key("max_backoff_s"), "max_backoff_s must be between 1 and 3600 seconds (default 300)");
+                    300
+                }
+                Some(value) => value.into_inner(),
+                None => 300,
+            };
             ForwardConfig {
                 url: forward.url.into_inner(),
                 secret: forward.secret.into_inner(),
                 timeout_ms,
                 max_age_s: forward.max_age_s.unwrap_or(86_400),
+                max_backoff_s,
             }
         });
         let errors_after = self

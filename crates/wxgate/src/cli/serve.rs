@@ -99,7 +99,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?,
         );
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
-        http::serve(listener, state, shutdown).await?;
+        http::serve(listener, state.clone(), shutdown).await?;
+        state.shutdown().await;
         println!("wxgate stopped");
         anyhow::Ok(())
     })?;
