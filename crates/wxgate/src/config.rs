@@ -119,6 +119,7 @@ struct RawForward {
     max_reply_bytes: Option<Spanned<u64>>,
     attempt_timeout_ms: Option<Spanned<u64>>,
     max_in_flight: Option<Spanned<u64>>,
+    max_backoff_s: Option<Spanned<u64>>,
 }
 
 /// The validated configuration.
@@ -248,6 +249,9 @@ pub struct ForwardConfig {
     pub attempt_timeout_ms: u64,
     /// Delivery attempts to this service at once (default 32); the others wait.
     pub max_in_flight: usize,
+    /// The longest wait between two attempts of a failing delivery, s (default 300;
+    /// the backoff doubles from 1 s up to it).
+    pub max_backoff_s: u64,
 }
 
 /// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
@@ -867,6 +871,7 @@ impl Validator<'_> {
             let max_reply_bytes = self.bounded(forward.max_reply_bytes, &key("max_reply_bytes"), 64 * 1024, 1024..=16 * 1024 * 1024);
             let attempt_timeout_ms = self.bounded(forward.attempt_timeout_ms, &key("attempt_timeout_ms"), 30_000, 1000..=600_000);
             let max_in_flight = self.bounded(forward.max_in_flight, &key("max_in_flight"), 32, 1..=10_000);
+            let max_backoff_s = self.bounded(forward.max_backoff_s, &key("max_backoff_s"), 300, 1..=3600);
             ForwardConfig {
                 url: forward.url.into_inner(),
                 secret: forward.secret.into_inner(),
@@ -875,6 +880,7 @@ impl Validator<'_> {
                 max_reply_bytes: max_reply_bytes as usize,
                 attempt_timeout_ms,
                 max_in_flight: max_in_flight as usize,
+                max_backoff_s,
             }
         });
         let errors_after = self

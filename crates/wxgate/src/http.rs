@@ -4,7 +4,8 @@
 //! Routes:
 //! * `GET  /wx/{account}`: URL verification (echostr, verbatim, `text/plain`).
 //! * `POST /wx/{account}`: message push; reply XML, encrypted envelope or `success`.
-//! * `GET  /healthz`: `ok`.
+//! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
+//!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
 //!
 //! Handlers are thin: they read the request, call [`crate::callback`], and map the
@@ -58,6 +59,7 @@ pub struct AppState {
     shared: Option<crate::shared::SharedSeen>,
     limits: conn::Limits,
     log_limit: LogLimit,
+    db: Option<Arc<crate::storage::Db>>,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -123,6 +125,7 @@ impl AppState {
             shared: None,
             limits: conn::Limits::from(&config.http),
             log_limit: LogLimit::new(config.accounts.len()),
+            db: None,
         }
     }
 
@@ -133,19 +136,24 @@ impl AppState {
     /// # Errors
     /// The database or Redis cannot be opened.
     pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
-        let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
+        let db = crate::storage::Db::open(&config.data_dir.join("wxgate.redb"))
+            .map_err(|e| e.to_string())?;
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
                 let redis = crate::redis_store::RedisStore::connect(url).await?;
                 let shared = crate::shared::SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }
-            None => (Arc::new(crate::storage::RedbStore::new(db.clone())?), None),
+            None => (
+                Arc::new(crate::storage::RedbStore::new(db.clone()).map_err(|e| e.to_string())?),
+                None,
+            ),
         };
         let center = credential_center(config, store);
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
         state.shared = shared;
+        state.db = Some(db.clone());
         let forwards: HashMap<String, crate::config::ForwardConfig> = config
             .accounts
             .iter()
@@ -158,6 +166,31 @@ impl AppState {
             state.forwarder = Some(forwarder);
         }
         Ok(state)
+    }
+
+    /// Stops the delivery worker and commits the inbox durably (after the server has
+    /// stopped), so a restart repeats no finished delivery.
+    pub async fn shutdown(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.shutdown().await;
+        }
+    }
+
+    /// Why the gateway cannot do its work, if it cannot: the database cannot commit,
+    /// or (with the Redis backend) Redis does not answer.
+    pub async fn unhealthy(&self) -> Option<String> {
+        if let Some(shared) = &self.shared {
+            if let Err(error) = shared.ping().await {
+                return Some(format!("Redis does not answer: {error}"));
+            }
+        }
+        let db = self.db.as_ref()?;
+        db.failure().map(|reason| {
+            format!(
+                "the database {} cannot commit: {reason}",
+                db.path().display()
+            )
+        })
     }
 
     /// The state shared with other instances (Redis), when configured.
@@ -212,7 +245,7 @@ impl AppState {
 /// fallback (refused while the redb inbox still has pending deliveries).
 async fn open_inbox(
     config: &Config,
-    db: Arc<redb::Database>,
+    db: Arc<crate::storage::Db>,
     shared: Option<&crate::shared::SharedSeen>,
 ) -> Result<Inbox, String> {
     let Some(shared) = shared else {
@@ -263,7 +296,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/oauth/{name}/callback", get(crate::oauth::callback))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             (
@@ -534,6 +567,14 @@ async fn forward(
             reply.map(|r| r.render_for(message, crate::http::now())),
             Outcome::Ok,
         )),
+    }
+}
+
+/// `ok`, or 503 with the reason.
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.unhealthy().await {
+        None => text(StatusCode::OK, "ok"),
+        Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
 }
 

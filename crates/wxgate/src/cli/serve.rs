@@ -105,7 +105,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?,
         );
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
-        http::serve(listener, state, shutdown).await?;
+        http::serve(listener, state.clone(), shutdown).await?;
+        state.shutdown().await;
         // stdout may be closed by now (a supervisor that stopped reading): not a panic.
         let _ = writeln!(std::io::stdout(), "wxgate stopped");
         anyhow::Ok(())

@@ -2,6 +2,8 @@
 //! client that signs and encrypts like WeChat.
 #![allow(dead_code)]
 
+pub mod hook;
+
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -179,9 +181,10 @@ pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDro
         .spawn()
         .expect("wxgate starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let base = std::io::BufReader::new(stdout)
+    let mut lines = std::io::BufReader::new(stdout)
         .lines()
-        .map_while(Result::ok)
+        .map_while(Result::ok);
+    let base = lines
         .find_map(|line| {
             line.strip_prefix("wxgate listening on ").map(|rest| {
                 rest.split_whitespace()
@@ -191,6 +194,8 @@ pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDro
             })
         })
         .expect("wxgate prints its address");
+    // Keep reading, so the process can print at shutdown instead of dying of a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (KillOnDrop(child), base)
 }
 

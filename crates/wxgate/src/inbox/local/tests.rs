@@ -5,13 +5,14 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::*;
+use crate::inbox::{Accepted, DeliveryState, Record};
 
-fn temp_db(name: &str) -> (std::path::PathBuf, Arc<Database>) {
+fn temp_db(name: &str) -> (std::path::PathBuf, Arc<Db>) {
     let dir = std::env::temp_dir().join(format!("wxgate-inbox-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("wxgate.redb");
-    let db = crate::storage::open_database(&path).unwrap();
+    let db = Db::open(&path).unwrap();
     (path, db)
 }
 
@@ -115,21 +116,35 @@ async fn the_dead_index_is_built_for_an_older_inbox() {
         let dead = stored(&inbox, "m:1", NOW).await;
         stored(&inbox, "m:2", NOW).await;
         finish(&inbox, dead, DeliveryState::Dead).await;
-        // Make it look like an older inbox: no dead index, no marker.
-        let txn = db.begin_write().unwrap();
-        txn.delete_table(DEAD).unwrap();
-        txn.open_table(META).unwrap().remove("dead_index").unwrap();
-        txn.commit().unwrap();
+        // Make it look like an older inbox: no dead or due index, no markers.
+        db.write(|database| {
+            let txn = database.begin_write()?;
+            txn.delete_table(DEAD)?;
+            txn.delete_table(DUE)?;
+            let mut meta = txn.open_table(META)?;
+            meta.remove("dead_index")?;
+            meta.remove("due_index")?;
+            drop(meta);
+            txn.commit()?;
+            Ok(())
+        })
+        .unwrap();
     }
     drop(db);
     // The committer thread of the first inbox still holds the database; wait for it
     // to let go by opening a fresh handle on the same file.
     let db = loop {
-        match crate::storage::open_database(&path) {
+        match Db::open(&path) {
             Ok(db) => break db,
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     };
     let inbox = LocalInbox::new(db, 0).unwrap();
     assert_eq!(inbox.counts().unwrap(), (1, 0, 1));
+    let due: Vec<u64> = inbox.due(NOW, 10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(
+        due,
+        vec![2],
+        "the pending record is due again from the rebuilt index"
+    );
 }
