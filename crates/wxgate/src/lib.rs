@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod forward;
+pub mod health;
 pub mod http;
 pub mod inbox;
 pub mod metrics;
