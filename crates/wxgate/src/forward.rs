@@ -596,11 +596,11 @@ impl Forwarder {
             }
             // `due` may have read the record before an attempt that just ended stored
             // its outcome. That attempt stored it before it left `in_flight`, so a read
-            // after the claim sees it: attempt only what is still pending and due.
+            // after the claim sees it: attempt only what nobody attempted since.
             match self.inbox.get(record.id).await {
                 Ok(Some(current))
                     if current.state == DeliveryState::Pending
-                        && current.next_attempt_at <= now =>
+                        && current.attempts == record.attempts =>
                 {
                     tokio::spawn(Arc::clone(self).attempt_and_record(current, None));
                 }

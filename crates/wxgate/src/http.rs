@@ -33,7 +33,6 @@ use wxgate_client::{
 use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
 use crate::forward::{Forwarded, Forwarder};
-use crate::inbox::{Inbox, LocalInbox, FALLBACK_ID_BASE};
 use crate::log_limit::LogLimit;
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
@@ -160,7 +159,7 @@ impl AppState {
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
             .collect();
         if !forwards.is_empty() {
-            let inbox = open_inbox(config, db, state.shared.as_ref()).await?;
+            let inbox = crate::inbox::open(config, db, state.shared.as_ref()).await?;
             let forwarder = Forwarder::new(inbox, center, forwards, config.keep_delivered_days);
             forwarder.spawn_worker();
             state.forwarder = Some(forwarder);
@@ -176,21 +175,9 @@ impl AppState {
         }
     }
 
-    /// Why the gateway cannot do its work, if it cannot: the database cannot commit,
-    /// or (with the Redis backend) Redis does not answer.
-    pub async fn unhealthy(&self) -> Option<String> {
-        if let Some(shared) = &self.shared {
-            if let Err(error) = shared.ping().await {
-                return Some(format!("Redis does not answer: {error}"));
-            }
-        }
-        let db = self.db.as_ref()?;
-        db.failure().map(|reason| {
-            format!(
-                "the database {} cannot commit: {reason}",
-                db.path().display()
-            )
-        })
+    /// The process's database, when it was opened.
+    pub fn database(&self) -> Option<&Arc<crate::storage::Db>> {
+        self.db.as_ref()
     }
 
     /// The state shared with other instances (Redis), when configured.
@@ -241,45 +228,6 @@ impl AppState {
     }
 }
 
-/// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
-/// fallback (refused while the redb inbox still has pending deliveries).
-async fn open_inbox(
-    config: &Config,
-    db: Arc<crate::storage::Db>,
-    shared: Option<&crate::shared::SharedSeen>,
-) -> Result<Inbox, String> {
-    let Some(shared) = shared else {
-        return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
-    };
-    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
-    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
-    if left > 0 {
-        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
-    }
-    let queue = crate::redis_inbox::RedisQueue::new(
-        shared.link(),
-        crate::redis_inbox::RedisQueue::consumer_name(),
-        std::time::Duration::from_secs(config.reclaim_after_s),
-    );
-    tracing::info!(
-        consumer = queue.consumer(),
-        "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over",
-        config.reclaim_after_s
-    );
-    match shared.persistence().await {
-        Ok((appendonly, appendfsync)) => {
-            if let Some(warning) = crate::shared::persistence_warning(&appendonly, &appendfsync) {
-                tracing::warn!("{warning}");
-            }
-        }
-        Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
-    }
-    Ok(Inbox::Shared {
-        queue: Arc::new(queue),
-        fallback,
-    })
-}
-
 /// Unix seconds now.
 pub fn now() -> i64 {
     SystemTime::now()
@@ -296,7 +244,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/oauth/{name}/callback", get(crate::oauth::callback))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             (
@@ -567,14 +515,6 @@ async fn forward(
             reply.map(|r| r.render_for(message, crate::http::now())),
             Outcome::Ok,
         )),
-    }
-}
-
-/// `ok`, or 503 with the reason.
-async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    match state.unhealthy().await {
-        None => text(StatusCode::OK, "ok"),
-        Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
 }
 

@@ -107,6 +107,48 @@ pub enum Accepted {
     Duplicate(Record),
 }
 
+/// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
+/// fallback (refused while the redb inbox still has pending deliveries).
+///
+/// # Errors
+/// Storage errors, or deliveries left in the redb inbox with the Redis backend.
+pub async fn open(
+    config: &crate::config::Config,
+    db: Arc<crate::storage::Db>,
+    shared: Option<&crate::shared::SharedSeen>,
+) -> Result<Inbox, String> {
+    let Some(shared) = shared else {
+        return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
+    };
+    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
+    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
+    if left > 0 {
+        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
+    }
+    let queue = crate::redis_inbox::RedisQueue::new(
+        shared.link(),
+        crate::redis_inbox::RedisQueue::consumer_name(),
+        std::time::Duration::from_secs(config.reclaim_after_s),
+    );
+    tracing::info!(
+        consumer = queue.consumer(),
+        "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over",
+        config.reclaim_after_s
+    );
+    match shared.persistence().await {
+        Ok((appendonly, appendfsync)) => {
+            if let Some(warning) = crate::shared::persistence_warning(&appendonly, &appendfsync) {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
+    }
+    Ok(Inbox::Shared {
+        queue: Arc::new(queue),
+        fallback,
+    })
+}
+
 /// With the Redis backend, ids of the records the local fallback accepted (while
 /// Redis was unreachable) start above this, so they never collide with Redis's ids.
 pub const FALLBACK_ID_BASE: u64 = 1 << 53;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dedup;
 pub mod files;
 pub mod forward;
+pub mod health;
 pub mod http;
 pub mod inbox;
 pub mod log_limit;

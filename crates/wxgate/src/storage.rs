@@ -164,7 +164,13 @@ impl Db {
         &self,
         work: impl FnOnce(&Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let guard = self.database.read().unwrap_or_else(|e| e.into_inner());
+        // Never wait behind a reopen (which may repair the file for a while): callers
+        // include async tasks, and a refusal now is a 503 that WeChat retries.
+        let guard = match self.database.try_read() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(self.reopening()),
+        };
         let Some(database) = guard.as_ref() else {
             return Err(self.reopening());
         };

@@ -15,42 +15,6 @@ use wxgate_emu::{App, Emulator, EmulatorConfig};
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "scale-admin-token-0123456789";
 
-/// A redis-server of a test's own on a free port, so the test can stop and restart
-/// it: returns the port and a function that starts it. Persistent the way the README
-/// asks for with the Redis backend (the queue lives there): an append-only file,
-/// synced on every write.
-fn own_redis(name: &str) -> (u16, impl Fn() -> KillOnDrop) {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let dir = std::env::temp_dir().join(format!("wxgate-redis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let start = move || {
-        std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                dir.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .map(KillOnDrop)
-            .expect("redis-server is installed (scripts/test.sh installs it)")
-    };
-    (port, start)
-}
-
 /// `GET /api/status` of an instance.
 async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
     client
