@@ -305,7 +305,7 @@ fn refuse(
         started.elapsed(),
     );
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    text(status, reason)
+    text(status, refusal.answer())
 }
 
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {

@@ -156,12 +156,27 @@ impl Drop for KillOnDrop {
 /// wxgate.toml, and returns it with its base URL once it listens. Blocking: call it
 /// from `spawn_blocking` in async tests.
 pub fn start_binary(dir: &std::path::Path) -> (KillOnDrop, String) {
+    spawn_binary(dir, std::process::Stdio::null(), "wxgate=info")
+}
+
+/// [`start_binary`] with its log (stderr, at debug level) written to `log`.
+pub fn start_binary_logged(dir: &std::path::Path, log: &std::path::Path) -> (KillOnDrop, String) {
+    let file = std::fs::File::create(log).expect("the log file can be created");
+    spawn_binary(dir, file.into(), "wxgate=debug")
+}
+
+fn spawn_binary(
+    dir: &std::path::Path,
+    stderr: std::process::Stdio,
+    level: &str,
+) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
+        .env("WXGATE_LOG", level)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("wxgate starts");
     let stdout = child.stdout.take().expect("piped stdout");
