@@ -18,8 +18,58 @@ pub struct Client {
     api_base: String,
 }
 
+/// Query parameters whose values never appear in an error or a log line.
+pub const SECRET_PARAMS: [&str; 5] = [
+    "secret",
+    "corpsecret",
+    "access_token",
+    "code",
+    "refresh_token",
+];
+
+/// `url` with the values of [`SECRET_PARAMS`] and any password replaced by `***`.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if SECRET_PARAMS.contains(&name.as_ref()) {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.into()
+}
+
+/// An HTTP client error as text: its chain of causes, and its URL redacted (a client
+/// error prints the whole URL, with `secret=` or `access_token=`, by default).
+fn describe(error: reqwest::Error) -> String {
+    let url = error.url().map(redact_url);
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if let Some(url) = url {
+        text.push_str(&format!(" (url: {url})"));
+    }
+    text
+}
+
 /// A fetched credential (access_token or ticket) and its lifetime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Fetched {
     /// The token or ticket.
     pub value: String,
@@ -27,8 +77,17 @@ pub struct Fetched {
     pub expires_in: i64,
 }
 
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("value", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 /// The answer of the OAuth code exchange.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OAuthToken {
     /// The web access_token (not the global one).
     pub access_token: String,
@@ -43,6 +102,19 @@ pub struct OAuthToken {
     /// Present when the app is bound to an Open Platform account.
     #[serde(default)]
     pub unionid: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &"[REDACTED]")
+            .field("openid", &self.openid)
+            .field("scope", &self.scope)
+            .field("unionid", &self.unionid)
+            .finish()
+    }
 }
 
 /// A QR code ticket.
@@ -153,7 +225,7 @@ impl Client {
     async fn send(&self, path: &str, request: reqwest::RequestBuilder) -> Result<Value, Error> {
         let http_error = |e: reqwest::Error| Error::Http {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: describe(e),
         };
         let response = request.send().await.map_err(http_error)?;
         let text = response.text().await.map_err(http_error)?;

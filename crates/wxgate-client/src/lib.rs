@@ -12,7 +12,10 @@ pub mod api;
 pub mod credential;
 mod error;
 
-pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
+pub use api::{
+    redact_url, Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE,
+    SECRET_PARAMS,
+};
 pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
     CredentialStore, MemoryStore, TokenEndpoint,

@@ -65,7 +65,7 @@ pub fn credential_center(
         .map(|a| AccountSecrets {
             name: a.name.clone(),
             app_id: a.app_id.clone(),
-            secret: a.app_secret.clone(),
+            secret: a.app_secret.clone().into(),
         })
         .collect();
     CredentialCenter::new(
