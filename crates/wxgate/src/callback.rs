@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::signature::{diagnose_mismatch, msg_signature, url_signature, MismatchHint};
@@ -259,6 +260,10 @@ impl Account {
         }
     }
 
+    fn token(&self) -> &str {
+        self.config.token.expose_secret()
+    }
+
     /// The dedup cache, when enabled.
     pub fn dedup(&self) -> Option<&Dedup> {
         self.dedup.as_ref()
@@ -282,8 +287,8 @@ impl Account {
             .as_deref()
             .ok_or(Refusal::MissingParameter("signature"))?;
         let (timestamp, nonce) = self.timestamp_and_nonce(query, now)?;
-        if !url_signature(&self.config.token, timestamp, nonce).matches_hex(signature) {
-            let hint = diagnose_mismatch(&self.config.token, timestamp, nonce, None, signature);
+        if !url_signature(self.token(), timestamp, nonce).matches_hex(signature) {
+            let hint = diagnose_mismatch(self.token(), timestamp, nonce, None, signature);
             return Err(Refusal::BadSignature {
                 which: "signature",
                 hint,
@@ -370,8 +375,8 @@ impl Account {
             let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
                 wxgate_proto::Error::MissingField { field: "Encrypt" },
             ))?;
-            if !msg_signature(&self.config.token, timestamp, nonce, encrypt).matches_hex(got) {
-                let hint = diagnose_mismatch(&self.config.token, timestamp, nonce, Some(encrypt), got);
+            if !msg_signature(self.token(), timestamp, nonce, encrypt).matches_hex(got) {
+                let hint = diagnose_mismatch(self.token(), timestamp, nonce, Some(encrypt), got);
                 return Err(Refusal::BadSignature {
                     which: "msg_signature",
                     hint,
@@ -464,7 +469,7 @@ impl Account {
                 let nonce = (rng.next_u32() % 1_000_000_000).to_string();
                 Answer::Xml(envelope::seal_reply(
                     crypt,
-                    &self.config.token,
+                    self.token(),
                     xml,
                     now,
                     &nonce,
