@@ -12,12 +12,9 @@ pub mod api;
 pub mod credential;
 mod error;
 
-pub use api::{
-    redact_url, Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE,
-    SECRET_PARAMS,
-};
+pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
 pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
     CredentialStore, MemoryStore, TokenEndpoint,
 };
-pub use error::{hint, Error};
+pub use error::{hint, redact_url, Error, SECRET_PARAMS};

@@ -315,7 +315,12 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
     assert_eq!(response.status().as_u16(), 400);
     assert!(response.text().await.unwrap().contains("already used"));
     // Redis keeps the used state exactly until the state expires (state_ttl_s = 600).
-    let state = to_callback.split("state=").nth(1).unwrap().split('&').next();
+    let state = to_callback
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next();
     let mut redis = redis::Client::open(url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
