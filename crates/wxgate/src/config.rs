@@ -158,14 +158,14 @@ pub struct OAuthConfig {
     pub identity_ttl_s: u64,
     /// How long a sign-in may take from authorize to callback, seconds.
     pub state_ttl_s: u64,
-    /// The sign-in rate the memory of states is sized for (without Redis): at most
+    /// The sign-in rate the memory of states is sized for: each instance takes at most
     /// `peak_sign_ins_per_s × state_ttl_s` unexpired states per account.
     pub peak_sign_ins_per_s: u64,
 }
 
 impl OAuthConfig {
-    /// How many unexpired states this instance remembers for the account (without
-    /// Redis); past it, new authorizations get 503.
+    /// How many unexpired states this instance takes for the account; past it, new
+    /// authorizations get 503.
     pub fn state_budget(&self) -> usize {
         usize::try_from(self.peak_sign_ins_per_s.saturating_mul(self.state_ttl_s))
             .unwrap_or(usize::MAX)

@@ -1,13 +1,13 @@
 //! What the OAuth flow remembers: used states, until they expire, and the result of each
 //! code already exchanged.
 //!
-//! With Redis, both live there (`wxgate:oauth:state:…`, `wxgate:oauth:code:…`), expiring
-//! with the state, and a Redis that does not answer stops sign-ins (503) rather than
-//! let another instance accept a state a second time.
-//!
-//! Without Redis, each account has a budget of `peak_sign_ins_per_s × state_ttl_s`
-//! states. Every authorization reserves one until its state expires; past the budget,
-//! new authorizations are refused with 503 instead of forgetting a used state.
+//! Each instance has a budget per account of `peak_sign_ins_per_s × state_ttl_s`
+//! states: every authorization reserves a place until its state expires, and past the
+//! budget new authorizations are refused with 503. Without Redis, used states live in
+//! that budget, so none is ever forgotten. With Redis, they live there
+//! (`wxgate:oauth:state:…`, `wxgate:oauth:code:…`, expiring with the state), the budget
+//! bounds how many keys an instance can make Redis hold, and a Redis that does not
+//! answer stops callbacks (503) rather than let another instance accept a state twice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -19,7 +19,7 @@ use crate::shared::SharedSeen;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemoryError {
     /// The account's budget of unexpired states is used up.
-    #[error("too many sign-ins in progress for account {account}: wxgate remembers at most {capacity} unexpired states (oauth.peak_sign_ins_per_s × state_ttl_s) and refuses new ones rather than forget a used one; try again when older sign-in links expire, or raise peak_sign_ins_per_s")]
+    #[error("too many sign-ins in progress for account {account}: this instance holds at most {capacity} unexpired states (oauth.peak_sign_ins_per_s × state_ttl_s) and refuses new sign-ins rather than forget a used state; try again when older sign-in links expire, or raise peak_sign_ins_per_s")]
     Full {
         /// The account.
         account: String,
@@ -161,21 +161,11 @@ impl OAuthMemory {
         f(&mut memory)
     }
 
-    /// Reserves room for a new authorization whose state expires at `expires_at`
-    /// (nothing to reserve with Redis).
+    /// Reserves room for a new authorization whose state expires at `expires_at`.
     ///
     /// # Errors
     /// [`MemoryError::Full`] when the account's budget is used up.
-    pub fn reserve(
-        &self,
-        shared: Option<&SharedSeen>,
-        account: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<(), MemoryError> {
-        if shared.is_some() {
-            return Ok(());
-        }
+    pub fn reserve(&self, account: &str, expires_at: i64, now: i64) -> Result<(), MemoryError> {
         self.with(account, now, |memory| {
             if memory.reserved_total >= memory.capacity {
                 return Err(MemoryError::Full {
@@ -307,15 +297,15 @@ mod tests {
     fn a_full_memory_refuses_new_sign_ins_and_forgets_no_used_state() {
         let memory = OAuthMemory::new([("main".to_owned(), 3)]);
         let (now, expires) = (1000, 1600);
-        memory.reserve(None, "main", expires, now).unwrap();
+        memory.reserve("main", expires, now).unwrap();
         assert_eq!(
             block_on(memory.use_state(None, "main", "victim", expires, now)),
             Ok(true)
         );
         for _ in 0..2 {
-            memory.reserve(None, "main", expires, now).unwrap();
+            memory.reserve("main", expires, now).unwrap();
         }
-        let full = memory.reserve(None, "main", expires, now).unwrap_err();
+        let full = memory.reserve("main", expires, now).unwrap_err();
         assert!(full.to_string().contains("peak_sign_ins_per_s"), "{full}");
         // Used states of states this process never reserved (a restart) fill it too.
         for attacker in ["a1", "a2"] {
@@ -336,17 +326,15 @@ mod tests {
         assert_eq!(memory.held("main", expires), (3, 3));
         // After the states expire (verify_state refuses them from then on), room again.
         assert_eq!(memory.held("main", expires + 1), (0, 0));
-        memory
-            .reserve(None, "main", expires + 600, expires + 1)
-            .unwrap();
+        memory.reserve("main", expires + 600, expires + 1).unwrap();
     }
 
     #[test]
     fn budgets_are_per_account() {
         let memory = OAuthMemory::new([("a".to_owned(), 1), ("b".to_owned(), 1)]);
-        memory.reserve(None, "a", 10, 0).unwrap();
-        assert!(memory.reserve(None, "a", 10, 0).is_err());
-        memory.reserve(None, "b", 10, 0).unwrap();
-        assert!(memory.reserve(None, "unknown", 10, 0).is_err());
+        memory.reserve("a", 10, 0).unwrap();
+        assert!(memory.reserve("a", 10, 0).is_err());
+        memory.reserve("b", 10, 0).unwrap();
+        assert!(memory.reserve("unknown", 10, 0).is_err());
     }
 }

@@ -148,10 +148,7 @@ pub async fn authorize(
     }
     let now = now();
     let expires_at = now + oauth.state_ttl_s as i64;
-    if let Err(error) = state
-        .oauth_memory()
-        .reserve(state.shared(), &name, expires_at, now)
-    {
+    if let Err(error) = state.oauth_memory().reserve(&name, expires_at, now) {
         return memory_refusal(&name, &error);
     }
     let app_id = state.center().app_id(&name).unwrap_or_default();
