@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use rand::Rng;
+use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use wxgate_client::{CredentialCenter, CustomMessage};
@@ -492,7 +493,7 @@ impl Forwarder {
             .header("X-Wxgate-Timestamp", timestamp.to_string())
             .header(
                 "X-Wxgate-Signature",
-                signature(&config.secret, timestamp, &body),
+                signature(config.secret.expose_secret(), timestamp, &body),
             )
             .body(body)
             .send()

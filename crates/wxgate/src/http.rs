@@ -26,6 +26,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use rand::distributions::{Alphanumeric, DistString};
+use secrecy::{ExposeSecret, SecretString};
 use wxgate_client::{
     AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialStore, MemoryStore,
 };
@@ -50,7 +51,7 @@ pub struct AppState {
     pub metrics: Metrics,
     max_body_bytes: usize,
     center: Arc<CredentialCenter>,
-    admin_token: String,
+    admin_token: SecretString,
     public_url: Option<String>,
     open_base: String,
     oauth_memory: OAuthMemory,
@@ -69,7 +70,7 @@ pub fn credential_center(
     let accounts = config
         .accounts
         .iter()
-        .filter(|a| !a.app_secret.is_empty())
+        .filter(|a| !a.app_secret.expose_secret().is_empty())
         .map(|a| AccountSecrets {
             name: a.name.clone(),
             app_id: a.app_id.clone(),
@@ -95,7 +96,8 @@ impl AppState {
         let center = credential_center(config, Arc::new(MemoryStore::default()));
         let admin_token = config
             .admin_token
-            .clone()
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
             .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32));
         AppState::with_center(config, center, admin_token)
     }
@@ -116,10 +118,10 @@ impl AppState {
             metrics: Metrics::new(names),
             max_body_bytes: config.max_body_bytes,
             center,
-            admin_token,
+            admin_token: SecretString::from(admin_token),
             public_url: config.public_url.clone(),
             open_base: config.open_base.clone(),
-            oauth_memory: OAuthMemory::default(),
+            oauth_memory: OAuthMemory::for_config(config),
             forwarder: None,
             shared: None,
             limits: conn::Limits::from(&config.http),
@@ -139,7 +141,7 @@ impl AppState {
             .map_err(|e| e.to_string())?;
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = crate::redis_store::RedisStore::connect(url).await?;
+                let redis = crate::redis_store::RedisStore::connect(url.expose_secret()).await?;
                 let shared = crate::shared::SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }
@@ -197,7 +199,7 @@ impl AppState {
 
     /// The bearer token of the admin API.
     pub fn admin_token(&self) -> &str {
-        &self.admin_token
+        self.admin_token.expose_secret()
     }
 
     /// The public base URL, for OAuth callbacks.
@@ -294,7 +296,7 @@ fn refuse(
         .metrics
         .record(slot, method, refusal.outcome(), started.elapsed());
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    text(status, reason)
+    text(status, refusal.answer())
 }
 
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {

@@ -154,7 +154,13 @@ fn storage_config_rules() {
         "t",
     )
     .unwrap();
-    assert_eq!(ok.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+    assert_eq!(
+        ok.redis_url.as_ref().map(|u| {
+            use secrecy::ExposeSecret;
+            u.expose_secret()
+        }),
+        Some("redis://127.0.0.1:6379/0")
+    );
     assert_eq!(ok.reclaim_after_s, 30, "the default");
 }
 
@@ -272,6 +278,24 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
     let response = client.get(&replayed).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert!(response.text().await.unwrap().contains("already used"));
+    // Redis keeps the used state exactly until the state expires (state_ttl_s = 600).
+    let state = to_callback
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next();
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("wxgate:oauth:state:{}", state.unwrap()))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((590..=601).contains(&ttl), "TTL {ttl} s");
     for (mut child, _) in instances {
         let _ = child.kill();
         let _ = child.wait();

@@ -158,12 +158,27 @@ impl Drop for KillOnDrop {
 /// wxgate.toml, and returns it with its base URL once it listens. Blocking: call it
 /// from `spawn_blocking` in async tests.
 pub fn start_binary(dir: &std::path::Path) -> (KillOnDrop, String) {
-    start_binary_with(dir, &[])
+    spawn_binary(dir, &[], std::process::Stdio::null(), "wxgate=info")
 }
 
 /// [`start_binary`] under a command prefix, e.g. `["prlimit", "--nofile=1024:1024"]`.
 /// The child's process id is wxgate's (the prefix must exec it).
 pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDrop, String) {
+    spawn_binary(dir, prefix, std::process::Stdio::null(), "wxgate=info")
+}
+
+/// [`start_binary`] with its log (stderr, at debug level) written to `log`.
+pub fn start_binary_logged(dir: &std::path::Path, log: &std::path::Path) -> (KillOnDrop, String) {
+    let file = std::fs::File::create(log).expect("the log file can be created");
+    spawn_binary(dir, &[], file.into(), "wxgate=debug")
+}
+
+fn spawn_binary(
+    dir: &std::path::Path,
+    prefix: &[String],
+    stderr: std::process::Stdio,
+    level: &str,
+) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let mut command = match prefix.split_first() {
         Some((program, args)) => {
@@ -176,8 +191,9 @@ pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDro
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
+        .env("WXGATE_LOG", level)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("wxgate starts");
     let stdout = child.stdout.take().expect("piped stdout");
