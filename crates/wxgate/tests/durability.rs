@@ -237,15 +237,6 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 async fn retries_total(base: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics"))
         .await
@@ -279,7 +270,7 @@ async fn retries_do_not_grow_the_inbox_file() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (size_before, rss_before, retries_before) = (
         file_size(&file),
-        rss_kib(child.id()),
+        common::rss_kb(child.id()).unwrap_or(0),
         retries_total(&base).await,
     );
     let mut samples = Vec::new();
@@ -289,7 +280,7 @@ async fn retries_do_not_grow_the_inbox_file() {
     }
     let largest = samples.iter().copied().max().unwrap_or(0);
     let retries = retries_total(&base).await - retries_before;
-    let (size_after, rss_after) = (file_size(&file), rss_kib(child.id()));
+    let (size_after, rss_after) = (file_size(&file), common::rss_kb(child.id()).unwrap_or(0));
     println!(
         "inbox growth, 3000 pending, 60 s of retries ({retries} attempts): wxgate.redb {:.1} MB -> {:.1} MB (every 10 s: {}); RSS {} -> {} MiB",
         size_before as f64 / 1e6,

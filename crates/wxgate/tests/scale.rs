@@ -28,14 +28,6 @@ async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// Serves `service` on 127.0.0.1 and returns the URL of its `/hook`.
-async fn serve_hook(service: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
-    hook
-}
-
 /// A service that answers every delivery with 200 and an empty body, and the set of
 /// msg_ids it was delivered.
 async fn msg_id_service() -> (String, Arc<Mutex<HashSet<String>>>) {

@@ -310,3 +310,20 @@ pub fn own_redis(name: &str) -> (u16, impl Fn() -> KillOnDrop) {
     };
     (port, start)
 }
+
+/// Serves `service` on 127.0.0.1 and returns the URL of its `/hook`.
+pub async fn serve_hook(service: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    hook
+}
+
+/// The resident memory of process `pid`, KiB (`None` once it has gone).
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
