@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Throughput and latency of forwarding against rules-only, on this machine:
 # wrk -t1 -c32 -d10s with a fresh MsgId per request (bench/unique-msgid.lua).
-# Needs wrk, node, and `cargo build --release -p wxgate`.
+# Needs wrk, node, and `cargo build --release -p wxgate` (CARGO_TARGET_DIR is honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/release/wxgate
+BIN=${CARGO_TARGET_DIR:-target}/release/wxgate
 rm -rf /tmp/wxgate-forward-bench
 node bench/fwd-service.js 19000 & SVC=$!
 "$BIN" serve --config bench/wxgate-forward.toml >/tmp/wxgate-forward-bench.log 2>&1 & GW=$!

@@ -4,15 +4,6 @@
 //! parsed from it keeps every field within `wxgate_proto::limits`, a `MsgId` field
 //! always gives a number, the dedup key stays bounded, the forwarded JSON keeps the
 //! arrays as arrays, and the JSON reply to it parses back.
-//!
-//! Registered in fuzz/Cargo.toml as:
-//!   [[bin]]
-//!   name = "json_push"
-//!   path = "fuzz_targets/json_push.rs"
-//!   test = false
-//!   doc = false
-//!   bench = false
-//! and run by scripts/fuzz.sh with dict/json_push.dict.
 #![no_main]
 
 use std::collections::HashSet;

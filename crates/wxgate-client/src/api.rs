@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::error::describe;
 use crate::Error;
 
 /// The official API host.
@@ -19,7 +20,7 @@ pub struct Client {
 }
 
 /// A fetched credential (access_token or ticket) and its lifetime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Fetched {
     /// The token or ticket.
     pub value: String,
@@ -27,8 +28,17 @@ pub struct Fetched {
     pub expires_in: i64,
 }
 
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("value", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 /// The answer of the OAuth code exchange.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OAuthToken {
     /// The web access_token (not the global one).
     pub access_token: String,
@@ -43,6 +53,19 @@ pub struct OAuthToken {
     /// Present when the app is bound to an Open Platform account.
     #[serde(default)]
     pub unionid: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &"[REDACTED]")
+            .field("openid", &self.openid)
+            .field("scope", &self.scope)
+            .field("unionid", &self.unionid)
+            .finish()
+    }
 }
 
 /// A QR code ticket.
@@ -173,7 +196,7 @@ impl Client {
     async fn send(&self, path: &str, request: reqwest::RequestBuilder) -> Result<Value, Error> {
         let http_error = |e: reqwest::Error| Error::Http {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: describe(e),
         };
         let response = request.send().await.map_err(http_error)?;
         let text = response.text().await.map_err(http_error)?;

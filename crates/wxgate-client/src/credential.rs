@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Client, Fetched};
@@ -56,7 +57,7 @@ impl CredentialKind {
 }
 
 /// A credential with its validity. Serialised by stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     /// The token or ticket.
     pub value: String,
@@ -64,6 +65,16 @@ pub struct Credential {
     pub expires_at: i64,
     /// Unix seconds when it was fetched.
     pub fetched_at: i64,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("value", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .field("fetched_at", &self.fetched_at)
+            .finish()
+    }
 }
 
 impl Credential {
@@ -168,24 +179,14 @@ pub enum TokenEndpoint {
 }
 
 /// One account's API credentials.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AccountSecrets {
     /// The name used by callers.
     pub name: String,
     /// AppID.
     pub app_id: String,
-    /// AppSecret (never logged).
-    pub secret: String,
-}
-
-impl std::fmt::Debug for AccountSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountSecrets")
-            .field("name", &self.name)
-            .field("app_id", &self.app_id)
-            .field("secret", &"***")
-            .finish()
-    }
+    /// AppSecret (never logged; `Debug` prints a placeholder).
+    pub secret: SecretString,
 }
 
 /// Settings of the center.
@@ -332,7 +333,7 @@ impl CredentialCenter {
     pub fn secret(&self, account: &str) -> Option<&str> {
         self.accounts
             .get(account)
-            .map(|a| a.secrets.secret.as_str())
+            .map(|a| a.secrets.secret.expose_secret())
     }
 
     /// Counters so far.
@@ -612,12 +613,12 @@ impl CredentialCenter {
             CredentialKind::AccessToken => match self.config.endpoint {
                 TokenEndpoint::Stable => {
                     self.client
-                        .stable_token(&secrets.app_id, &secrets.secret, false)
+                        .stable_token(&secrets.app_id, secrets.secret.expose_secret(), false)
                         .await
                 }
                 TokenEndpoint::Classic => {
                     self.client
-                        .classic_token(&secrets.app_id, &secrets.secret)
+                        .classic_token(&secrets.app_id, secrets.secret.expose_secret())
                         .await
                 }
             },

@@ -119,3 +119,53 @@ pub fn hint(errcode: i64, errmsg: &str) -> Option<String> {
     };
     Some(text.to_owned())
 }
+
+/// Query parameters whose values never appear in an error or a log line.
+pub const SECRET_PARAMS: [&str; 5] = [
+    "secret",
+    "corpsecret",
+    "access_token",
+    "code",
+    "refresh_token",
+];
+
+/// `url` with the values of [`SECRET_PARAMS`] and any password replaced by `***`.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if SECRET_PARAMS.contains(&name.as_ref()) {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.into()
+}
+
+/// An HTTP client error as text: its chain of causes, and its URL redacted (a client
+/// error prints the whole URL, with `secret=` or `access_token=`, by default).
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let url = error.url().map(redact_url);
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if let Some(url) = url {
+        text.push_str(&format!(" (url: {url})"));
+    }
+    text
+}

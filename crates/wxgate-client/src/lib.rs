@@ -17,4 +17,4 @@ pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
     CredentialStore, MemoryStore, TokenEndpoint,
 };
-pub use error::{hint, Error};
+pub use error::{hint, redact_url, Error, SECRET_PARAMS};

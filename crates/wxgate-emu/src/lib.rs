@@ -508,17 +508,10 @@ async fn authorize(State(emu): State<Emulator>, uri: Uri, Query(q): Params) -> R
     if scope.is_empty() {
         return refuse(10010, "scope empty");
     }
-    let host = redirect
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?', '#']).next())
-        .map(|authority| {
-            authority
-                .rsplit_once(':')
-                .map_or(authority, |(host, _)| host)
-        })
-        .unwrap_or_default()
-        .to_owned();
+    let host = url::Url::parse(&redirect)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default();
     if let Some(domain) = &app.oauth_domain {
         if &host != domain {
             return refuse(10003, "redirect_uri 参数错误");

@@ -52,19 +52,15 @@ impl Finding {
 /// Checks the server URL (服务器地址(URL)).
 pub fn check_url(url: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        Some((rest, 443))
-    } else {
-        url.strip_prefix("http://").map(|rest| (rest, 80))
-    };
-    let Some((rest, default_port)) = rest else {
+    // The console's rule is on the text as typed (the parser would accept `HTTPS:/x`).
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
         findings.push(Finding::error(
             "url",
             format!("{url:?} does not start with http:// or https://"),
             "write the full URL, e.g. https://example.com/wx/demo",
         ));
         return findings;
-    };
+    }
     if url.contains('#') {
         findings.push(Finding::error(
             "url",
@@ -96,46 +92,49 @@ pub fn check_url(url: &str) -> Vec<Finding> {
             "use ASCII only, with no spaces (an internationalised domain must be written in punycode)",
         ));
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or_default();
-    let (host, port) = split_host_port(authority);
-    if host.is_empty() {
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(url::ParseError::EmptyHost) => {
+            findings.push(Finding::error(
+                "url",
+                "the URL has no host name",
+                "write a public domain name",
+            ));
+            return findings;
+        }
+        Err(url::ParseError::InvalidPort) => {
+            findings.push(Finding::error(
+                "url",
+                "invalid port (not a number from 1 to 65535)",
+                "remove the port",
+            ));
+            return findings;
+        }
+        Err(e) => {
+            findings.push(Finding::error(
+                "url",
+                format!("the URL cannot be parsed ({e})"),
+                "write the full URL, e.g. https://example.com/wx/demo",
+            ));
+            return findings;
+        }
+    };
+    // `port()` is `None` for the scheme's default port, written or not.
+    if let Some(port) = parsed.port() {
         findings.push(Finding::error(
-            "url",
-            "the URL has no host name",
-            "write a public domain name",
-        ));
-        return findings;
-    }
-    match port {
-        Some(Ok(port)) if port == default_port => {}
-        Some(Ok(port)) => findings.push(Finding::error(
             "url",
             format!("port {port}: the console accepts only 80 (http) and 443 (https)"),
             "serve the callback on port 80 or 443, e.g. behind a reverse proxy",
-        )),
-        Some(Err(text)) => findings.push(Finding::error(
-            "url",
-            format!("invalid port {text:?}"),
-            "remove the port",
-        )),
-        None => {}
+        ));
     }
-    findings.extend(check_host(host));
+    let host = match parsed.host() {
+        Some(url::Host::Domain(domain)) => domain.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => String::new(),
+    };
+    findings.extend(check_host(&host));
     findings
-}
-
-fn split_host_port(authority: &str) -> (&str, Option<Result<u16, &str>>) {
-    if let Some(rest) = authority.strip_prefix('[') {
-        // [v6]:port
-        let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
-        let port = after.strip_prefix(':').map(|p| p.parse().map_err(|_| p));
-        return (host, port);
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port.parse().map_err(|_| port))),
-        None => (authority, None),
-    }
 }
 
 fn check_host(host: &str) -> Vec<Finding> {

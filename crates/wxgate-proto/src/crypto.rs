@@ -178,16 +178,18 @@ impl MsgCrypt {
     ///
     /// # Errors
     /// [`Error::BadCiphertext`], [`Error::BadPadding`], [`Error::BadBuffer`],
-    /// [`Error::NotUtf8`] and [`Error::AppIdMismatch`].
+    /// [`Error::NotUtf8`] and [`Error::AppIdMismatch`]. No error carries a decrypted
+    /// byte, except a trailer shaped exactly like an AppID (see [`looks_like_app_id`]).
     pub fn decrypt(&self, encrypt: &str) -> Result<String, Error> {
         let decrypted = self.decrypt_unchecked(encrypt)?;
         let matches: bool =
             subtle::ConstantTimeEq::ct_eq(decrypted.app_id.as_bytes(), self.app_id.as_bytes())
                 .into();
         if !matches {
+            let got = looks_like_app_id(&decrypted.app_id).then_some(decrypted.app_id);
             return Err(Error::AppIdMismatch {
                 expected: self.app_id.clone(),
-                got: decrypted.app_id,
+                got,
             });
         }
         Ok(decrypted.message)
@@ -221,21 +223,18 @@ impl MsgCrypt {
             || pad > plain.len()
             || plain[plain.len() - pad..].iter().any(|&b| b != pad_byte)
         {
-            return Err(Error::BadPadding { pad_byte });
+            return Err(Error::BadPadding);
         }
         let content = &plain[..plain.len() - pad];
         if content.len() < 20 {
             return Err(Error::BadBuffer {
-                reason: format!("{} bytes, need at least 20", content.len()),
+                reason: "shorter than the 16-byte random prefix and the 4-byte length",
             });
         }
         let msg_len = u32::from_be_bytes(content[16..20].try_into().expect("4 bytes")) as usize;
         if msg_len > content.len() - 20 {
             return Err(Error::BadBuffer {
-                reason: format!(
-                    "announced message length {msg_len} exceeds the {} bytes present",
-                    content.len() - 20
-                ),
+                reason: "the announced message length exceeds the bytes present",
             });
         }
         let message = std::str::from_utf8(&content[20..20 + msg_len])
@@ -244,6 +243,19 @@ impl MsgCrypt {
         let app_id = String::from_utf8_lossy(&content[20 + msg_len..]).into_owned();
         Ok(Decrypted { message, app_id })
     }
+}
+
+/// Whether a decrypted trailer is shaped exactly like an AppID or a WeCom CorpID,
+/// `(wx|ww)[0-9a-f]{16}`: the only decrypted text that may be shown (in a log line) to
+/// explain a mismatch. A trailer after a shrunk length field is message text, and never
+/// has this shape, since a message ends with `>`.
+pub fn looks_like_app_id(trailer: &str) -> bool {
+    let bytes = trailer.as_bytes();
+    bytes.len() == 18
+        && (bytes.starts_with(b"wx") || bytes.starts_with(b"ww"))
+        && bytes[2..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 #[cfg(test)]
@@ -291,5 +303,41 @@ mod tests {
         // A different key decrypts into garbage, which fails padding or length checks.
         let other = MsgCrypt::new(&EncodingAesKey::from_bytes([2u8; 32]), "wx0000000000000000");
         assert!(other.decrypt(&good).is_err());
+    }
+
+    #[test]
+    fn only_a_trailer_shaped_like_an_app_id_is_carried() {
+        for (trailer, shown) in [
+            ("wx0123456789abcdef", true),
+            ("ww0123456789abcdef", true),
+            ("wx0123456789ABCDEF", false),
+            ("wx0123456789abcde", false),
+            ("wx0123456789abcdef0", false),
+            ("xx0123456789abcdef", false),
+            ("<Content>secret</Content></xml>wx0123456789abcdef", false),
+            ("", false),
+        ] {
+            assert_eq!(looks_like_app_id(trailer), shown, "{trailer:?}");
+        }
+        let key = EncodingAesKey::from_bytes([1u8; 32]);
+        let receiver = MsgCrypt::new(&key, "wx0000000000000000");
+        let foreign = MsgCrypt::new(&key, "wx1111111111111111").encrypt("<xml/>", &[0; 16]);
+        assert_eq!(
+            receiver.decrypt(&foreign),
+            Err(Error::AppIdMismatch {
+                expected: "wx0000000000000000".into(),
+                got: Some("wx1111111111111111".into()),
+            })
+        );
+        let odd = MsgCrypt::new(&key, "not-an-app-id").encrypt("<xml/>", &[0; 16]);
+        let err = receiver.decrypt(&odd).unwrap_err();
+        assert_eq!(
+            err,
+            Error::AppIdMismatch {
+                expected: "wx0000000000000000".into(),
+                got: None,
+            }
+        );
+        assert!(!err.to_string().contains("not-an-app-id"), "{err}");
     }
 }

@@ -26,33 +26,35 @@ pub enum Error {
         reason: String,
     },
 
-    /// The decrypted buffer's PKCS#7 padding byte is outside 1..=32 or the padding bytes
-    /// differ. Usual cause: a wrong EncodingAESKey (the decryption "succeeds" into garbage).
-    /// WXBizMsgCrypt code −40008.
-    #[error("decrypted message has invalid padding (pad byte {pad_byte}); the EncodingAESKey in wxgate.toml probably differs from the console's")]
-    BadPadding {
-        /// The last byte of the decrypted buffer.
-        pad_byte: u8,
-    },
+    /// The decrypted buffer's PKCS#7 padding is invalid: the pad byte is outside 1..=32
+    /// or the padding bytes differ. Usual cause: a wrong EncodingAESKey (the decryption
+    /// "succeeds" into garbage). WXBizMsgCrypt code −40008.
+    ///
+    /// The error carries no decrypted byte: a message that said which pad byte it found
+    /// would be a padding oracle.
+    #[error("decrypted message has invalid padding; the EncodingAESKey in wxgate.toml probably differs from the console's")]
+    BadPadding,
 
     /// The decrypted buffer is too short for its 16-byte random prefix, 4-byte length and
     /// the announced message length. WXBizMsgCrypt code −40008.
     #[error("decrypted message is malformed ({reason}); the EncodingAESKey in wxgate.toml probably differs from the console's")]
     BadBuffer {
-        /// Which length check failed.
-        reason: String,
+        /// Which length check failed (a fixed sentence, never a decrypted value).
+        reason: &'static str,
     },
 
     /// The AppID trailer inside the ciphertext is not this account's AppID.
     ///
     /// Usual cause: another account's AppID configured here, or the Open Platform AppID
-    /// instead of the Official Account's. WXBizMsgCrypt code −40005.
-    #[error("AppID inside the encrypted message is {got:?} but this account is configured with {expected:?}; set `app_id` to the account's AppID (开发 → 基本配置)")]
+    /// instead of the Official Account's. WXBizMsgCrypt code −40005. A trailer that is
+    /// not shaped like an AppID is never carried: after a tampered length field it holds
+    /// the message itself.
+    #[error("{}", app_id_mismatch(expected, got.as_deref()))]
     AppIdMismatch {
         /// The configured AppID.
         expected: String,
-        /// The AppID found in the decrypted trailer (lossy UTF-8).
-        got: String,
+        /// The decrypted trailer, only when it is exactly `(wx|ww)[0-9a-f]{16}`.
+        got: Option<String>,
     },
 
     /// The decrypted message is not UTF-8.
@@ -139,4 +141,11 @@ pub enum Error {
         /// What is wrong and how to fix it.
         reason: String,
     },
+}
+
+fn app_id_mismatch(expected: &str, got: Option<&str>) -> String {
+    match got {
+        Some(got) => format!("AppID inside the encrypted message is {got:?} but this account is configured with {expected:?}; set `app_id` to the account's AppID (开发 → 基本配置)"),
+        None => format!("the trailer inside the encrypted message is not an AppID (this account is configured with {expected:?}); the message was altered, or the EncodingAESKey differs from the console's"),
+    }
 }

@@ -53,32 +53,40 @@ impl Scope {
     }
 }
 
-/// Checks a redirect_uri: absolute http(s) with a host and no fragment.
+/// Checks a redirect_uri: absolute http(s) with a host and no fragment, as the `url`
+/// crate (the WHATWG parser browsers use) reads it.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] naming the problem.
 pub fn check_redirect_uri(uri: &str) -> Result<(), Error> {
-    let invalid = |reason: &str| {
-        Err(Error::InvalidInput {
-            field: "redirect_uri",
-            reason: reason.to_owned(),
-        })
+    let invalid = |reason: &str| Error::InvalidInput {
+        field: "redirect_uri",
+        reason: reason.to_owned(),
     };
-    let Some(rest) = uri
-        .strip_prefix("https://")
-        .or_else(|| uri.strip_prefix("http://"))
-    else {
-        return invalid("must be an absolute http:// or https:// URL");
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() {
-        return invalid("has no host");
-    }
-    if uri.contains('#') {
-        return invalid("must not contain '#': WeChat appends ?code=…&state=… to it");
-    }
+    // Checked on the text: the URL parser would silently drop a newline or a tab.
     if uri.chars().any(char::is_control) {
-        return invalid("contains control characters (a newline pasted with the URL?)");
+        return Err(invalid(
+            "contains control characters (a newline pasted with the URL?)",
+        ));
+    }
+    let url = match url::Url::parse(uri) {
+        Ok(url) => url,
+        Err(url::ParseError::EmptyHost) => return Err(invalid("has no host")),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Err(invalid("must be an absolute http:// or https:// URL"))
+        }
+        Err(e) => return Err(invalid(&format!("is not a valid URL ({e})"))),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an absolute http:// or https:// URL"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("has no host"));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid(
+            "must not contain '#': WeChat appends ?code=…&state=… to it",
+        ));
     }
     Ok(())
 }
@@ -271,4 +279,27 @@ pub fn scheme_url(
         url.push_str(env.as_str());
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_are_parsed_not_pattern_matched() {
+        assert!(check_redirect_uri("https://wx.example.com/oauth/cb?to=x").is_ok());
+        for (uri, needle) in [
+            ("/relative", "absolute"),
+            ("wx.example.com/cb", "absolute"),
+            ("ftp://wx.example.com/", "absolute"),
+            ("https://", "no host"),
+            ("https://wx.example.com/cb#x", "'#'"),
+            ("https://wx.example.com/cb#", "'#'"),
+            ("https://wx.example.com/c\nb", "control"),
+            ("https://wx.example.com:99999/", "valid URL"),
+        ] {
+            let err = check_redirect_uri(uri).unwrap_err().to_string();
+            assert!(err.contains(needle), "{uri:?}: {err}");
+        }
+    }
 }

@@ -173,18 +173,14 @@ fn safe_mode_decrypt_failures() {
                     err,
                     Error::AppIdMismatch {
                         expected: s(&case, "configured_appid").to_owned(),
-                        got: s(&case, "appid_inside_ciphertext").to_owned(),
+                        got: Some(s(&case, "appid_inside_ciphertext").to_owned()),
                     }
                 );
             }
             "corrupted_padding_last_byte_zero" => {
                 let crypt = MsgCrypt::new(&key, s(&case, "appid"));
                 let err = crypt.decrypt(s(&case, "encrypt")).unwrap_err();
-                assert_eq!(
-                    err,
-                    Error::BadPadding { pad_byte: 0 },
-                    "strict padding check"
-                );
+                assert_eq!(err, Error::BadPadding, "strict padding check");
             }
             other => panic!("unknown failure vector {other}: add its expectation"),
         }

@@ -167,7 +167,7 @@ async fn jssdk_config(
     let request: JsSdkRequest = serde_json::from_str(&body).map_err(|e| {
         ApiError::BadRequest(format!("body must be JSON {{\"url\": \"https://…\"}}: {e}"))
     })?;
-    if !request.url.starts_with("http://") && !request.url.starts_with("https://") {
+    if crate::config::http_url(&request.url).is_err() {
         return Err(ApiError::BadRequest(
             "url must be the page's absolute URL, location.href.split('#')[0]".into(),
         ));

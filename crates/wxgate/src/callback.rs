@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::reply::Reply;
@@ -68,8 +69,76 @@ pub enum Refusal {
     EncryptedWithoutKey,
     /// The body (XML or JSON) could not be parsed, is neither, or lacks a field.
     Malformed(wxgate_proto::Error),
-    /// The ciphertext did not decrypt, or its AppID is not ours.
-    Decrypt(wxgate_proto::Error),
+    /// The ciphertext did not decrypt, its AppID is not ours, or what it decrypted to is
+    /// not a message. Every kind gets the same answer, [`DECRYPT_REFUSAL`].
+    Decrypt(DecryptFailure),
+}
+
+/// The one answer to every decryption failure: a response that differed by kind would
+/// be an oracle (padding, length, UTF-8, XML) for an attacker who replays a captured
+/// ciphertext with a block altered.
+pub const DECRYPT_REFUSAL: &str = "cannot decrypt";
+
+/// Why a ciphertext was refused. It holds no decrypted byte, except a trailer shaped
+/// exactly like an AppID (`(wx|ww)[0-9a-f]{16}`), which only the log line shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecryptFailure {
+    /// Not base64, or not a non-zero multiple of 16 bytes.
+    Ciphertext,
+    /// The PKCS#7 padding is invalid.
+    Padding,
+    /// Too short, or the announced length exceeds the buffer.
+    Length,
+    /// The message is not UTF-8.
+    Utf8,
+    /// The trailer is not this account's AppID.
+    AppId {
+        /// The trailer, when it is shaped like an AppID.
+        trailer: Option<String>,
+    },
+    /// The decrypted message is not a WeChat message (XML, or a field missing).
+    Xml,
+}
+
+impl DecryptFailure {
+    /// Classifies an error of [`MsgCrypt::decrypt`], keeping no decrypted byte.
+    pub fn of(error: wxgate_proto::Error) -> DecryptFailure {
+        use wxgate_proto::Error as E;
+        match error {
+            E::BadPadding => DecryptFailure::Padding,
+            E::BadBuffer { .. } => DecryptFailure::Length,
+            E::NotUtf8 => DecryptFailure::Utf8,
+            E::AppIdMismatch { got, .. } => DecryptFailure::AppId {
+                trailer: got.filter(|t| wxgate_proto::crypto::looks_like_app_id(t)),
+            },
+            _ => DecryptFailure::Ciphertext,
+        }
+    }
+
+    /// The kind, for the log line.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecryptFailure::Ciphertext => "ciphertext",
+            DecryptFailure::Padding => "padding",
+            DecryptFailure::Length => "length",
+            DecryptFailure::Utf8 => "utf8",
+            DecryptFailure::AppId { .. } => "app_id",
+            DecryptFailure::Xml => "xml",
+        }
+    }
+
+    /// The log sentence: the kind and what usually causes it, without decrypted text.
+    fn explain(&self) -> String {
+        let kind = self.kind();
+        let cause = match self {
+            DecryptFailure::Ciphertext => "the Encrypt field is not base64 of whole AES blocks; the body was altered or is not from WeChat".to_owned(),
+            DecryptFailure::Padding | DecryptFailure::Length | DecryptFailure::Utf8 => "the EncodingAESKey in wxgate.toml probably differs from the console's (or the ciphertext was altered)".to_owned(),
+            DecryptFailure::AppId { trailer: Some(trailer) } => format!("the message was encrypted for AppID {trailer:?}, not this account's app_id; set `app_id` to the account's AppID (开发 → 基本配置)"),
+            DecryptFailure::AppId { trailer: None } => "the trailer is not an AppID: the ciphertext was altered, or the EncodingAESKey differs from the console's".to_owned(),
+            DecryptFailure::Xml => "the decrypted text is not a WeChat message (the ciphertext was altered, or the sender is not WeChat)".to_owned(),
+        };
+        format!("{DECRYPT_REFUSAL} ({kind}): {cause}")
+    }
 }
 
 impl Refusal {
@@ -99,8 +168,17 @@ impl Refusal {
         }
     }
 
-    /// One sentence for the log and the response body: which check failed and what
-    /// usually causes it. Contains no secret.
+    /// The response body: [`Refusal::reason`], except for a decryption failure, which
+    /// always answers [`DECRYPT_REFUSAL`] whatever its kind.
+    pub fn answer(&self) -> String {
+        match self {
+            Refusal::Decrypt(_) => DECRYPT_REFUSAL.to_owned(),
+            other => other.reason(),
+        }
+    }
+
+    /// One sentence for the log: which check failed and what usually causes it.
+    /// Contains no secret and no decrypted byte.
     pub fn reason(&self) -> String {
         match self {
             Refusal::MissingParameter(name) => format!("missing query parameter `{name}`: requests must come from WeChat with signature, timestamp and nonce"),
@@ -113,7 +191,7 @@ impl Refusal {
             Refusal::PlaintextInSafeMode => "plaintext request refused: this account is in safe mode (安全模式) and accepts only encrypted pushes; if the console is set to plaintext or compatible mode, set `mode` to match".to_owned(),
             Refusal::EncryptedWithoutKey => "encrypted request (encrypt_type=aes) but this account has no encoding_aes_key: copy the console's EncodingAESKey into wxgate.toml and set `mode`".to_owned(),
             Refusal::Malformed(err) => format!("bad request body: {err}"),
-            Refusal::Decrypt(err) => format!("cannot decrypt: {err}"),
+            Refusal::Decrypt(failure) => failure.explain(),
         }
     }
 }
@@ -249,6 +327,10 @@ impl Account {
         ))
     }
 
+    fn token(&self) -> &str {
+        self.config.token.expose_secret()
+    }
+
     /// The dedup cache, when enabled.
     pub fn dedup(&self) -> Option<&Dedup> {
         self.dedup.as_ref()
@@ -272,8 +354,8 @@ impl Account {
             .as_deref()
             .ok_or(Refusal::MissingParameter("signature"))?;
         let (timestamp, nonce) = self.timestamp_and_nonce(query, now)?;
-        if !url_signature(&self.config.token, timestamp, nonce).matches_hex(signature) {
-            let hint = diagnose_mismatch(&self.config.token, timestamp, nonce, None, signature);
+        if !url_signature(self.token(), timestamp, nonce).matches_hex(signature) {
+            let hint = diagnose_mismatch(self.token(), timestamp, nonce, None, signature);
             return Err(Refusal::BadSignature {
                 which: "signature",
                 hint,
@@ -420,17 +502,21 @@ impl Account {
         let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
             wxgate_proto::Error::MissingField { field: "Encrypt" },
         ))?;
-        if !msg_signature(&self.config.token, timestamp, nonce, encrypt).matches_hex(got) {
-            let hint = diagnose_mismatch(&self.config.token, timestamp, nonce, Some(encrypt), got);
+        if !msg_signature(self.token(), timestamp, nonce, encrypt).matches_hex(got) {
+            let hint = diagnose_mismatch(self.token(), timestamp, nonce, Some(encrypt), got);
             return Err(Refusal::BadSignature {
                 which: "msg_signature",
                 hint,
             });
         }
         let (inner, crypt) = self.decrypt(encrypt)?;
-        let inner_format = Format::detect(&inner).map_err(Refusal::Malformed)?;
+        let inner_format = Format::detect(&inner);
+        // The parser's error may quote the decrypted text: only the kind is kept.
+        let message = inner_format
+            .and_then(|f| Message::parse_as(f, &inner))
+            .map_err(|_| Refusal::Decrypt(DecryptFailure::Xml))?;
         Ok(Opened {
-            message: Message::parse_as(inner_format, &inner).map_err(Refusal::Malformed)?,
+            message,
             crypt: Some(crypt),
             format,
         })
@@ -499,7 +585,9 @@ impl Account {
                 }
             }
         }
-        Err(Refusal::Decrypt(first_error.expect("at least one key")))
+        Err(Refusal::Decrypt(DecryptFailure::of(
+            first_error.expect("at least one key"),
+        )))
     }
 
     /// The answer to send: `success`, the plain reply, or the reply encrypted with the
@@ -519,7 +607,7 @@ impl Account {
                 let mut random = [0u8; 16];
                 rng.fill_bytes(&mut random);
                 let nonce = (rng.next_u32() % 1_000_000_000).to_string();
-                let token = &self.config.token;
+                let token = self.token();
                 envelope::seal_reply_in(format, crypt, token, plain, now, &nonce, &random)
             }
         };

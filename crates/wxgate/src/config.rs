@@ -7,8 +7,10 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use toml::Spanned;
+use url::Url;
 use wxgate_proto::console::{self, Mode, Severity};
 use wxgate_proto::EncodingAesKey;
 
@@ -38,8 +40,8 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// The file as written.
-#[derive(Debug, Deserialize)]
+/// The file as written (no `Debug`: it holds the secrets as plain strings).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     listen: Option<Spanned<String>>,
@@ -58,7 +60,7 @@ pub struct RawConfig {
     account: Vec<RawAccount>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     header_timeout_s: Option<Spanned<u64>>,
@@ -68,13 +70,13 @@ struct RawHttp {
     shutdown_grace_s: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInbox {
     keep_delivered_days: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     backend: Spanned<String>,
@@ -82,7 +84,7 @@ struct RawStorage {
     reclaim_after_s: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOAuth {
     domain: Spanned<String>,
@@ -91,9 +93,10 @@ struct RawOAuth {
     signing_key: Spanned<String>,
     identity_ttl_s: Option<u64>,
     state_ttl_s: Option<u64>,
+    peak_sign_ins_per_s: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAccount {
     name: Spanned<String>,
@@ -116,7 +119,7 @@ struct RawAccount {
     data_format: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawForward {
     url: Spanned<String>,
@@ -126,6 +129,7 @@ struct RawForward {
     max_reply_bytes: Option<Spanned<u64>>,
     attempt_timeout_ms: Option<Spanned<u64>>,
     max_in_flight: Option<Spanned<u64>>,
+    max_backoff_s: Option<Spanned<u64>>,
 }
 
 /// The validated configuration.
@@ -140,7 +144,7 @@ pub struct Config {
     /// The accounts, in file order.
     pub accounts: Vec<AccountConfig>,
     /// Bearer token of the admin API; `None` lets `serve` generate one.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<SecretString>,
     /// The public base URL of this server (for OAuth callbacks), without a trailing '/'.
     pub public_url: Option<String>,
     /// The WeChat API base URL (the emulator's in tests).
@@ -152,8 +156,8 @@ pub struct Config {
     /// Token fetches allowed per day per account (a warning at 80 %).
     pub daily_token_quota: u32,
     /// Where credentials live: `None` for redb under data_dir, or a Redis URL shared by
-    /// several instances.
-    pub redis_url: Option<String>,
+    /// several instances (secret: it may carry a password).
+    pub redis_url: Option<SecretString>,
     /// With Redis: how long a delivery may sit unheard-of with its instance before
     /// another instance takes it over (`[storage] reclaim_after_s`).
     pub reclaim_after_s: u64,
@@ -198,14 +202,26 @@ impl Default for HttpConfig {
 pub struct OAuthConfig {
     /// The 网页授权域名: host only.
     pub domain: String,
-    /// URL prefixes the app may be sent back to after sign-in.
-    pub redirect_allow: Vec<String>,
+    /// Where the app may be sent back to after sign-in.
+    pub redirect_allow: Vec<crate::oauth::AllowEntry>,
     /// Key that signs the identity token handed to the app (shared with the app).
-    pub signing_key: String,
+    pub signing_key: SecretString,
     /// Lifetime of the identity token, seconds.
     pub identity_ttl_s: u64,
     /// How long a sign-in may take from authorize to callback, seconds.
     pub state_ttl_s: u64,
+    /// The sign-in rate the memory of states is sized for: each instance takes at most
+    /// `peak_sign_ins_per_s × state_ttl_s` unexpired states per account.
+    pub peak_sign_ins_per_s: u64,
+}
+
+impl OAuthConfig {
+    /// How many unexpired states this instance takes for the account; past it, new
+    /// authorizations get 503.
+    pub fn state_budget(&self) -> usize {
+        usize::try_from(self.peak_sign_ins_per_s.saturating_mul(self.state_ttl_s))
+            .unwrap_or(usize::MAX)
+    }
 }
 
 /// One validated account.
@@ -215,10 +231,10 @@ pub struct AccountConfig {
     pub name: String,
     /// AppID (also the trailer of encrypted messages).
     pub app_id: String,
-    /// AppSecret, for the API client; never logged.
-    pub app_secret: String,
+    /// AppSecret, for the API client (empty: none); never logged.
+    pub app_secret: SecretString,
     /// The console Token.
-    pub token: String,
+    pub token: SecretString,
     /// The current EncodingAESKey.
     pub aes_key: Option<EncodingAesKey>,
     /// The key before the last rotation, tried when the current one fails.
@@ -248,7 +264,7 @@ pub struct ForwardConfig {
     /// The service's URL (POST JSON).
     pub url: String,
     /// HMAC-SHA256 key of the `X-Wxgate-Signature` header (shared with the service).
-    pub secret: String,
+    pub secret: SecretString,
     /// How long to wait for a passive reply, ms (default 4000, under WeChat's 5 s).
     pub timeout_ms: u64,
     /// Retry a failing delivery for this long, then dead-letter it (default 1 day).
@@ -260,6 +276,9 @@ pub struct ForwardConfig {
     pub attempt_timeout_ms: u64,
     /// Delivery attempts to this service at once (default 32); the others wait.
     pub max_in_flight: usize,
+    /// The longest wait between two attempts of a failing delivery, s (default 300;
+    /// the backoff doubles from 1 s up to it).
+    pub max_backoff_s: u64,
 }
 
 /// One problem found in a configuration file, by [`lint`] or on the way to a [`Config`].
@@ -521,7 +540,10 @@ impl Validator<'_> {
             }
             accounts.extend(self.account(index, account));
         }
-        let admin_token = raw.admin_token.as_ref().map(|t| t.get_ref().clone());
+        let admin_token = raw
+            .admin_token
+            .as_ref()
+            .map(|t| SecretString::from(t.get_ref().as_str()));
         if let Some(token) = &raw.admin_token {
             if token.get_ref().len() < 16 {
                 self.error(Some(token.span()), "admin_token".into(), "admin_token must have at least 16 characters (use a random string, e.g. `openssl rand -hex 24`)");
@@ -538,8 +560,8 @@ impl Validator<'_> {
             .as_ref()
             .map(|u| u.get_ref().trim_end_matches('/').to_owned());
         if let Some(url) = &raw.public_url {
-            if !url.get_ref().starts_with("https://") && !url.get_ref().starts_with("http://") {
-                self.error(Some(url.span()), "public_url".into(), "public_url must be the absolute http(s) URL WeChat and browsers reach this server at, e.g. https://wx.example.com");
+            if let Err(problem) = base_url(url.get_ref()) {
+                self.error(Some(url.span()), "public_url".into(), format!("{problem}: public_url must be the absolute http(s) URL WeChat and browsers reach this server at, e.g. https://wx.example.com"));
             }
         }
         if accounts.iter().any(|a| a.oauth.is_some()) && public_url.is_none() {
@@ -576,10 +598,10 @@ impl Validator<'_> {
                 "redb" => None,
                 "redis" => match &storage.redis_url {
                     Some(url)
-                        if url.get_ref().starts_with("redis://")
-                            || url.get_ref().starts_with("rediss://") =>
+                        if Url::parse(url.get_ref())
+                            .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss")) =>
                     {
-                        Some(url.get_ref().clone())
+                        Some(SecretString::from(url.get_ref().as_str()))
                     }
                     Some(url) => {
                         self.error(
@@ -799,7 +821,8 @@ impl Validator<'_> {
         }
         let secret_ok =
             raw.app_secret.len() == 32 && raw.app_secret.bytes().all(|b| b.is_ascii_hexdigit());
-        if !raw.app_secret.is_empty() && !secret_ok {
+        let app_secret = SecretString::from(raw.app_secret);
+        if !app_secret.expose_secret().is_empty() && !secret_ok {
             self.push(
                 Severity::Warning,
                 None,
@@ -867,14 +890,14 @@ impl Validator<'_> {
         let oauth = raw.oauth.map(|oauth| {
             let span = oauth.span();
             let oauth = oauth.into_inner();
-            self.oauth(index, span, oauth, raw.app_secret.is_empty())
+            self.oauth(index, span, oauth, app_secret.expose_secret().is_empty())
         });
         let forward = raw.forward.map(|forward| {
             let forward = forward.into_inner();
             let key = |field: &str| format!("account[{index}].forward.{field}");
             let url = forward.url.get_ref();
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.error(Some(forward.url.span()), key("url"), format!("{url:?} must be an absolute http(s) URL of your service"));
+            if let Err(problem) = http_url(url) {
+                self.error(Some(forward.url.span()), key("url"), format!("{problem}: it must be the absolute http(s) URL of your service"));
             }
             if forward.secret.get_ref().len() < 16 {
                 self.error(Some(forward.secret.span()), key("secret"), "secret must have at least 16 characters (random, shared with your service)");
@@ -892,14 +915,16 @@ impl Validator<'_> {
             let max_reply_bytes = self.bounded(forward.max_reply_bytes, &key("max_reply_bytes"), 64 * 1024, 1024..=16 * 1024 * 1024);
             let attempt_timeout_ms = self.bounded(forward.attempt_timeout_ms, &key("attempt_timeout_ms"), 30_000, 1000..=600_000);
             let max_in_flight = self.bounded(forward.max_in_flight, &key("max_in_flight"), 32, 1..=10_000);
+            let max_backoff_s = self.bounded(forward.max_backoff_s, &key("max_backoff_s"), 300, 1..=3600);
             ForwardConfig {
                 url: forward.url.into_inner(),
-                secret: forward.secret.into_inner(),
+                secret: SecretString::from(forward.secret.into_inner()),
                 timeout_ms,
                 max_age_s: forward.max_age_s.unwrap_or(86_400),
                 max_reply_bytes: max_reply_bytes as usize,
                 attempt_timeout_ms,
                 max_in_flight: max_in_flight as usize,
+                max_backoff_s,
             }
         });
         let errors_after = self
@@ -910,8 +935,8 @@ impl Validator<'_> {
         (errors_after == errors_before).then(|| AccountConfig {
             name: name.clone(),
             app_id: raw.app_id.into_inner(),
-            app_secret: raw.app_secret,
-            token: raw.token.into_inner(),
+            app_secret,
+            token: SecretString::from(raw.token.into_inner()),
             aes_key,
             previous_aes_key,
             mode,
@@ -924,74 +949,40 @@ impl Validator<'_> {
             data_format,
         })
     }
+}
 
-    fn oauth(
-        &mut self,
-        index: usize,
-        span: std::ops::Range<usize>,
-        raw: RawOAuth,
-        no_secret: bool,
-    ) -> OAuthConfig {
-        let key = |field: &str| format!("account[{index}].oauth.{field}");
-        if no_secret {
-            self.error(
-                Some(span.clone()),
-                key("(table)"),
-                "OAuth needs the account's app_secret to exchange codes",
-            );
-        }
-        let domain = raw.domain.get_ref();
-        if domain.contains("://")
-            || domain.contains('/')
-            || domain.contains(':')
-            || domain.is_empty()
-        {
-            self.error(
-                Some(raw.domain.span()),
-                key("domain"),
-                format!("{domain:?}: the 网页授权域名 is a host name only, without scheme, path or port (the usual cause of error 10003)"),
-            );
-        }
-        for prefix in &raw.redirect_allow {
-            let text = prefix.get_ref();
-            let host_ok = text
-                .split("://")
-                .nth(1)
-                .is_some_and(|rest| !rest.is_empty());
-            if !(text.starts_with("https://") || text.starts_with("http://")) || !host_ok {
-                self.error(Some(prefix.span()), key("redirect_allow"), format!("{text:?} must be an absolute http(s) URL prefix, e.g. https://app.example.com/"));
-            }
-        }
-        if raw.redirect_allow.is_empty() {
-            self.error(
-                Some(span),
-                key("redirect_allow"),
-                "list the URL prefixes your app may be sent back to (no open redirect)",
-            );
-        }
-        if raw.signing_key.get_ref().len() < 32 {
-            self.error(
-                Some(raw.signing_key.span()),
-                key("signing_key"),
-                "signing_key must have at least 32 characters (random, shared with your app)",
-            );
-        }
-        OAuthConfig {
-            domain: domain.clone(),
-            redirect_allow: raw
-                .redirect_allow
-                .into_iter()
-                .map(Spanned::into_inner)
-                .collect(),
-            signing_key: raw.signing_key.into_inner(),
-            identity_ttl_s: raw.identity_ttl_s.unwrap_or(300),
-            state_ttl_s: raw.state_ttl_s.unwrap_or(600),
-        }
+/// Checks an absolute http(s) URL (which has a host), as the `url` crate, the
+/// browsers' parser, reads it.
+///
+/// # Errors
+/// What is wrong, quoting the text.
+pub fn http_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} is not http:// or https://"));
     }
+    Ok(url)
+}
+
+/// Checks a base URL: [`http_url`] without user info, query or fragment.
+///
+/// # Errors
+/// What is wrong, quoting the text.
+pub fn base_url(text: &str) -> Result<Url, String> {
+    let url = http_url(text)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?} carries a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} has a ?query or #fragment"));
+    }
+    Ok(url)
 }
 
 /// The embedded demo configuration used by `wxgate serve` when there is no config file.
 pub const DEMO_TOML: &str = include_str!("demo.toml");
+
+mod oauth;
 
 #[cfg(test)]
 mod tests;

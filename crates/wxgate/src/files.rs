@@ -40,14 +40,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<bool> {
 /// # Errors
 /// The file cannot be created.
 pub fn create_private_file(path: &Path) -> io::Result<bool> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
+    match new_private(path) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
@@ -61,6 +54,13 @@ pub fn create_private_file(path: &Path) -> io::Result<bool> {
 pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let _ = std::fs::remove_file(path);
+    let mut file = new_private(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Creates `path`, which must not exist yet, with mode 0600.
+fn new_private(path: &Path) -> io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -68,9 +68,7 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    options.open(path)
 }
 
 /// The permission bits of `path` that let group or others in, when any.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use rand::Rng;
+use secrecy::ExposeSecret;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use wxgate_client::CredentialCenter;
@@ -162,6 +163,9 @@ pub fn parse_reply(body: &str) -> Result<Option<Reply>, String> {
     Ok(Some(reply))
 }
 
+/// How long [`Forwarder::shutdown`] waits for the deliveries in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ForwardStats {
@@ -188,6 +192,7 @@ pub struct Forwarder {
     in_flight: Mutex<HashSet<u64>>,
     /// Per account, `max_in_flight` permits for concurrent attempts.
     slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Delivered records older than this are deleted (0: kept).
     keep_delivered_s: i64,
     /// Counters.
@@ -255,6 +260,7 @@ impl Forwarder {
             accounts,
             kinds,
             in_flight: Mutex::new(HashSet::new()),
+            worker: Mutex::new(None),
             keep_delivered_s: (keep_delivered_days * 86_400) as i64,
             stats: ForwardStats::default(),
         })
@@ -319,13 +325,18 @@ impl Forwarder {
             .map_or(4000, |c| c.timeout_ms);
         let (tx, rx) = tokio::sync::oneshot::channel::<Option<Reply>>();
         let forwarder = Arc::clone(self);
-        self.in_flight
+        let fresh = self
+            .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(record.id);
-        tokio::spawn(async move {
-            forwarder.attempt_and_record(record, Some(tx)).await;
-        });
+        // Unless the worker found the new record first: then its attempt is the only
+        // one, and the reply (if any) goes out late.
+        if fresh {
+            tokio::spawn(async move {
+                forwarder.attempt_and_record(record, Some(tx)).await;
+            });
+        }
         (rx, Duration::from_millis(timeout))
     }
 
@@ -381,10 +392,12 @@ impl Forwarder {
                 if let Some(tx) = passive {
                     let _ = tx.send(None);
                 }
-                let max_age = self
+                let (max_age, max_backoff) = self
                     .accounts
                     .get(&record.account)
-                    .map_or(86_400, |c| c.max_age_s) as i64;
+                    .map_or((86_400, 300), |c| {
+                        (c.max_age_s as i64, c.max_backoff_s as i64)
+                    });
                 record.last_error = Some(error.clone());
                 if now - record.received_at >= max_age {
                     record.state = DeliveryState::Dead;
@@ -394,7 +407,7 @@ impl Forwarder {
                     let base = 1i64 << (record.attempts.saturating_sub(1)).min(8);
                     let delay =
                         (base as f64 * rand::thread_rng().gen_range(0.5..1.5)).ceil() as i64;
-                    record.next_attempt_at = now + delay.clamp(1, 300);
+                    record.next_attempt_at = now + delay.clamp(1, max_backoff);
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(account = %record.account, delivery_id = id, attempt = record.attempts, "delivery failed: {error}; next attempt in {}s", record.next_attempt_at - now);
                 }
@@ -480,7 +493,7 @@ impl Forwarder {
             .header("X-Wxgate-Timestamp", timestamp.to_string())
             .header(
                 "X-Wxgate-Signature",
-                signature(&config.secret, timestamp, &body),
+                signature(config.secret.expose_secret(), timestamp, &body),
             )
             .body(body)
             .send()
@@ -590,9 +603,25 @@ impl Forwarder {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(record.id);
-            if fresh {
-                let forwarder = Arc::clone(self);
-                tokio::spawn(forwarder.attempt_and_record(record, None));
+            if !fresh {
+                continue;
+            }
+            // `due` may have read the record before an attempt that just ended stored
+            // its outcome. That attempt stored it before it left `in_flight`, so a read
+            // after the claim sees it: attempt only what nobody attempted since.
+            match self.inbox.get(record.id).await {
+                Ok(Some(current))
+                    if current.state == DeliveryState::Pending
+                        && current.attempts == record.attempts =>
+                {
+                    tokio::spawn(Arc::clone(self).attempt_and_record(current, None));
+                }
+                _ => {
+                    self.in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&record.id);
+                }
             }
         }
     }
@@ -628,12 +657,39 @@ impl Forwarder {
         Ok(purged)
     }
 
+    /// Stops the worker, waits up to [`SHUTDOWN_GRACE`] for the attempts in flight, and
+    /// commits the inbox durably: after a clean stop, no finished delivery repeats (one
+    /// cut off by the grace may).
+    pub async fn shutdown(&self) {
+        if let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            worker.abort();
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let left = loop {
+            let left = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
+            if left == 0 || Instant::now() >= deadline {
+                break left;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if left > 0 {
+            tracing::warn!("stopping with {left} deliveries in flight; they are attempted again after the restart");
+        }
+        if let Err(error) = self.inbox.flush().await {
+            tracing::error!("cannot commit the inbox at shutdown ({error}); deliveries of the last {} ms may repeat after the restart", crate::inbox::GROUP_COMMIT_WINDOW.as_millis());
+        }
+    }
+
     /// Spawns the worker: every 200 ms, attempts what is due (including what a crash
     /// left pending); a minute after start-up and then hourly, deletes old delivered
-    /// records.
-    pub fn spawn_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// records. [`Forwarder::shutdown`] stops it.
+    pub fn spawn_worker(self: &Arc<Self>) {
         let forwarder = Arc::clone(self);
-        tokio::spawn(async move {
+        let worker = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut next_expiry = Instant::now() + Duration::from_secs(60);
@@ -647,7 +703,8 @@ impl Forwarder {
                     }
                 }
             }
-        })
+        });
+        *self.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker);
     }
 }
 

@@ -5,7 +5,8 @@
 //! * `GET  /wx/{account}`: URL verification (echostr, verbatim, `text/plain`).
 //! * `POST /wx/{account}`: message push; a reply (XML or JSON, as the push), an
 //!   encrypted envelope or `success`.
-//! * `GET  /healthz`: `ok`.
+//! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
+//!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
 //!
 //! Handlers are thin: they read the request, call [`crate::callback`], and map the
@@ -26,6 +27,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use rand::distributions::{Alphanumeric, DistString};
+use secrecy::{ExposeSecret, SecretString};
 use wxgate_client::{
     AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialStore, MemoryStore,
 };
@@ -33,7 +35,6 @@ use wxgate_client::{
 use crate::callback::{Account, Answer, CallbackQuery, Decided, Refusal};
 use crate::config::Config;
 use crate::forward::{Forwarded, Forwarder};
-use crate::inbox::{Inbox, LocalInbox, FALLBACK_ID_BASE};
 use crate::log_limit::LogLimit;
 use crate::metrics::{Method, Metrics, Outcome};
 use crate::oauth::OAuthMemory;
@@ -51,7 +52,7 @@ pub struct AppState {
     pub metrics: Metrics,
     max_body_bytes: usize,
     center: Arc<CredentialCenter>,
-    admin_token: String,
+    admin_token: SecretString,
     public_url: Option<String>,
     open_base: String,
     oauth_memory: OAuthMemory,
@@ -59,6 +60,7 @@ pub struct AppState {
     shared: Option<crate::shared::SharedSeen>,
     limits: conn::Limits,
     log_limit: LogLimit,
+    db: Option<Arc<crate::storage::Db>>,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -69,7 +71,7 @@ pub fn credential_center(
     let accounts = config
         .accounts
         .iter()
-        .filter(|a| !a.app_secret.is_empty())
+        .filter(|a| !a.app_secret.expose_secret().is_empty())
         .map(|a| AccountSecrets {
             name: a.name.clone(),
             app_id: a.app_id.clone(),
@@ -95,7 +97,8 @@ impl AppState {
         let center = credential_center(config, Arc::new(MemoryStore::default()));
         let admin_token = config
             .admin_token
-            .clone()
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
             .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32));
         AppState::with_center(config, center, admin_token)
     }
@@ -116,14 +119,15 @@ impl AppState {
             metrics: Metrics::new(names),
             max_body_bytes: config.max_body_bytes,
             center,
-            admin_token,
+            admin_token: SecretString::from(admin_token),
             public_url: config.public_url.clone(),
             open_base: config.open_base.clone(),
-            oauth_memory: OAuthMemory::default(),
+            oauth_memory: OAuthMemory::for_config(config),
             forwarder: None,
             shared: None,
             limits: conn::Limits::from(&config.http),
             log_limit: LogLimit::new(config.accounts.len()),
+            db: None,
         }
     }
 
@@ -134,26 +138,31 @@ impl AppState {
     /// # Errors
     /// The database or Redis cannot be opened.
     pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
-        let db = crate::storage::open_database(&config.data_dir.join("wxgate.redb"))?;
+        let db = crate::storage::Db::open(&config.data_dir.join("wxgate.redb"))
+            .map_err(|e| e.to_string())?;
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = crate::redis_store::RedisStore::connect(url).await?;
+                let redis = crate::redis_store::RedisStore::connect(url.expose_secret()).await?;
                 let shared = crate::shared::SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }
-            None => (Arc::new(crate::storage::RedbStore::new(db.clone())?), None),
+            None => (
+                Arc::new(crate::storage::RedbStore::new(db.clone()).map_err(|e| e.to_string())?),
+                None,
+            ),
         };
         let center = credential_center(config, store);
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
         state.shared = shared;
+        state.db = Some(db.clone());
         let forwards: HashMap<String, crate::config::ForwardConfig> = config
             .accounts
             .iter()
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
             .collect();
         if !forwards.is_empty() {
-            let inbox = open_inbox(config, db, state.shared.as_ref()).await?;
+            let inbox = crate::inbox::open(config, db, state.shared.as_ref()).await?;
             let kinds = config.accounts.iter().map(|a| (a.name.clone(), a.kind));
             let kinds = kinds.collect();
             let forwarder =
@@ -162,6 +171,19 @@ impl AppState {
             state.forwarder = Some(forwarder);
         }
         Ok(state)
+    }
+
+    /// Stops the delivery worker and commits the inbox durably (after the server has
+    /// stopped), so a restart repeats no finished delivery.
+    pub async fn shutdown(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.shutdown().await;
+        }
+    }
+
+    /// The process's database, when it was opened.
+    pub fn database(&self) -> Option<&Arc<crate::storage::Db>> {
+        self.db.as_ref()
     }
 
     /// The state shared with other instances (Redis), when configured.
@@ -181,7 +203,7 @@ impl AppState {
 
     /// The bearer token of the admin API.
     pub fn admin_token(&self) -> &str {
-        &self.admin_token
+        self.admin_token.expose_secret()
     }
 
     /// The public base URL, for OAuth callbacks.
@@ -212,45 +234,6 @@ impl AppState {
     }
 }
 
-/// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
-/// fallback (refused while the redb inbox still has pending deliveries).
-async fn open_inbox(
-    config: &Config,
-    db: Arc<redb::Database>,
-    shared: Option<&crate::shared::SharedSeen>,
-) -> Result<Inbox, String> {
-    let Some(shared) = shared else {
-        return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
-    };
-    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
-    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
-    if left > 0 {
-        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
-    }
-    let queue = crate::redis_inbox::RedisQueue::new(
-        shared.link(),
-        crate::redis_inbox::RedisQueue::consumer_name(),
-        std::time::Duration::from_secs(config.reclaim_after_s),
-    );
-    tracing::info!(
-        consumer = queue.consumer(),
-        "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over",
-        config.reclaim_after_s
-    );
-    match shared.persistence().await {
-        Ok((appendonly, appendfsync)) => {
-            if let Some(warning) = crate::shared::persistence_warning(&appendonly, &appendfsync) {
-                tracing::warn!("{warning}");
-            }
-        }
-        Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
-    }
-    Ok(Inbox::Shared {
-        queue: Arc::new(queue),
-        fallback,
-    })
-}
-
 /// Unix seconds now.
 pub fn now() -> i64 {
     SystemTime::now()
@@ -267,7 +250,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/oauth/{name}/callback", get(crate::oauth::callback))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             (
@@ -317,7 +300,7 @@ fn refuse(
         .metrics
         .record(slot, method, refusal.outcome(), started.elapsed());
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    text(status, reason)
+    text(status, refusal.answer())
 }
 
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {

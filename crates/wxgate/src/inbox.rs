@@ -4,19 +4,11 @@
 
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-/// id → record (JSON).
-const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
-/// `account:dedup_key` → id.
-const DEDUP: TableDefinition<&str, u64> = TableDefinition::new("inbox_dedup");
-/// id → next attempt (Unix seconds), for pending records only.
-const PENDING: TableDefinition<u64, i64> = TableDefinition::new("inbox_pending");
-/// id → (), for dead letters only: counting and listing them reads no records.
-const DEAD: TableDefinition<u64, ()> = TableDefinition::new("inbox_dead");
-/// `next_id` → the next id; `dead_index` → 1 once DEAD covers every record.
-const META: TableDefinition<&str, u64> = TableDefinition::new("inbox_meta");
+mod local;
+
+pub use local::{InboxError, LocalInbox, GROUP_COMMIT_WINDOW};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,437 +107,46 @@ pub enum Accepted {
     Duplicate(Record),
 }
 
-/// The inbox tables inside the process's redb database: the whole inbox with the
-/// redb backend, and the fallback for Redis outages with the Redis backend.
+/// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
+/// fallback (refused while the redb inbox still has pending deliveries).
 ///
-/// Every write goes through one committer thread, which gathers every job waiting at
-/// that moment (new messages and state updates alike) into a single transaction: under
-/// load one commit serves many messages, and no async worker blocks on the disk. A
-/// transaction with a new message is durable (fsync) before any of its callers hears
-/// back. One with state updates only is committed without waiting for the disk: a
-/// crash can lose such an update, and the delivery then repeats (at least once, same
-/// delivery id), which the service must tolerate anyway.
-#[derive(Debug, Clone)]
-pub struct LocalInbox {
-    db: Arc<Database>,
-    committer: std::sync::mpsc::Sender<Job>,
-}
-
-/// One write for the committer thread.
-#[derive(Debug)]
-enum Job {
-    Accept {
-        account: String,
-        dedup_key: String,
-        message: serde_json::Value,
-        now: i64,
-        answer: tokio::sync::oneshot::Sender<Result<Accepted, String>>,
-    },
-    Update {
-        record: Record,
-        answer: tokio::sync::oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// Most jobs committed in one transaction.
-const MAX_BATCH: usize = 512;
-
-fn committer(db: Arc<Database>, id_base: u64, jobs: std::sync::mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// # Errors
+/// Storage errors, or deliveries left in the redb inbox with the Redis backend.
+pub async fn open(
+    config: &crate::config::Config,
+    db: Arc<crate::storage::Db>,
+    shared: Option<&crate::shared::SharedSeen>,
+) -> Result<Inbox, String> {
+    let Some(shared) = shared else {
+        return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
+    };
+    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
+    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
+    if left > 0 {
+        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
+    }
+    let queue = crate::redis_inbox::RedisQueue::new(
+        shared.link(),
+        crate::redis_inbox::RedisQueue::consumer_name(),
+        std::time::Duration::from_secs(config.reclaim_after_s),
+    );
+    tracing::info!(
+        consumer = queue.consumer(),
+        "forwarding queue on Redis; deliveries of an instance silent for {} s are taken over",
+        config.reclaim_after_s
+    );
+    match shared.persistence().await {
+        Ok((appendonly, appendfsync)) => {
+            if let Some(warning) = crate::shared::persistence_warning(&appendonly, &appendfsync) {
+                tracing::warn!("{warning}");
             }
         }
-        match commit_batch(&db, id_base, &batch) {
-            Ok(accepted) => {
-                let mut accepted = accepted.into_iter();
-                for job in batch {
-                    match job {
-                        Job::Accept { answer, .. } => {
-                            let result = accepted.next().ok_or("lost an acceptance".to_owned());
-                            let _ = answer.send(result);
-                        }
-                        Job::Update { answer, .. } => {
-                            let _ = answer.send(Ok(()));
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                for job in batch {
-                    match job {
-                        Job::Accept { answer, .. } => {
-                            let _ = answer.send(Err(error.clone()));
-                        }
-                        Job::Update { answer, .. } => {
-                            let _ = answer.send(Err(error.clone()));
-                        }
-                    }
-                }
-            }
-        }
+        Err(error) => tracing::info!("cannot read Redis's persistence settings ({error}); make sure it runs with appendonly yes and appendfsync always"),
     }
-}
-
-/// Commits a batch in one transaction, durable when it holds a new message. A retry
-/// within the batch finds the record its twin just inserted. Returns the acceptances
-/// in order.
-fn commit_batch(db: &Database, id_base: u64, batch: &[Job]) -> Result<Vec<Accepted>, String> {
-    let mut txn = db.begin_write().map_err(err)?;
-    if !batch.iter().any(|job| matches!(job, Job::Accept { .. })) {
-        txn.set_durability(redb::Durability::None);
-    }
-    let mut results = Vec::with_capacity(batch.len());
-    {
-        let mut dedup_table = txn.open_table(DEDUP).map_err(err)?;
-        let mut records = txn.open_table(RECORDS).map_err(err)?;
-        let mut pending = txn.open_table(PENDING).map_err(err)?;
-        let mut dead = txn.open_table(DEAD).map_err(err)?;
-        let mut meta = txn.open_table(META).map_err(err)?;
-        let mut next_id = meta
-            .get("next_id")
-            .map_err(err)?
-            .map(|v| v.value())
-            .unwrap_or(1)
-            .max(id_base + 1);
-        for job in batch {
-            let (account, dedup_key, message, now) = match job {
-                Job::Update { record, .. } => {
-                    write_record(&mut records, &mut pending, &mut dead, record)?;
-                    continue;
-                }
-                Job::Accept {
-                    account,
-                    dedup_key,
-                    message,
-                    now,
-                    ..
-                } => (account, dedup_key, message, *now),
-            };
-            let dedup = format!("{account}:{dedup_key}");
-            let existing = dedup_table
-                .get(dedup.as_str())
-                .map_err(err)?
-                .map(|id| id.value());
-            if let Some(id) = existing {
-                let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
-                if let Some(bytes) = bytes {
-                    results.push(Accepted::Duplicate(
-                        serde_json::from_slice(&bytes).map_err(err)?,
-                    ));
-                    continue;
-                }
-            }
-            let record = Record::new(next_id, account, dedup_key, message.clone(), now);
-            next_id += 1;
-            write_record(&mut records, &mut pending, &mut dead, &record)?;
-            dedup_table.insert(dedup.as_str(), record.id).map_err(err)?;
-            results.push(Accepted::New(record));
-        }
-        meta.insert("next_id", next_id).map_err(err)?;
-    }
-    txn.commit().map_err(err)?;
-    Ok(results)
-}
-
-/// The `limit` highest ids of an index table, highest first.
-fn newest_ids<V: redb::Value + 'static>(
-    index: &redb::ReadOnlyTable<u64, V>,
-    limit: usize,
-) -> Result<Vec<u64>, String> {
-    let mut ids = Vec::new();
-    for entry in index.iter().map_err(err)?.rev().take(limit) {
-        ids.push(entry.map_err(err)?.0.value());
-    }
-    Ok(ids)
-}
-
-/// Writes a record and keeps the pending and dead indexes in step.
-fn write_record(
-    records: &mut redb::Table<u64, &[u8]>,
-    pending: &mut redb::Table<u64, i64>,
-    dead: &mut redb::Table<u64, ()>,
-    record: &Record,
-) -> Result<(), String> {
-    if record.state == DeliveryState::Dead {
-        dead.insert(record.id, ()).map_err(err)?;
-    } else {
-        dead.remove(record.id).map_err(err)?;
-    }
-    records
-        .insert(
-            record.id,
-            serde_json::to_vec(record).map_err(err)?.as_slice(),
-        )
-        .map_err(err)?;
-    if record.state == DeliveryState::Pending {
-        pending
-            .insert(record.id, record.next_attempt_at)
-            .map_err(err)?;
-    } else {
-        pending.remove(record.id).map_err(err)?;
-    }
-    Ok(())
-}
-
-const STOPPED: &str = "the inbox committer stopped";
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-impl LocalInbox {
-    /// Opens the inbox tables (creating them). New ids start above `id_base`.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn new(db: Arc<Database>, id_base: u64) -> Result<LocalInbox, String> {
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(RECORDS).map_err(err)?;
-        txn.open_table(DEDUP).map_err(err)?;
-        txn.open_table(PENDING).map_err(err)?;
-        {
-            // Inboxes written before the dead index existed get it once.
-            let mut meta = txn.open_table(META).map_err(err)?;
-            let indexed = meta.get("dead_index").map_err(err)?.is_some();
-            if !indexed {
-                let records = txn.open_table(RECORDS).map_err(err)?;
-                let mut dead = txn.open_table(DEAD).map_err(err)?;
-                for entry in records.iter().map_err(err)? {
-                    let (id, bytes) = entry.map_err(err)?;
-                    if serde_json::from_slice::<Record>(bytes.value())
-                        .is_ok_and(|r| r.state == DeliveryState::Dead)
-                    {
-                        dead.insert(id.value(), ()).map_err(err)?;
-                    }
-                }
-                meta.insert("dead_index", 1).map_err(err)?;
-            }
-        }
-        txn.commit().map_err(err)?;
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let committer_db = db.clone();
-        std::thread::Builder::new()
-            .name("wxgate-inbox-commit".into())
-            .spawn(move || committer(committer_db, id_base, receiver))
-            .map_err(err)?;
-        Ok(LocalInbox {
-            db,
-            committer: sender,
-        })
-    }
-
-    /// Commits a new pending record, or returns the existing one for a retry. The
-    /// commit is durable (fsync) when this returns.
-    ///
-    /// # Errors
-    /// redb errors: the caller must not acknowledge the message to WeChat.
-    pub async fn accept(
-        &self,
-        account: &str,
-        dedup_key: &str,
-        message: serde_json::Value,
-        now: i64,
-    ) -> Result<Accepted, String> {
-        let (answer, result) = tokio::sync::oneshot::channel();
-        self.send(Job::Accept {
-            account: account.to_owned(),
-            dedup_key: dedup_key.to_owned(),
-            message,
-            now,
-            answer,
-        })?;
-        result.await.map_err(|_| STOPPED.to_owned())?
-    }
-
-    /// Writes a record back (state, attempts, reply), keeping the pending index in
-    /// step; committed with whatever else is waiting, without waiting for the disk.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub async fn update(&self, record: &Record) -> Result<(), String> {
-        let (answer, result) = tokio::sync::oneshot::channel();
-        self.send(Job::Update {
-            record: record.clone(),
-            answer,
-        })?;
-        result.await.map_err(|_| STOPPED.to_owned())?
-    }
-
-    fn send(&self, job: Job) -> Result<(), String> {
-        self.committer.send(job).map_err(|_| STOPPED.to_owned())
-    }
-
-    /// One record.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn get(&self, id: u64) -> Result<Option<Record>, String> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let records = txn.open_table(RECORDS).map_err(err)?;
-        let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
-        bytes
-            .map(|b| serde_json::from_slice(&b).map_err(err))
-            .transpose()
-    }
-
-    /// Pending records whose next attempt is due, oldest first, at most `limit`.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn due(&self, now: i64, limit: usize) -> Result<Vec<Record>, String> {
-        let ids: Vec<u64> = {
-            let txn = self.db.begin_read().map_err(err)?;
-            let pending = txn.open_table(PENDING).map_err(err)?;
-            let mut ids = Vec::new();
-            for entry in pending.iter().map_err(err)? {
-                let (id, at) = entry.map_err(err)?;
-                if at.value() <= now {
-                    ids.push(id.value());
-                    if ids.len() >= limit {
-                        break;
-                    }
-                }
-            }
-            ids
-        };
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| self.get(id).ok().flatten())
-            .collect())
-    }
-
-    /// Records, newest first, filtered by state, at most `limit`.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn list(&self, state: Option<DeliveryState>, limit: usize) -> Result<Vec<Record>, String> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let records = txn.open_table(RECORDS).map_err(err)?;
-        let read = |id: u64| -> Result<Option<Record>, String> {
-            let bytes = records.get(id).map_err(err)?.map(|v| v.value().to_vec());
-            bytes
-                .map(|b| serde_json::from_slice(&b).map_err(err))
-                .transpose()
-        };
-        // Pending records and dead letters have indexes; delivered ones are most of
-        // the inbox, so the newest are found by walking back from the end.
-        let indexed = match state {
-            Some(DeliveryState::Pending) => {
-                Some(newest_ids(&txn.open_table(PENDING).map_err(err)?, limit)?)
-            }
-            Some(DeliveryState::Dead) => {
-                Some(newest_ids(&txn.open_table(DEAD).map_err(err)?, limit)?)
-            }
-            _ => None,
-        };
-        if let Some(ids) = indexed {
-            return Ok(ids
-                .into_iter()
-                .map(read)
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .flatten()
-                .collect());
-        }
-        let mut out = Vec::new();
-        for entry in records.iter().map_err(err)?.rev() {
-            let (_, bytes) = entry.map_err(err)?;
-            let record: Record = serde_json::from_slice(bytes.value()).map_err(err)?;
-            if state.is_none_or(|s| s == record.state) {
-                out.push(record);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The id of the record with this dedup key, if there is one.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn find(&self, account: &str, dedup_key: &str) -> Result<Option<u64>, String> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let dedup = txn.open_table(DEDUP).map_err(err)?;
-        let id = dedup
-            .get(format!("{account}:{dedup_key}").as_str())
-            .map_err(err)?
-            .map(|id| id.value());
-        Ok(id)
-    }
-
-    /// How many pending records have an id of at most `id`.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn pending_up_to(&self, id: u64) -> Result<usize, String> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let pending = txn.open_table(PENDING).map_err(err)?;
-        let count = pending.range(..=id).map_err(err)?.count();
-        Ok(count)
-    }
-
-    /// How many records are pending, delivered and dead.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn counts(&self) -> Result<(u64, u64, u64), String> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let total = txn.open_table(RECORDS).map_err(err)?.len().map_err(err)?;
-        let pending = txn.open_table(PENDING).map_err(err)?.len().map_err(err)?;
-        let dead = txn.open_table(DEAD).map_err(err)?.len().map_err(err)?;
-        Ok((pending, total - pending - dead, dead))
-    }
-
-    /// Deletes the records in `states` (delivered or dead; pending ones are never
-    /// deleted) received before `before`. Returns how many were deleted.
-    ///
-    /// Records are read oldest first and the walk stops a minute past `before`, so a
-    /// purge costs what it deletes, not the size of the inbox.
-    ///
-    /// # Errors
-    /// redb errors.
-    pub fn purge(&self, before: i64, states: &[DeliveryState]) -> Result<usize, String> {
-        let txn = self.db.begin_write().map_err(err)?;
-        let mut removed = 0;
-        {
-            let mut records = txn.open_table(RECORDS).map_err(err)?;
-            let mut dedup = txn.open_table(DEDUP).map_err(err)?;
-            let mut dead = txn.open_table(DEAD).map_err(err)?;
-            let mut doomed = Vec::new();
-            for entry in records.iter().map_err(err)? {
-                let (id, bytes) = entry.map_err(err)?;
-                let record: Record = serde_json::from_slice(bytes.value()).map_err(err)?;
-                // Ids follow arrival; a minute of slack covers acceptances that
-                // committed slightly out of order.
-                if record.received_at >= before.saturating_add(60) {
-                    break;
-                }
-                if record.state != DeliveryState::Pending
-                    && states.contains(&record.state)
-                    && record.received_at < before
-                {
-                    doomed.push((
-                        id.value(),
-                        format!("{}:{}", record.account, record.dedup_key),
-                    ));
-                }
-            }
-            for (id, key) in doomed {
-                records.remove(id).map_err(err)?;
-                dedup.remove(key.as_str()).map_err(err)?;
-                dead.remove(id).map_err(err)?;
-                removed += 1;
-            }
-        }
-        txn.commit().map_err(err)?;
-        Ok(removed)
-    }
+    Ok(Inbox::Shared {
+        queue: Arc::new(queue),
+        fallback,
+    })
 }
 
 /// With the Redis backend, ids of the records the local fallback accepted (while
@@ -674,6 +275,17 @@ impl Inbox {
         }
     }
 
+    /// Commits durably everything committed so far (at shutdown).
+    ///
+    /// # Errors
+    /// The local database cannot commit.
+    pub async fn flush(&self) -> Result<(), InboxError> {
+        match self {
+            Inbox::Local(local) => local.flush().await,
+            Inbox::Shared { fallback, .. } => fallback.flush().await,
+        }
+    }
+
     /// The Redis queue, with the Redis backend.
     pub fn queue(&self) -> Option<&crate::redis_inbox::RedisQueue> {
         match self {
@@ -752,6 +364,3 @@ impl Inbox {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -11,6 +11,7 @@ pub mod customer_service;
 pub mod dedup;
 pub mod files;
 pub mod forward;
+pub mod health;
 pub mod http;
 pub mod inbox;
 pub mod log_limit;

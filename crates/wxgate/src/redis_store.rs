@@ -63,10 +63,12 @@ impl RedisStore {
     /// An invalid URL or an unreachable server.
     pub async fn connect(redis_url: &str) -> Result<RedisStore, String> {
         let link = RedisLink::new(redis_url)?;
-        let _: String = link
-            .query(&redis::cmd("PING"))
-            .await
-            .map_err(|e| format!("cannot reach redis at {redis_url}: {e}"))?;
+        let _: String = link.query(&redis::cmd("PING")).await.map_err(|e| {
+            format!(
+                "cannot reach redis at {}: {e}",
+                crate::shared::shown_url(redis_url)
+            )
+        })?;
         Ok(RedisStore { link })
     }
 

@@ -61,6 +61,15 @@ pub fn persistence_warning(appendonly: &str, appendfsync: &str) -> Option<String
     }
 }
 
+/// A Redis URL as it may be shown in a log line or an error: its password replaced
+/// by `***`.
+pub fn shown_url(redis_url: &str) -> String {
+    match url::Url::parse(redis_url) {
+        Ok(url) => wxgate_client::redact_url(&url),
+        Err(_) => "(an unparsable URL)".to_owned(),
+    }
+}
+
 /// A Redis connection that is opened on first use and reopened after any failure,
 /// every step bounded by [`REDIS_DEADLINE`]: a dead Redis costs each caller at most
 /// one deadline, never a hang.
@@ -82,8 +91,8 @@ impl RedisLink {
     /// # Errors
     /// An invalid URL.
     pub fn new(redis_url: &str) -> Result<RedisLink, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("redis_url {redis_url:?}: {e}"))?;
+        let client = redis::Client::open(redis_url)
+            .map_err(|e| format!("redis_url {:?}: {e}", shown_url(redis_url)))?;
         Ok(RedisLink {
             client,
             cached: Arc::default(),

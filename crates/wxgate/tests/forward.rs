@@ -672,23 +672,6 @@ async fn retention_deletes_old_delivered_records() {
     }
 }
 
-/// Serves `router` on a fresh port; returns the hook URL (`/hook`).
-async fn serve_hook(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}/hook")
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gigabyte_answer_is_a_failed_attempt_read_no_further_than_max_reply_bytes() {
     let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -713,12 +696,12 @@ async fn a_gigabyte_answer_is_a_failed_attempt_read_no_further_than_max_reply_by
         300,
     ))
     .await;
-    let before = rss_kb();
+    let before = rss_kb(std::process::id()).unwrap();
     let client = reqwest::Client::new();
     let (status, body, _) = push_text(&client, &gw.base, "x", 41, Mode::Plain).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     let record = wait_for_record("a failed attempt", &gw, 1, |r| r.last_error.is_some()).await;
-    let after = rss_kb();
+    let after = rss_kb(std::process::id()).unwrap();
     let sent = streamed.load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "1 GB answer: failed with {:?}; the service got to send {} KiB; test process RSS {} MB -> {} MB",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config_text, start_binary_with, KillOnDrop, TOKEN};
+use common::{config_text, rss_kb, start_binary_with, KillOnDrop, TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wxgate_proto::signature::url_signature;
@@ -36,16 +36,6 @@ async fn start(name: &str, http: &str, prefix: &[&str]) -> (KillOnDrop, String) 
 
 fn addr(base: &str) -> String {
     base.trim_start_matches("http://").to_owned()
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 /// A signed query for the plaintext account, now.
@@ -110,7 +100,7 @@ async fn unsigned_post_is_refused_before_its_body_is_read() {
 async fn thousand_stalled_unsigned_bodies_hold_no_memory() {
     let (server, base) = start("stalled", "", &[]).await;
     let pid = server.id();
-    let before = rss_kb(pid);
+    let before = rss_kb(pid).unwrap();
     let chunk = vec![b'<'; 64 * 1024];
     let mut tasks = Vec::new();
     for _ in 0..1000 {
@@ -133,10 +123,10 @@ async fn thousand_stalled_unsigned_bodies_hold_no_memory() {
             held.push(stream);
         }
     }
-    let during = rss_kb(pid);
+    let during = rss_kb(pid).unwrap();
     drop(held);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kb(pid);
+    let after = rss_kb(pid).unwrap();
     println!(
         "1000 stalled unsigned 1 MB bodies: {refused} answered 403; RSS {} MB before, {} MB with them connected, {} MB after",
         before / 1024,
@@ -231,7 +221,7 @@ async fn idle_keep_alive_connection_is_closed() {
 async fn oversized_headers_are_refused_and_hold_no_memory() {
     let (server, base) = start("bighead", "", &[]).await;
     let pid = server.id();
-    let before = rss_kb(pid);
+    let before = rss_kb(pid).unwrap();
     let line = format!("X-Big: {}\r\n", "a".repeat(1000));
     let mut tasks = Vec::new();
     for _ in 0..1000 {
@@ -258,7 +248,7 @@ async fn oversized_headers_are_refused_and_hold_no_memory() {
             held.push(stream);
         }
     }
-    let during = rss_kb(pid);
+    let during = rss_kb(pid).unwrap();
     println!(
         "1000 partial 350 KB headers: {refused} answered 431; RSS {} MB before, {} MB with them connected",
         before / 1024,

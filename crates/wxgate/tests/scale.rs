@@ -15,42 +15,6 @@ use wxgate_emu::{App, Emulator, EmulatorConfig};
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "scale-admin-token-0123456789";
 
-/// A redis-server of a test's own on a free port, so the test can stop and restart
-/// it: returns the port and a function that starts it. Persistent the way the README
-/// asks for with the Redis backend (the queue lives there): an append-only file,
-/// synced on every write.
-fn own_redis(name: &str) -> (u16, impl Fn() -> KillOnDrop) {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let dir = std::env::temp_dir().join(format!("wxgate-redis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let start = move || {
-        std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                dir.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .map(KillOnDrop)
-            .expect("redis-server is installed (scripts/test.sh installs it)")
-    };
-    (port, start)
-}
-
 /// `GET /api/status` of an instance.
 async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
     client
@@ -62,14 +26,6 @@ async fn status(client: &reqwest::Client, base: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap()
-}
-
-/// Serves `service` on 127.0.0.1 and returns the URL of its `/hook`.
-async fn serve_hook(service: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
-    hook
 }
 
 /// A service that answers every delivery with 200 and an empty body, and the set of
@@ -190,7 +146,13 @@ fn storage_config_rules() {
         "t",
     )
     .unwrap();
-    assert_eq!(ok.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+    assert_eq!(
+        ok.redis_url.as_ref().map(|u| {
+            use secrecy::ExposeSecret;
+            u.expose_secret()
+        }),
+        Some("redis://127.0.0.1:6379/0")
+    );
     assert_eq!(ok.reclaim_after_s, 30, "the default");
 }
 
@@ -308,6 +270,24 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
     let response = client.get(&replayed).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert!(response.text().await.unwrap().contains("already used"));
+    // Redis keeps the used state exactly until the state expires (state_ttl_s = 600).
+    let state = to_callback
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next();
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("wxgate:oauth:state:{}", state.unwrap()))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((590..=601).contains(&ttl), "TTL {ttl} s");
     for (mut child, _) in instances {
         let _ = child.kill();
         let _ = child.wait();

@@ -270,12 +270,91 @@ fn wrong_app_id_is_a_decrypt_refusal() {
     let refusal = account
         .handle_message(&query, &body, NOW, &mut rng())
         .unwrap_err();
+    // The log names the AppID found (it is shaped like one); the answer does not.
     assert!(
-        refusal.reason().contains("wx9999999999999999"),
+        refusal.reason().contains(APP_ID) && refusal.reason().contains("app_id"),
         "{}",
         refusal.reason()
     );
     assert_eq!(refusal.status(), 400);
+    assert_eq!(refusal.answer(), DECRYPT_REFUSAL);
+    assert_eq!(refusal.outcome(), Outcome::DecryptFailed);
+}
+
+/// Every way a signed ciphertext can fail after decryption gets one answer, and the
+/// log sentence names the kind but quotes nothing that was decrypted.
+#[test]
+fn every_decryption_failure_gets_one_answer_and_logs_no_plaintext() {
+    let safe = account("safe", "");
+    let key = EncodingAesKey::parse(KEY).unwrap();
+    let secret_text = "PLAINTEXT-MUST-NOT-LEAK";
+    let message = build::text("gh", "oUser", NOW, secret_text, 1);
+    let with = |crypt: &MsgCrypt, plain: &str| crypt.encrypt(plain, &[7; 16]);
+    let good = with(&crypt(), &message);
+    let mut shrunk = base64_decode(&good);
+    // Block 0 XOR-ed: the length field (plaintext bytes 16..20) drops to 3.
+    let len = message.len() as u32;
+    for (i, b) in (len ^ 3).to_be_bytes().into_iter().enumerate() {
+        shrunk[i] ^= b;
+    }
+    let mut bad_padding = base64_decode(&good);
+    let last = bad_padding.len() - 1;
+    bad_padding[last - 16] ^= 0x55;
+    let cases = [
+        ("length shrunk", base64_encode(&shrunk), "app_id"),
+        ("padding", base64_encode(&bad_padding), "padding"),
+        ("not base64", "!!!!".to_owned(), "ciphertext"),
+        (
+            "foreign AppID",
+            with(&MsgCrypt::new(&key, "wx9999999999999999"), &message),
+            "app_id",
+        ),
+        (
+            "not a message",
+            with(&crypt(), &format!("<xml><Content>{secret_text}</Content>")),
+            "xml",
+        ),
+    ];
+    for (name, encrypt, kind) in cases {
+        let (query, body) = signed_envelope(&encrypt);
+        let refusal = safe
+            .handle_message(&query, &body, NOW, &mut rng())
+            .unwrap_err();
+        assert_eq!(refusal.answer(), DECRYPT_REFUSAL, "{name}");
+        assert_eq!(refusal.status(), 400, "{name}");
+        assert_eq!(refusal.outcome(), Outcome::DecryptFailed, "{name}");
+        let reason = refusal.reason();
+        assert!(reason.contains(&format!("({kind})")), "{name}: {reason}");
+        for leak in [secret_text, "Content", "oUser", "<xml"] {
+            assert!(!reason.contains(leak), "{name}: {reason}");
+        }
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A safe-mode push whose Encrypt is `encrypt`, correctly signed with the Token.
+fn signed_envelope(encrypt: &str) -> (CallbackQuery, String) {
+    let (timestamp, nonce) = (NOW.to_string(), "1234".to_owned());
+    let signature = msg_signature(TOKEN, &timestamp, &nonce, encrypt).to_hex();
+    let query = CallbackQuery {
+        timestamp: Some(timestamp),
+        nonce: Some(nonce),
+        encrypt_type: Some("aes".into()),
+        msg_signature: Some(signature),
+        ..CallbackQuery::default()
+    };
+    (query, envelope::request_body("gh", encrypt))
 }
 
 #[test]

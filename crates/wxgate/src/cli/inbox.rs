@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::cli::serve::load_config;
@@ -138,7 +139,11 @@ pub fn call_admin(
         .url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.listen));
-    let token = match target.admin_token.clone().or(config.admin_token.clone()) {
+    let token = match target.admin_token.clone().or(config
+        .admin_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned()))
+    {
         Some(token) => token,
         None => match std::fs::read_to_string(config.data_dir.join("admin_token")) {
             Ok(token) => token.trim().to_owned(),

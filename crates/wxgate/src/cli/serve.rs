@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use secrecy::ExposeSecret;
 use wxgate_proto::signature::url_signature;
 
 use crate::config::Config;
@@ -105,7 +106,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map_err(anyhow::Error::msg)?,
         );
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
-        http::serve(listener, state, shutdown).await?;
+        http::serve(listener, state.clone(), shutdown).await?;
+        state.shutdown().await;
         // stdout may be closed by now (a supervisor that stopped reading): not a panic.
         let _ = writeln!(std::io::stdout(), "wxgate stopped");
         anyhow::Ok(())
@@ -117,7 +119,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// and kept in `data_dir/admin_token` (readable by the owner only).
 fn admin_token(config: &Config) -> anyhow::Result<String> {
     if let Some(token) = &config.admin_token {
-        return Ok(token.clone());
+        return Ok(token.expose_secret().to_owned());
     }
     let path = config.data_dir.join("admin_token");
     if let Ok(existing) = std::fs::read_to_string(&path) {
@@ -212,7 +214,7 @@ fn print_demo_banner(config: &Config, local: SocketAddr) {
     let account = &config.accounts[0];
     let timestamp = http::now().to_string();
     let nonce = "20261126";
-    let signature = url_signature(&account.token, &timestamp, nonce);
+    let signature = url_signature(account.token.expose_secret(), &timestamp, nonce);
     let base = format!("http://{local}/wx/{}", account.name);
     let plain = format!(
         "<xml><ToUserName><![CDATA[gh_demo]]></ToUserName><FromUserName><![CDATA[oDemoUser]]></FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello wxgate]]></Content><MsgId>1</MsgId></xml>"
@@ -222,7 +224,7 @@ fn print_demo_banner(config: &Config, local: SocketAddr) {
          \n  Callback URL    {base}\n  Token           {}\n  EncodingAESKey  {}\n  AppID           {}\n  Mode            {}\n\
          \nVerify it as WeChat does (URL verification, prints hello-wxgate):\n  curl '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}&echostr=hello-wxgate'\n\
          \nSend a text message (plaintext push; the reply echoes it):\n  curl -d '{plain}' '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}'\n",
-        account.token,
+        account.token.expose_secret(),
         account.aes_key.as_ref().map(|k| k.to_console_string()).unwrap_or_default(),
         account.app_id,
         account.mode.as_str(),

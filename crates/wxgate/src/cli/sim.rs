@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use rand::Rng;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::build;
@@ -166,7 +167,7 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
     };
     Ok(Target {
         url: format!("http://{host}/wx/{}", account.name),
-        token: account.token.clone(),
+        token: account.token.expose_secret().to_owned(),
         mode: args.mode.map(Mode::from).unwrap_or(account.mode),
         crypt: account
             .aes_key

@@ -216,3 +216,27 @@ fn forward_bounds_have_defaults_and_ranges() {
         "max_in_flight must be between 1 and 10000",
     );
 }
+
+#[test]
+fn forward_backoff_limit() {
+    let forward = |extra: &str| {
+        minimal(&format!(
+            "[account.forward]\nurl = \"http://127.0.0.1:9000/hook\"\nsecret = \"forward-secret-0123456789\"\n{extra}"
+        ))
+    };
+    let backoff = |text: &str| {
+        Config::parse(text, "t").unwrap().accounts[0]
+            .forward
+            .as_ref()
+            .unwrap()
+            .max_backoff_s
+    };
+    assert_eq!(backoff(&forward("")), 300);
+    assert_eq!(backoff(&forward("max_backoff_s = 1")), 1);
+    check_error(
+        &forward("max_backoff_s = 0"),
+        Some(8),
+        "account[0].forward.max_backoff_s",
+        "between 1 and 3600",
+    );
+}

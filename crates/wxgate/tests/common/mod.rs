@@ -2,6 +2,8 @@
 //! client that signs and encrypts like WeChat.
 #![allow(dead_code)]
 
+pub mod hook;
+
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -172,12 +174,27 @@ impl Drop for KillOnDrop {
 /// wxgate.toml, and returns it with its base URL once it listens. Blocking: call it
 /// from `spawn_blocking` in async tests.
 pub fn start_binary(dir: &std::path::Path) -> (KillOnDrop, String) {
-    start_binary_with(dir, &[])
+    spawn_binary(dir, &[], std::process::Stdio::null(), "wxgate=info")
 }
 
 /// [`start_binary`] under a command prefix, e.g. `["prlimit", "--nofile=1024:1024"]`.
 /// The child's process id is wxgate's (the prefix must exec it).
 pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDrop, String) {
+    spawn_binary(dir, prefix, std::process::Stdio::null(), "wxgate=info")
+}
+
+/// [`start_binary`] with its log (stderr, at debug level) written to `log`.
+pub fn start_binary_logged(dir: &std::path::Path, log: &std::path::Path) -> (KillOnDrop, String) {
+    let file = std::fs::File::create(log).expect("the log file can be created");
+    spawn_binary(dir, &[], file.into(), "wxgate=debug")
+}
+
+fn spawn_binary(
+    dir: &std::path::Path,
+    prefix: &[String],
+    stderr: std::process::Stdio,
+    level: &str,
+) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let mut command = match prefix.split_first() {
         Some((program, args)) => {
@@ -190,14 +207,16 @@ pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDro
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
+        .env("WXGATE_LOG", level)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("wxgate starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let base = std::io::BufReader::new(stdout)
+    let mut lines = std::io::BufReader::new(stdout)
         .lines()
-        .map_while(Result::ok)
+        .map_while(Result::ok);
+    let base = lines
         .find_map(|line| {
             line.strip_prefix("wxgate listening on ").map(|rest| {
                 rest.split_whitespace()
@@ -207,6 +226,8 @@ pub fn start_binary_with(dir: &std::path::Path, prefix: &[String]) -> (KillOnDro
             })
         })
         .expect("wxgate prints its address");
+    // Keep reading, so the process can print at shutdown instead of dying of a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (KillOnDrop(child), base)
 }
 
@@ -268,4 +289,57 @@ pub async fn flush(url: &str) {
         .query_async(&mut connection)
         .await
         .unwrap();
+}
+
+/// A redis-server of a test's own on a free port, so the test can stop and restart
+/// it: returns the port and a function that starts it. Persistent the way the README
+/// asks for with the Redis backend (the queue lives there): an append-only file,
+/// synced on every write.
+pub fn own_redis(name: &str) -> (u16, impl Fn() -> KillOnDrop) {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("wxgate-redis-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = move || {
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map(KillOnDrop)
+            .expect("redis-server is installed (scripts/test.sh installs it)")
+    };
+    (port, start)
+}
+
+/// Serves `service` on 127.0.0.1 and returns the URL of its `/hook`.
+pub async fn serve_hook(service: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    hook
+}
+
+/// The resident memory of process `pid`, KiB (`None` once it has gone).
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
