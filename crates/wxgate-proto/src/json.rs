@@ -211,7 +211,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         let mut seen = HashSet::new();
         let mut children = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(limits::json_name(&key)) {
+            if !seen.insert(limits::json_name(&key).collect::<Vec<u8>>()) {
                 let field = limits::shorten(&key);
                 return Err(self.reader.fail(Error::DuplicateField { field }));
             }

@@ -36,8 +36,6 @@
 //! `ResultList/item`, `PublishEventInfo/fail_idx`), so repetition stays legal and the
 //! text bound applies.
 
-use std::collections::HashSet;
-
 use crate::xml::Element;
 use crate::Error;
 
@@ -82,15 +80,14 @@ pub fn max_field_bytes(name: &str) -> usize {
     }
 }
 
-/// Checks a parsed push against the bounds above.
+/// Checks a parsed push against the bounds above, and returns its `MsgId`, if any.
 ///
 /// # Errors
 /// [`Error::FieldTooLong`] for a field over its bound, [`Error::DuplicateField`] for a
 /// top-level field sent twice, [`Error::FieldNotText`] for a group or an array in one
 /// of [`TEXT_FIELDS`], [`Error::BadNumber`] for a `MsgId` that is not a 64-bit unsigned
 /// number.
-pub fn check_push(root: &Element) -> Result<(), Error> {
-    let mut seen = HashSet::with_capacity(root.children.len());
+pub fn check_push(root: &Element) -> Result<Option<u64>, Error> {
     for field in &root.children {
         let max = max_field_bytes(&field.name);
         if field.text.len() > max {
@@ -102,44 +99,77 @@ pub fn check_push(root: &Element) -> Result<(), Error> {
                 field: field.name.clone(),
             });
         }
-        if !seen.insert(json_name(&field.name)) && !LIST_ELEMENTS.contains(&field.name.as_str()) {
-            return Err(Error::DuplicateField {
-                field: shorten(&field.name),
-            });
-        }
         check_text_below(field)?;
     }
-    if let Some(id) = root.text_of("MsgId") {
-        msg_id(id)?;
+    if let Some(field) = first_duplicate(&root.children) {
+        return Err(Error::DuplicateField {
+            field: shorten(&field.name),
+        });
     }
-    Ok(())
+    root.text_of("MsgId").map(msg_id).transpose()
 }
 
-/// A `MsgId` as its number: decimal digits only (around them, whitespace), at most
-/// `u64::MAX`.
+/// A `MsgId` as its number: decimal digits only (around them, ASCII whitespace), at
+/// most `u64::MAX`.
 ///
 /// # Errors
 /// [`Error::BadNumber`] otherwise; the value in it is at most [`MAX_NUMBER_BYTES`]
 /// long when the field passed [`check_push`].
 pub fn msg_id(text: &str) -> Result<u64, Error> {
-    let digits = text.trim();
-    let bad = || Error::BadNumber {
-        field: "MsgId",
-        value: shorten(digits),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+    let digits = text.trim_ascii();
+    let number = digits.bytes().try_fold(0u64, |n, b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    });
+    match number {
+        Some(id) if !digits.is_empty() => Ok(id),
+        _ => Err(Error::BadNumber {
+            field: "MsgId",
+            value: shorten(digits),
+        }),
     }
-    digits.parse().map_err(|_| bad())
+}
+
+/// The first field, in document order, whose name an earlier field already has, as
+/// [`json_name`] compares them; [`LIST_ELEMENTS`] (so compared) may repeat. Pairwise, without
+/// allocating, for the dozen fields of a real push; sorted for a long list, so that
+/// thousands of fields cost n·log n, not n².
+fn first_duplicate(fields: &[Element]) -> Option<&Element> {
+    const PAIRWISE_UP_TO: usize = 32;
+    let is_list = |field: &Element| {
+        LIST_ELEMENTS
+            .iter()
+            .any(|list| json_name(list).eq(json_name(&field.name)))
+    };
+    if fields.len() <= PAIRWISE_UP_TO {
+        return fields.iter().enumerate().find_map(|(at, field)| {
+            let twice = fields[..at]
+                .iter()
+                .any(|e| json_name(&e.name).eq(json_name(&field.name)));
+            (twice && !is_list(field)).then_some(field)
+        });
+    }
+    let mut names: Vec<(Vec<u8>, usize)> = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| !is_list(field))
+        .map(|(at, field)| (json_name(&field.name).collect(), at))
+        .collect();
+    names.sort_unstable();
+    names
+        .windows(2)
+        .filter(|pair| pair[0].0 == pair[1].0)
+        .map(|pair| pair[1].1)
+        .min()
+        .map(|at| &fields[at])
 }
 
 /// The name as compared for duplicates: ASCII lowercase, without underscores. Two names
 /// the forwarded JSON would give the same key always compare equal here.
-pub(crate) fn json_name(name: &str) -> String {
-    name.chars()
-        .filter(|&c| c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+pub(crate) fn json_name(name: &str) -> impl Iterator<Item = u8> + '_ {
+    name.bytes()
+        .filter(|&b| b != b'_')
+        .map(|b| b.to_ascii_lowercase())
 }
 
 fn check_text_below(group: &Element) -> Result<(), Error> {
@@ -181,7 +211,7 @@ mod tests {
     use crate::xml;
 
     fn check(body: &str) -> Result<(), Error> {
-        check_push(&xml::parse(body).unwrap())
+        check_push(&xml::parse(body).unwrap()).map(|_| ())
     }
 
     #[test]
@@ -287,10 +317,38 @@ mod tests {
     }
 
     #[test]
+    fn many_fields_are_checked_like_a_few() {
+        let fields: String = (0..3000).map(|i| format!("<F{i}>x</F{i}>")).collect();
+        assert_eq!(check(&format!("<xml>{fields}<List/><List/></xml>")), Ok(()));
+        let body =
+            format!("<xml>{fields}<Msg_Id>1</Msg_Id><item/><MSGID>2</MSGID><F7>y</F7></xml>");
+        assert_eq!(
+            check(&body),
+            Err(Error::DuplicateField {
+                field: "MSGID".to_owned()
+            }),
+            "the first repeat in document order"
+        );
+        let few = "<xml><F7>x</F7><Msg_Id>1</Msg_Id><item/><MSGID>2</MSGID><F7>y</F7></xml>";
+        assert_eq!(
+            check(few),
+            Err(Error::DuplicateField {
+                field: "MSGID".to_owned()
+            })
+        );
+    }
+
+    #[test]
     fn msg_id_is_a_u64() {
         assert_eq!(msg_id("18446744073709551615"), Ok(u64::MAX));
         assert_eq!(msg_id(" 42\n"), Ok(42));
         assert_eq!(msg_id("007"), Ok(7));
+        assert_eq!(msg_id("0"), Ok(0));
+        assert_eq!(
+            check_push(&xml::parse("<xml><MsgId>12</MsgId></xml>").unwrap()),
+            Ok(Some(12))
+        );
+        assert_eq!(check_push(&xml::parse("<xml/>").unwrap()), Ok(None));
         for bad in [
             "",
             " ",

@@ -254,7 +254,7 @@ impl Message {
     /// # Errors
     /// As [`Message::parse`], minus the XML errors.
     pub fn from_element(raw: Element) -> Result<Self, Error> {
-        limits::check_push(&raw)?;
+        let msg_id = limits::check_push(&raw)?;
         let required = |field: &'static str| -> Result<String, Error> {
             raw.text_of(field)
                 .map(|t| t.trim().to_owned())
@@ -268,7 +268,6 @@ impl Message {
             value: create_time_text.clone(),
         })?;
         let msg_type = required("MsgType")?;
-        let msg_id = raw.text_of("MsgId").map(limits::msg_id).transpose()?;
         let kind = kind_of(&msg_type, &raw);
         Ok(Message {
             to_user_name,

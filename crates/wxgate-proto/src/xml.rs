@@ -155,11 +155,28 @@ pub fn is_xml_char(c: char) -> bool {
 /// `text` without the characters XML 1.0 forbids (see [`is_xml_char`]); borrowed when
 /// there is none, which is the usual case.
 pub fn xml_chars(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().all(is_xml_char) {
+    if all_xml_chars(text.as_bytes()) {
         std::borrow::Cow::Borrowed(text)
     } else {
         std::borrow::Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
     }
+}
+
+/// [`is_xml_char`] for every character, on the bytes: in UTF-8 the forbidden characters
+/// are the bytes below 0x20 other than tab, newline and carriage return, and the
+/// sequences EF BF BE (U+FFFE) and EF BF BF (U+FFFF). One pass without branches (it
+/// vectorises) decides for most text; the sequences are looked for only after an EF.
+fn all_xml_chars(bytes: &[u8]) -> bool {
+    let (control, ef) = bytes.iter().fold((false, false), |(control, ef), &b| {
+        let forbidden = b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r';
+        (control | forbidden, ef | (b == 0xEF))
+    });
+    let noncharacter = || {
+        bytes
+            .windows(3)
+            .any(|w| w[0] == 0xEF && w[1] == 0xBF && w[2] >= 0xBE)
+    };
+    !(control || (ef && noncharacter()))
 }
 
 /// Appends `<name><![CDATA[text]]></name>`. Characters XML 1.0 forbids are dropped
@@ -260,6 +277,17 @@ mod tests {
             assert_eq!(parse(&out).unwrap().text_of("T"), Some(written), "{text:?}");
         }
         assert!(matches!(xml_chars("plain"), std::borrow::Cow::Borrowed(_)));
+        // Full-width punctuation shares the lead byte of U+FFFE and stays.
+        assert!(matches!(
+            xml_chars("你好，世界！\u{fffd}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for c in ['\0', '\u{b}', '\u{fffe}', '\u{ffff}', '\u{1f}'] {
+            assert!(
+                matches!(xml_chars(&format!("a{c}")), std::borrow::Cow::Owned(_)),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

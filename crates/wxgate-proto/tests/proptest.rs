@@ -112,6 +112,12 @@ proptest! {
     }
 
     #[test]
+    fn xml_chars_drops_exactly_what_is_xml_char_refuses(text in any::<String>()) {
+        let kept: String = text.chars().filter(|&c| xml::is_xml_char(c)).collect();
+        prop_assert_eq!(xml::xml_chars(&text).into_owned(), kept);
+    }
+
+    #[test]
     fn rendered_replies_are_xml_1_0_whatever_they_hold(
         content in any::<String>(),
         title in any::<String>(),

@@ -884,7 +884,7 @@ impl Validator<'_> {
             index,
             kind,
             (&rules, &rule_spans),
-            !raw.app_secret.is_empty(),
+            !app_secret.expose_secret().is_empty(),
             raw.forward.is_some(),
         );
         let oauth = raw.oauth.map(|oauth| {
