@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wxgate::callback::Account;
 use wxgate::config::Config;
+use wxgate::gateway::account::Account;
 use wxgate_proto::Message;
 
 fuzz_target!(|data: &[u8]| {

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use secrecy::{ExposeSecret, SecretString};
@@ -268,13 +268,6 @@ impl std::fmt::Debug for CredentialCenter {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Quota days follow Beijing time (UTC+8), when WeChat resets quotas.
 fn quota_day(now: i64) -> i64 {
     (now + 8 * 3600).div_euclid(86_400)
@@ -362,7 +355,7 @@ impl CredentialCenter {
 
     /// The center's clock (Unix seconds); tests shift it with [`CredentialCenter::advance_clock`].
     pub fn now(&self) -> i64 {
-        unix_now() + self.clock_offset.load(Ordering::Relaxed)
+        crate::clock::now() + self.clock_offset.load(Ordering::Relaxed)
     }
 
     /// Moves the center's clock (tests of expiry).

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod clock;
 pub mod credential;
 mod error;
 

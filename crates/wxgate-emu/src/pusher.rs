@@ -85,7 +85,7 @@ impl Pusher {
         let echostr = rand::thread_rng()
             .gen_range(10u64.pow(17)..10u64.pow(18))
             .to_string();
-        let timestamp = now().to_string();
+        let timestamp = crate::unix_now().to_string();
         let query = push::verification(&self.token, &timestamp, &nonce(), &echostr).query;
         match self
             .client
@@ -105,7 +105,7 @@ impl Pusher {
     pub async fn push(&self, message: &str) -> PushOutcome {
         let mut random = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut random);
-        let timestamp = now().to_string();
+        let timestamp = crate::unix_now().to_string();
         let nonce = nonce();
         let format = Format::detect(message).unwrap_or_default();
         let message_text = message;
@@ -184,10 +184,6 @@ impl Pusher {
             _ => outcome.reply_xml = Some(body.to_owned()),
         }
     }
-}
-
-fn now() -> i64 {
-    crate::unix_now()
 }
 
 fn nonce() -> String {

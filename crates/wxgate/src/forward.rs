@@ -347,7 +347,7 @@ impl Forwarder {
     ) {
         let id = record.id;
         let outcome = self.attempt(&mut record).await;
-        let now = crate::http::now();
+        let now = wxgate_client::clock::now();
         // True once the record's final form is stored.
         let mut stored = false;
         match outcome {
@@ -448,7 +448,7 @@ impl Forwarder {
             Some(slots) => slots.clone().acquire_owned().await.ok(),
             None => None,
         };
-        let timestamp = crate::http::now();
+        let timestamp = wxgate_client::clock::now();
         let started = Instant::now();
         let limit = Duration::from_millis(config.attempt_timeout_ms);
         let answered =
@@ -502,7 +502,7 @@ impl Forwarder {
             format!(
                 "cannot reach {}: {}",
                 config.url,
-                crate::probe::error_chain(&err)
+                crate::text::error_chain(&err)
             )
         })?;
         let status = response.status();
@@ -527,7 +527,7 @@ impl Forwarder {
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             format!(
                 "the service's answer broke off: {}",
-                crate::probe::error_chain(&e)
+                crate::text::error_chain(&e)
             )
         })? {
             if answer.len() + chunk.len() > limit {
@@ -589,7 +589,7 @@ impl Forwarder {
         if let Err(err) = self.inbox.maintain().await {
             tracing::warn!("cannot keep or take over queued deliveries in Redis: {err}");
         }
-        let now = crate::http::now();
+        let now = wxgate_client::clock::now();
         let due = match self.inbox.due(now, 256).await {
             Ok(due) => due,
             Err(err) => {
@@ -631,7 +631,7 @@ impl Forwarder {
     /// # Errors
     /// Unknown id, a delivery another instance holds, or a storage error.
     pub async fn retry(&self, id: u64) -> Result<Record, String> {
-        self.inbox.retry(id, crate::http::now()).await
+        self.inbox.retry(id, wxgate_client::clock::now()).await
     }
 
     /// Deletes delivered records older than `[inbox] keep_delivered_days`; returns
@@ -643,7 +643,7 @@ impl Forwarder {
         if self.keep_delivered_s == 0 {
             return Ok(0);
         }
-        let before = crate::http::now() - self.keep_delivered_s;
+        let before = wxgate_client::clock::now() - self.keep_delivered_s;
         let purged = self
             .inbox
             .purge(before, &[DeliveryState::Delivered])

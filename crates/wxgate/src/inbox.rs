@@ -4,108 +4,12 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 mod local;
+pub mod record;
+pub mod redis;
 
 pub use local::{InboxError, LocalInbox, GROUP_COMMIT_WINDOW};
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    /// Not yet delivered; retried with backoff.
-    Pending,
-    /// The service answered 2xx.
-    Delivered,
-    /// Retried until `max_age_s` without success.
-    Dead,
-}
-
-impl DeliveryState {
-    /// Parses `pending`, `delivered` or `dead`.
-    pub fn parse(text: &str) -> Option<DeliveryState> {
-        match text {
-            "pending" => Some(DeliveryState::Pending),
-            "delivered" => Some(DeliveryState::Delivered),
-            "dead" => Some(DeliveryState::Dead),
-            _ => None,
-        }
-    }
-
-    /// `pending`, `delivered` or `dead`, as [`DeliveryState::parse`] reads it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Dead => "dead",
-        }
-    }
-}
-
-/// One accepted message and its delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    /// The delivery id (also sent to the service).
-    pub id: u64,
-    /// Account name.
-    pub account: String,
-    /// Unix seconds when WeChat's push was accepted.
-    pub received_at: i64,
-    /// The key WeChat's retries share.
-    pub dedup_key: String,
-    /// The decrypted message as JSON (snake_case fields, string values).
-    pub message: serde_json::Value,
-    /// Delivery state.
-    pub state: DeliveryState,
-    /// Delivery attempts so far.
-    pub attempts: u32,
-    /// Next attempt, Unix seconds (pending only).
-    pub next_attempt_at: i64,
-    /// The last failure.
-    pub last_error: Option<String>,
-    /// When the service answered 2xx.
-    pub delivered_at: Option<i64>,
-    /// The service's `reply`, when it gave one.
-    pub service_reply: Option<serde_json::Value>,
-    /// How that reply reached the user: `passive`, `late`, or why it did not.
-    pub reply_outcome: Option<String>,
-}
-
-impl Record {
-    /// A new pending record, due now.
-    pub fn new(
-        id: u64,
-        account: &str,
-        dedup_key: &str,
-        message: serde_json::Value,
-        received_at: i64,
-    ) -> Record {
-        Record {
-            id,
-            account: account.to_owned(),
-            received_at,
-            dedup_key: dedup_key.to_owned(),
-            message,
-            state: DeliveryState::Pending,
-            attempts: 0,
-            next_attempt_at: received_at,
-            last_error: None,
-            delivered_at: None,
-            service_reply: None,
-            reply_outcome: None,
-        }
-    }
-}
-
-/// What [`Inbox::accept`] found.
-#[derive(Debug, Clone)]
-pub enum Accepted {
-    /// A new message, committed as pending.
-    New(Record),
-    /// A retry of a message already in the inbox.
-    Duplicate(Record),
-}
+pub use record::{Accepted, DeliveryState, Record};
 
 /// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
 /// fallback (refused while the redb inbox still has pending deliveries).
@@ -115,7 +19,7 @@ pub enum Accepted {
 pub async fn open(
     config: &crate::config::Config,
     db: Arc<crate::storage::Db>,
-    shared: Option<&crate::shared::SharedSeen>,
+    shared: Option<&crate::redis::SharedSeen>,
 ) -> Result<Inbox, String> {
     let Some(shared) = shared else {
         return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
@@ -125,9 +29,9 @@ pub async fn open(
     if left > 0 {
         return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
     }
-    let queue = crate::redis_inbox::RedisQueue::new(
+    let queue = crate::inbox::redis::RedisQueue::new(
         shared.link(),
-        crate::redis_inbox::RedisQueue::consumer_name(),
+        crate::inbox::redis::RedisQueue::consumer_name(),
         std::time::Duration::from_secs(config.reclaim_after_s),
     );
     tracing::info!(
@@ -137,7 +41,7 @@ pub async fn open(
     );
     match shared.persistence().await {
         Ok((appendonly, appendfsync)) => {
-            if let Some(warning) = crate::shared::persistence_warning(&appendonly, &appendfsync) {
+            if let Some(warning) = crate::redis::persistence_warning(&appendonly, &appendfsync) {
                 tracing::warn!("{warning}");
             }
         }
@@ -163,7 +67,7 @@ pub enum Inbox {
     /// those itself.
     Shared {
         /// The Redis inbox.
-        queue: Arc<crate::redis_inbox::RedisQueue>,
+        queue: Arc<crate::inbox::redis::RedisQueue>,
         /// The fallback, ids above [`FALLBACK_ID_BASE`].
         fallback: LocalInbox,
     },
@@ -180,7 +84,7 @@ async fn blocking<T: Send + 'static>(
 /// Where one record lives.
 enum Place<'a> {
     Local(&'a LocalInbox),
-    Redis(&'a crate::redis_inbox::RedisQueue),
+    Redis(&'a crate::inbox::redis::RedisQueue),
 }
 
 impl Inbox {
@@ -287,7 +191,7 @@ impl Inbox {
     }
 
     /// The Redis queue, with the Redis backend.
-    pub fn queue(&self) -> Option<&crate::redis_inbox::RedisQueue> {
+    pub fn queue(&self) -> Option<&crate::inbox::redis::RedisQueue> {
         match self {
             Inbox::Local(_) => None,
             Inbox::Shared { queue, .. } => Some(queue),

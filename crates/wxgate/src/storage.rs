@@ -11,15 +11,11 @@
 //! [`Db::failure`] says why (and `/healthz` answers 503 with it).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
-use wxgate_client::credential::StoreFuture;
-use wxgate_client::{Credential, CredentialStore};
+use redb::{Database, TableDefinition};
 
-const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credentials");
 /// `probe` → Unix seconds of the last recovery probe.
 const HEALTH: TableDefinition<&str, i64> = TableDefinition::new("health");
 
@@ -272,7 +268,7 @@ fn probe(database: &Database) -> Result<(), StoreError> {
     let txn = database.begin_write()?;
     {
         let mut table = txn.open_table(HEALTH)?;
-        table.insert("probe", crate::http::now())?;
+        table.insert("probe", wxgate_client::clock::now())?;
     }
     txn.commit()?;
     Ok(())
@@ -316,85 +312,7 @@ fn upgrade_from_redb2(path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-/// A [`CredentialStore`] in `data_dir/wxgate.redb`. Single process: its refresh lease
-/// is always granted (the center's single-flight serialises refreshes).
-#[derive(Debug)]
-pub struct RedbStore {
-    db: Arc<Db>,
-    fence: AtomicU64,
-}
-
-impl RedbStore {
-    /// The credential store inside an opened database.
-    ///
-    /// # Errors
-    /// The table cannot be created.
-    pub fn new(db: Arc<Db>) -> Result<RedbStore, StoreError> {
-        db.write(|database| {
-            let txn = database.begin_write()?;
-            txn.open_table(CREDENTIALS)?;
-            txn.commit()?;
-            Ok(())
-        })?;
-        Ok(RedbStore {
-            db,
-            fence: AtomicU64::new(0),
-        })
-    }
-
-    fn read(&self, key: &str) -> Result<Option<Credential>, StoreError> {
-        self.db.with(|database| {
-            let txn = database.begin_read()?;
-            let table = txn.open_table(CREDENTIALS)?;
-            let Some(value) = table.get(key)? else {
-                return Ok(None);
-            };
-            Ok(Some(serde_json::from_slice(value.value())?))
-        })
-    }
-
-    fn write(&self, key: &str, credential: &Credential) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(credential)?;
-        self.db.write(|database| {
-            let txn = database.begin_write()?;
-            {
-                let mut table = txn.open_table(CREDENTIALS)?;
-                table.insert(key, bytes.as_slice())?;
-            }
-            txn.commit()?;
-            Ok(())
-        })
-    }
-}
-
-impl CredentialStore for RedbStore {
-    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Credential>> {
-        let result = self.read(key).map_err(|e| e.to_string());
-        Box::pin(async move { result })
-    }
-    fn save<'a>(
-        &'a self,
-        key: &'a str,
-        credential: &'a Credential,
-        _fence: u64,
-    ) -> StoreFuture<'a, ()> {
-        let result = self.write(key, credential).map_err(|e| e.to_string());
-        Box::pin(async move { result })
-    }
-    fn try_lock<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, Option<u64>> {
-        let fence = self.fence.fetch_add(1, Ordering::Relaxed) + 1;
-        Box::pin(async move { Ok(Some(fence)) })
-    }
-    fn unlock<'a>(&'a self, _key: &'a str, _fence: u64) -> StoreFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-    fn name(&self) -> &'static str {
-        "redb"
-    }
-    fn shared(&self) -> bool {
-        false
-    }
-}
+pub mod files;
 
 #[cfg(test)]
 mod tests;

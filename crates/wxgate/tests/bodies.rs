@@ -164,7 +164,7 @@ async fn dedup_stays_under_its_byte_budget_after_many_large_signed_pushes() {
         peak = peak.max(dedup.bytes());
     }
     let budget = dedup.max_bytes();
-    assert_eq!(budget, wxgate::dedup::DEFAULT_MAX_BYTES);
+    assert_eq!(budget, wxgate::gateway::dedup::DEFAULT_MAX_BYTES);
     assert!(peak <= budget, "dedup held {peak} bytes, budget {budget}");
     assert!(
         peak > budget - 2 * 61_000,
@@ -292,7 +292,7 @@ async fn forwarded_service_reply_with_control_characters_is_written_as_xml_1_0()
     );
     let config = wxgate::config::Config::parse(&config, "t.toml").unwrap();
     let state = Arc::new(
-        wxgate::http::AppState::open(&config, "admin-token-0123456789".into())
+        wxgate::app::AppState::open(&config, "admin-token-0123456789".into())
             .await
             .unwrap(),
     );
@@ -397,7 +397,7 @@ async fn ten_thousand_unknown_account_requests_log_a_handful_of_lines() {
     }
     let flood = started.elapsed();
     // Once the window has passed, the next refusal logs and states what was suppressed.
-    let window = wxgate::log_limit::WINDOW;
+    let window = wxgate::gateway::log_limit::WINDOW;
     tokio::time::sleep(window.saturating_sub(started.elapsed()) + Duration::from_millis(200)).await;
     let (status, _, _) = get(&client, &format!("{base}/wx/attacker-last")).await;
     assert_eq!(status, 404);
@@ -430,7 +430,7 @@ async fn ten_thousand_unknown_account_requests_log_a_handful_of_lines() {
     .await;
     // At most LINES_PER_WINDOW per window the flood and the wait touched.
     let windows = (flood.as_millis() / window.as_millis()) as u64 + 2;
-    let bound = wxgate::log_limit::LINES_PER_WINDOW * windows;
+    let bound = wxgate::gateway::log_limit::LINES_PER_WINDOW * windows;
     println!(
         "{REQUESTS} refused requests in {flood:?} wrote {} log lines",
         lines.len()

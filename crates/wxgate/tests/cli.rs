@@ -667,7 +667,7 @@ async fn sim_uses_the_config_account() {
     let text = config_text(&format!("listen = \"{addr}\""));
     std::fs::write(dir.join("wxgate.toml"), &text).unwrap();
     let config = wxgate::config::Config::parse(&text, "t").unwrap();
-    let state = Arc::new(wxgate::http::AppState::new(&config));
+    let state = Arc::new(wxgate::app::AppState::new(&config));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(wxgate::http::serve(listener, state, async {
         let _ = rx.await;
@@ -742,7 +742,7 @@ fn broken_router(kind: Broken) -> Router {
                 tokio::time::sleep(Duration::from_secs(6)).await;
                 (
                     axum::http::StatusCode::OK,
-                    reply.render_for(&msg, wxgate::http::now()),
+                    reply.render_for(&msg, wxgate_client::clock::now()),
                 )
             }
             Broken::InvalidReplyXml => (
@@ -755,7 +755,7 @@ fn broken_router(kind: Broken) -> Router {
             ),
             _ => (
                 axum::http::StatusCode::OK,
-                reply.render_for(&msg, wxgate::http::now()),
+                reply.render_for(&msg, wxgate_client::clock::now()),
             ),
         }
     };
@@ -1027,7 +1027,7 @@ async fn doctor_checks_tls_certificates() {
 
 async fn wxgate_router() -> Router {
     let config = wxgate::config::Config::parse(&config_text(""), "t").unwrap();
-    wxgate::http::app(Arc::new(wxgate::http::AppState::new(&config)))
+    wxgate::http::app(Arc::new(wxgate::app::AppState::new(&config)))
 }
 
 // ---------------------------------------------------------------- wechatpy peer

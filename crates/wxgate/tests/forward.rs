@@ -137,13 +137,13 @@ fn forward_config(data_dir: &std::path::Path, hook: &str, emu: &str, timeout_ms:
 
 struct Gateway {
     base: String,
-    state: Arc<wxgate::http::AppState>,
+    state: Arc<wxgate::app::AppState>,
 }
 
 async fn gateway(config_text: &str) -> Gateway {
     let config = wxgate::config::Config::parse(config_text, "t.toml").unwrap();
     let state = Arc::new(
-        wxgate::http::AppState::open(&config, "admin-token-0123456789".into())
+        wxgate::app::AppState::open(&config, "admin-token-0123456789".into())
             .await
             .unwrap(),
     );

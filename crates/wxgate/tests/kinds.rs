@@ -364,7 +364,7 @@ async fn forwarding_gives_the_service_the_same_json_for_a_json_and_an_xml_push()
     );
     let config = wxgate::config::Config::parse(&text, "t.toml").unwrap();
     let state = Arc::new(
-        wxgate::http::AppState::open(&config, "admin-token-0123456789".into())
+        wxgate::app::AppState::open(&config, "admin-token-0123456789".into())
             .await
             .unwrap(),
     );
@@ -512,7 +512,7 @@ async fn sim_sends_json_like_a_mini_program() {
 
 #[test]
 fn the_probe_judges_json_answers_as_wechat_would() {
-    use wxgate::probe::{judge_reply, Exchange, Status, Target};
+    use wxgate::cli::probe::{judge_reply, Exchange, Status, Target};
     let target = Target {
         url: "http://127.0.0.1:9/wx/mini".into(),
         token: TOKEN.into(),
@@ -529,7 +529,7 @@ fn the_probe_judges_json_answers_as_wechat_would() {
         elapsed: Duration::from_millis(3),
         error: None,
     };
-    let status_of = |checks: &[wxgate::probe::Check], name: &str| {
+    let status_of = |checks: &[wxgate::cli::probe::Check], name: &str| {
         checks.iter().find(|c| c.name == name).map(|c| c.status)
     };
     let transfer = Reply::TransferCustomerService { kf_account: None };

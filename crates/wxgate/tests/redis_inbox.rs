@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use common::{flush, now, redis_url};
 use serde_json::json;
+use wxgate::inbox::redis::RedisQueue;
 use wxgate::inbox::{Accepted, DeliveryState, Record};
-use wxgate::redis_inbox::RedisQueue;
-use wxgate::shared::RedisLink;
+use wxgate::redis::RedisLink;
 
 /// The local fallback inbox of these tests holds nothing.
 fn nothing_local(_: &str, _: &str) -> Option<u64> {

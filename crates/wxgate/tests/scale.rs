@@ -163,7 +163,7 @@ async fn a_late_lease_holder_cannot_overwrite_a_newer_token() {
     use wxgate_client::{Credential, CredentialStore};
     let url = redis_url(6);
     flush(&url).await;
-    let store = wxgate::redis_store::RedisStore::connect(&url)
+    let store = wxgate::credentials::redis::RedisStore::connect(&url)
         .await
         .unwrap();
     let key = "wxgate:cred:wx1234567890abcdef:access_token";
@@ -208,7 +208,7 @@ async fn a_late_lease_holder_cannot_overwrite_a_newer_token() {
         "released"
     );
     assert!(
-        wxgate::redis_store::RedisStore::connect("redis://127.0.0.1:1/0")
+        wxgate::credentials::redis::RedisStore::connect("redis://127.0.0.1:1/0")
             .await
             .unwrap_err()
             .contains("redis")

@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wxgate::app::AppState;
 use wxgate::config::Config;
-use wxgate::http::AppState;
 use wxgate_proto::urls::encode_component;
 
 const APP_SECRET: &str = "feedfacefeedfacefeedfacefeedface";

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use wxgate::credentials::redb::RedbStore;
 use wxgate::inbox::{Accepted, DeliveryState, LocalInbox};
-use wxgate::storage::{Db, RedbStore};
+use wxgate::storage::Db;
 use wxgate_client::CredentialStore;
 
 const NOW: i64 = 1_790_000_000;

@@ -13,7 +13,7 @@ use wxgate_proto::console::{self, Mode, Severity};
 use wxgate_proto::push::build;
 use wxgate_proto::{EncodingAesKey, Message, MsgCrypt};
 
-use crate::probe::{judge_echo, judge_reply, print_checks, Check, Status, Target};
+use crate::cli::probe::{judge_echo, judge_reply, print_checks, Check, Status, Target};
 
 /// Probe a live callback endpoint the way WeChat does and say why it fails.
 ///
@@ -335,7 +335,7 @@ async fn diagnose(
         crypt,
         format: wxgate_proto::Format::Xml,
     };
-    let now = crate::http::now();
+    let now = wxgate_client::clock::now();
     let echostr = rand::thread_rng()
         .gen_range(10u64.pow(17)..10u64.pow(18))
         .to_string();

@@ -178,7 +178,7 @@ pub fn call_admin(
         Err(err) => {
             eprintln!(
                 "cannot reach {base}: {} (is `wxgate serve` running?)",
-                crate::probe::error_chain(&err)
+                crate::text::error_chain(&err)
             );
             Ok(ExitCode::from(1))
         }

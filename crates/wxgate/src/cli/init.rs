@@ -119,7 +119,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     // It holds the Token, the EncodingAESKey and the admin token: owner only.
-    crate::files::write_private(&path, text.as_bytes())
+    crate::storage::files::write_private(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     let mode_label = match mode {
         Mode::Plain => "明文模式 (plain)",

@@ -11,8 +11,9 @@ use clap::Args;
 use secrecy::ExposeSecret;
 use wxgate_proto::signature::url_signature;
 
+use crate::app::AppState;
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http;
 
 /// Run the callback gateway.
 ///
@@ -125,7 +126,7 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_owned();
         if existing.len() >= 16 {
-            crate::files::warn_if_open(&path, "the admin API token");
+            crate::storage::files::warn_if_open(&path, "the admin API token");
             println!(
                 "admin API token: in {} (set admin_token in the config to choose one)",
                 path.display()
@@ -135,7 +136,7 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     }
     use rand::distributions::{Alphanumeric, DistString};
     let token = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 40);
-    crate::files::write_private(&path, token.as_bytes())
+    crate::storage::files::write_private(&path, token.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!(
         "admin API token: generated into {} (set admin_token in the config to choose one)",
@@ -159,7 +160,7 @@ fn init_tracing() {
 /// # Errors
 /// Says which directory and why.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
-    let created = crate::files::create_private_dir(dir).with_context(|| {
+    let created = crate::storage::files::create_private_dir(dir).with_context(|| {
         format!(
             "data_dir {} cannot be created; set data_dir to a writable directory",
             dir.display()
@@ -174,13 +175,13 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     })?;
     let _ = std::fs::remove_file(probe);
     if !created {
-        crate::files::warn_if_open(dir, "data_dir: access tokens and the inbox");
+        crate::storage::files::warn_if_open(dir, "data_dir: access tokens and the inbox");
     }
-    let database = dir.join(crate::files::DATABASE_FILE);
-    if !crate::files::create_private_file(&database)
+    let database = dir.join(crate::storage::files::DATABASE_FILE);
+    if !crate::storage::files::create_private_file(&database)
         .with_context(|| format!("cannot create {}", database.display()))?
     {
-        crate::files::warn_if_open(&database, "access tokens and the inbox");
+        crate::storage::files::warn_if_open(&database, "access tokens and the inbox");
     }
     Ok(())
 }
@@ -212,7 +213,7 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
 
 fn print_demo_banner(config: &Config, local: SocketAddr) {
     let account = &config.accounts[0];
-    let timestamp = http::now().to_string();
+    let timestamp = wxgate_client::clock::now().to_string();
     let nonce = "20261126";
     let signature = url_signature(account.token.expose_secret(), &timestamp, nonce);
     let base = format!("http://{local}/wx/{}", account.name);

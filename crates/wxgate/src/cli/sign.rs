@@ -1,5 +1,6 @@
 //! `wxgate sign`: compute the signatures WeChat computes, and show what was hashed.
 
+use crate::text::mask;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -78,17 +79,6 @@ pub enum SignKind {
         #[arg(long)]
         url: String,
     },
-}
-
-/// Masks a secret for display: its first and last two characters and its length.
-pub fn mask(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() <= 4 {
-        return format!("<{} chars>", chars.len());
-    }
-    let head: String = chars[..2].iter().collect();
-    let tail: String = chars[chars.len() - 2..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 4))
 }
 
 /// Runs `wxgate sign`.

@@ -14,8 +14,8 @@ use wxgate_proto::reply::Reply;
 use wxgate_proto::{EncodingAesKey, Format, Message, MsgCrypt};
 
 use super::{FormatArg, ModeArg};
+use crate::cli::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
 use crate::cli::serve::load_config;
-use crate::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
 
 /// Send a message or event exactly as WeChat would, and judge the reply.
 ///
@@ -265,7 +265,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
 async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> {
     let client = reqwest::Client::builder().build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
-    let now = crate::http::now();
+    let now = wxgate_client::clock::now();
     if let SimMessage::Verify = args.message {
         let echostr = rand::thread_rng()
             .gen_range(10u64.pow(17)..10u64.pow(18))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{Accepted, DeliveryState, Record};
+use super::record::{Accepted, DeliveryState, Record};
 use crate::storage::{Db, StoreError};
 
 /// id → record (JSON).

@@ -12,8 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use crate::config::Config;
-use crate::shared::SharedSeen;
+use crate::redis::SharedSeen;
 
 /// Why the memory cannot take a sign-in now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,15 +132,6 @@ impl OAuthMemory {
                 })
                 .collect(),
         }
-    }
-
-    /// The budgets a configuration states: `peak_sign_ins_per_s × state_ttl_s` for each
-    /// account with `[account.oauth]`.
-    pub fn for_config(config: &Config) -> OAuthMemory {
-        OAuthMemory::new(config.accounts.iter().filter_map(|account| {
-            let oauth = account.oauth.as_ref()?;
-            Some((account.name.clone(), oauth.state_budget()))
-        }))
     }
 
     fn with<T>(

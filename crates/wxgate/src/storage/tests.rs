@@ -1,6 +1,8 @@
 //! The database handle and the redb credential store.
 
 use super::*;
+use crate::credentials::redb::RedbStore;
+use wxgate_client::Credential;
 
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wxgate-redb-{name}-{}", std::process::id()));

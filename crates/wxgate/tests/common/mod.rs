@@ -7,8 +7,9 @@ pub mod hook;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
+use wxgate::app::AppState;
 use wxgate::config::Config;
-use wxgate::http::{self, AppState};
+use wxgate::http;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::{self, PushParams};
 use wxgate_proto::{EncodingAesKey, MsgCrypt};
@@ -89,7 +90,7 @@ pub fn crypt() -> MsgCrypt {
 }
 
 pub fn now() -> i64 {
-    wxgate::http::now()
+    wxgate_client::clock::now()
 }
 
 /// A push as WeChat sends it, signed now.

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod emulate;
 pub mod inbox;
 pub mod init;
+pub mod probe;
 pub mod serve;
 pub mod sign;
 pub mod sim;

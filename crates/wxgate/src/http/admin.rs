@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use wxgate_client::{CredentialKind, Error as ClientError, Scene};
 use wxgate_proto::signature::wx_config;
 
-use crate::http::AppState;
+use crate::app::AppState;
 
 /// An admin API failure, rendered as JSON.
 #[derive(Debug)]
@@ -183,7 +183,7 @@ async fn jssdk_config(
         &app_id,
         &ticket.value,
         &nonce,
-        crate::http::now(),
+        wxgate_client::clock::now(),
         &request.url,
     );
     let signed = &config.signed;
@@ -198,7 +198,7 @@ async fn jssdk_config(
         .as_deref()
         .is_some_and(|d| d == "1" || d == "true")
     {
-        let masked = crate::cli::sign::mask(&ticket.value);
+        let masked = crate::text::mask(&ticket.value);
         answer["debug"] = json!({
             "signed_url": signed.url,
             "signed_string": signed.string1.replacen(&ticket.value, &masked, 1),
@@ -394,7 +394,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                     "reachable": true,
                     "appendonly": appendonly,
                     "appendfsync": appendfsync,
-                    "warning": crate::shared::persistence_warning(&appendonly, &appendfsync),
+                    "warning": crate::redis::persistence_warning(&appendonly, &appendfsync),
                 }),
                 Err(error) => json!({ "reachable": true, "persistence": error }),
             },
@@ -518,7 +518,7 @@ async fn inbox_purge(
     let purged = forwarder(&state)?
         .inbox()
         .purge(
-            crate::http::now() - older,
+            wxgate_client::clock::now() - older,
             &[
                 crate::inbox::DeliveryState::Delivered,
                 crate::inbox::DeliveryState::Dead,

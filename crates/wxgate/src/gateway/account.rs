@@ -21,7 +21,7 @@ use wxgate_proto::signature::{diagnose_mismatch, msg_signature, url_signature, M
 use wxgate_proto::{envelope, Format, Message, MsgCrypt};
 
 use crate::config::AccountConfig;
-use crate::dedup::{self, Dedup, Remembered};
+use crate::gateway::dedup::{self, Dedup, Remembered};
 use crate::metrics::Outcome;
 use crate::rules::{self, Decision};
 

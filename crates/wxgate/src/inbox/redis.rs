@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use redis::streams::{StreamAutoClaimReply, StreamClaimReply, StreamId};
 use redis::Script;
 
-use crate::inbox::{Accepted, DeliveryState, Record};
-use crate::shared::RedisLink;
+use super::record::{Accepted, DeliveryState, Record};
+use crate::redis::RedisLink;
 
 const RECORDS: &str = "wxgate:inbox:records";
 const NEXT_ID: &str = "wxgate:inbox:next_id";

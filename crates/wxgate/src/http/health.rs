@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::AppState;
+use crate::app::AppState;
 
 /// Why the gateway cannot do its work, if it cannot.
 pub async fn unhealthy(state: &AppState) -> Option<String> {

@@ -3,6 +3,7 @@
 //!
 //! The judging is pure ([`judge_reply`], [`judge_echo`]); only [`Target::send`] does I/O.
 
+use crate::text::error_chain;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngCore};
@@ -222,21 +223,6 @@ impl Target {
             to_user_name,
         )
     }
-}
-
-/// Describes an error and its causes in one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Judges a verification GET's answer: status 200 and exactly the echostr.

@@ -7,7 +7,7 @@
 //!   newest grant, so an instance that paused past its lease (GC, swap, a stopped VM)
 //!   cannot overwrite the token a newer lease holder stored.
 //!
-//! Redis down: every call fails within [`crate::shared::REDIS_DEADLINE`] with a clear
+//! Redis down: every call fails within [`crate::redis::REDIS_DEADLINE`] with a clear
 //! error. The credential center then keeps serving the token it has in memory and
 //! refreshes without the lease (see `CredentialCenter`). The link reconnects on the
 //! next call once Redis is back.
@@ -18,7 +18,7 @@ use redis::Script;
 use wxgate_client::credential::StoreFuture;
 use wxgate_client::{Credential, CredentialStore};
 
-use crate::shared::RedisLink;
+use crate::redis::RedisLink;
 
 /// A [`CredentialStore`] on Redis.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ impl RedisStore {
         let _: String = link.query(&redis::cmd("PING")).await.map_err(|e| {
             format!(
                 "cannot reach redis at {}: {e}",
-                crate::shared::shown_url(redis_url)
+                crate::redis::shown_url(redis_url)
             )
         })?;
         Ok(RedisStore { link })
@@ -96,7 +96,7 @@ impl CredentialStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let json = serde_json::to_string(credential).map_err(|e| e.to_string())?;
-            let ttl = (credential.expires_at - crate::http::now()).max(1);
+            let ttl = (credential.expires_at - wxgate_client::clock::now()).max(1);
             let source = Script::new(SAVE_FENCED);
             let mut script = source.prepare_invoke();
             script

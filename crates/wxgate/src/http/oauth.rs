@@ -1,19 +1,5 @@
-//! OAuth2 web authorization (网页授权) done for the app:
-//!
-//! ```text
-//! app ──▶ GET /oauth/{name}/authorize?redirect=APP_URL&scope=snsapi_base|snsapi_userinfo
-//!     ◀── 302 WeChat authorize URL (redirect_uri = public_url/oauth/{name}/callback?to=APP_URL,
-//!                                   state = expiry + nonce + HMAC, single use)
-//! WeChat ─▶ GET /oauth/{name}/callback?to=APP_URL&code=…&state=…
-//!     ◀── 302 APP_URL?wxgate_identity=TOKEN     (TOKEN: signed, expiring; see README)
-//! ```
-//!
-//! The redirect target must be on the account's allow-list ([`redirect`]: parsed, never
-//! compared as a string prefix). The redirect_uri is checked against the 网页授权域名
-//! (host only) before WeChat sees it and is encoded once. Every callback checks the state
-//! before it redirects anywhere, and a state is accepted once until it expires
-//! ([`memory`]). A code that arrives twice gets the first exchange's result instead of
-//! WeChat's 40163.
+//! The OAuth routes (`/oauth/{name}/authorize`, `/oauth/{name}/callback`) over
+//! [`crate::oauth`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,16 +13,11 @@ use serde_json::json;
 use url::Url;
 use wxgate_proto::urls::{encode_component, oauth_authorize_url_at, Scope};
 
+use crate::app::AppState;
 use crate::config::OAuthConfig;
-use crate::http::{now, AppState};
+use wxgate_client::clock::now;
 
-pub mod memory;
-pub mod redirect;
-pub mod token;
-
-pub use memory::{MemoryError, OAuthMemory};
-pub use redirect::{AllowEntry, RedirectError};
-pub use token::{sign_identity, sign_state, verify_identity, verify_state, StateError};
+use crate::oauth::{redirect, sign_identity, sign_state, verify_state, MemoryError, StateError};
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
     (
