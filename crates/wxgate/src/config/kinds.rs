@@ -8,7 +8,8 @@ use toml::Spanned;
 use wxgate_proto::console::Severity;
 use wxgate_proto::Format;
 
-use super::{AccountConfig, Validator};
+use super::validate::Validator;
+use super::AccountConfig;
 use crate::rules::Rule;
 
 /// What kind of account pushes to `/wx/{name}`.

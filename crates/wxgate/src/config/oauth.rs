@@ -5,7 +5,9 @@ use secrecy::SecretString;
 use toml::Spanned;
 use url::Url;
 
-use super::{OAuthConfig, RawOAuth, Validator};
+use super::raw::RawOAuth;
+use super::validate::Validator;
+use super::OAuthConfig;
 use crate::oauth::AllowEntry;
 
 /// Default `peak_sign_ins_per_s`: with the default `state_ttl_s` of 600, a memory of
