@@ -20,6 +20,7 @@ use crate::gateway::account::Account;
 use crate::gateway::log_limit::LogLimit;
 use crate::metrics::Metrics;
 use crate::oauth::OAuthMemory;
+use crate::pipeline::Pipeline;
 use crate::redis::SharedSeen;
 use crate::storage::Db;
 
@@ -181,6 +182,16 @@ impl AppState {
     /// The forwarder, when an account forwards.
     pub fn forwarder(&self) -> Option<&Arc<Forwarder>> {
         self.forwarder.as_ref()
+    }
+
+    /// The steps of a push, over this state's shared memory, forwarder and
+    /// credential center.
+    pub fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            shared: self.shared.as_ref(),
+            forwarder: self.forwarder.as_ref(),
+            center: Some(&self.center),
+        }
     }
 
     /// The credential center.

@@ -7,6 +7,7 @@
 //! * [`http`]: the routes (callbacks, admin API, OAuth, health, metrics) and the
 //!   connection layer.
 //! * [`app`]: the composition root, [`app::AppState`].
+//! * [`pipeline`]: one push from its body to its answer (the handler's and the tests').
 //! * [`forward`]: delivery of messages to the owner's service.
 //! * [`inbox`]: the durable record of forwarded messages (redb, or a Redis queue).
 //! * [`customer_service`]: replies sent through WeChat's customer-service API.
@@ -31,6 +32,7 @@ pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod oauth;
+pub mod pipeline;
 pub mod redis;
 pub mod rules;
 pub mod storage;

@@ -218,17 +218,6 @@ impl Answer {
     }
 }
 
-/// What [`Account::handle_message`] produced.
-#[derive(Debug)]
-pub struct Handled {
-    /// The answer to send.
-    pub answer: Answer,
-    /// How it ended (ok, duplicate, internal error).
-    pub outcome: Outcome,
-    /// The parsed message (for logs and later stages).
-    pub message: Option<Message>,
-}
-
 /// A verified, decrypted push.
 #[derive(Debug)]
 pub struct Opened<'a> {
@@ -391,32 +380,6 @@ impl Account {
             }
         }
         Ok((timestamp, nonce))
-    }
-
-    /// Handles a push with the rules only: [`Account::open`], [`Account::decide`], then
-    /// [`Account::seal`]. A message for forwarding is answered `success` here; the
-    /// HTTP layer forwards it instead.
-    ///
-    /// # Errors
-    /// A [`Refusal`] for every check that fails before the message is trusted. Once the
-    /// message is verified, internal failures answer `success` instead.
-    pub fn handle_message(
-        &self,
-        query: &CallbackQuery,
-        body: &str,
-        now: i64,
-        rng: &mut dyn RngCore,
-    ) -> Result<Handled, Refusal> {
-        let opened = self.open(query, body, now)?;
-        let (plain, outcome) = match self.decide(&opened.message, opened.format, now) {
-            Decided::Answer { plain, outcome } => (plain, outcome),
-            Decided::Forward | Decided::CustomerService(_) => (None, Outcome::Ok),
-        };
-        Ok(Handled {
-            answer: self.seal(plain.as_deref(), opened.crypt, opened.format, now, rng),
-            outcome,
-            message: Some(opened.message),
-        })
     }
 
     /// Checks the signatures and the timestamp, decrypts, and parses the message:

@@ -14,9 +14,9 @@ use wxgate_client::clock::now;
 
 use super::body::read_body;
 use crate::app::AppState;
-use crate::forward::Forwarded;
-use crate::gateway::account::{Answer, CallbackQuery, Decided, Refusal};
+use crate::gateway::account::{Answer, CallbackQuery, Refusal};
 use crate::metrics::{Method, Outcome};
+use crate::pipeline::{Handled, PushError};
 
 pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response {
     (
@@ -162,58 +162,31 @@ pub async fn message(
         });
         return refuse(&state, &name, Method::Post, refusal, started);
     };
-    let opened = match account.open_admitted(admitted, &query, body) {
-        Ok(opened) => opened,
-        Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
-    };
-    if let Some(note) = account.format_note(opened.format, now) {
-        tracing::warn!(account = %name, "{note}");
-    }
-    let shared = state.shared.as_ref().filter(|_| account.config.dedup);
-    let key = || opened.message.dedup_key();
-    let (plain, outcome) = match account.decide(&opened.message, opened.format, now) {
-        Decided::Answer { plain, outcome } => {
-            let plain = plain.as_deref().map(str::to_owned);
-            match shared {
-                Some(shared) if outcome == Outcome::Ok => {
-                    shared.answer_once(&name, &key(), plain).await
-                }
-                _ => (plain, outcome),
-            }
+    let pipeline = state.pipeline();
+    let handled = pipeline
+        .handle(&account, admitted, &query, body, now, rand::thread_rng)
+        .await;
+    let Handled {
+        answer,
+        outcome,
+        message,
+    } = match handled {
+        Ok(handled) => handled,
+        Err(PushError::Refused(refusal)) => {
+            return refuse(&state, &name, Method::Post, refusal, started)
         }
-        Decided::CustomerService(reply) => {
-            let (_, outcome) = match shared {
-                Some(shared) => shared.answer_once(&name, &key(), None).await,
-                None => (None, Outcome::Ok),
-            };
-            let (kind, openid) = (account.config.kind, &opened.message.from_user_name);
-            if outcome == Outcome::Ok {
-                let center = state.center.clone();
-                crate::customer_service::spawn_rule_reply(center, &name, kind, openid, reply);
-            }
-            (None, outcome)
+        Err(error @ PushError::Unstored(_)) => {
+            tracing::error!(account = %name, "{error}");
+            state.metrics.record(
+                state.metrics.slot(&name),
+                Method::Post,
+                Outcome::InternalError,
+                started.elapsed(),
+            );
+            return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
         }
-        // The inbox recognises WeChat's retries itself (in Redis across instances), so
-        // nothing is claimed before the message is stored: a request cancelled in
-        // between must not turn the retry into a `success` for a lost message.
-        Decided::Forward => match forward(&state, &name, &opened, now).await {
-            Ok(forwarded) => forwarded,
-            Err(error) => {
-                // Not stored, so not acknowledged: WeChat retries, nothing is lost.
-                tracing::error!(account = %name, "cannot store the message in the inbox: {error}; answered 503 so WeChat retries");
-                state.metrics.record(
-                    state.metrics.slot(&name),
-                    Method::Post,
-                    Outcome::InternalError,
-                    started.elapsed(),
-                );
-                return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
-            }
-        },
     };
-    tracing::debug!(account = %name, msg_type = %opened.message.msg_type, outcome = outcome.as_str(), "message handled");
-    let mut rng = rand::thread_rng();
-    let answer = account.seal(plain.as_deref(), opened.crypt, opened.format, now, &mut rng);
+    tracing::debug!(account = %name, msg_type = %message.msg_type, outcome = outcome.as_str(), "message handled");
     state.metrics.record(
         state.metrics.slot(&name),
         Method::Post,
@@ -226,41 +199,5 @@ pub async fn message(
         Answer::Xml(body) | Answer::Json(body) => {
             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
-    }
-}
-
-/// Commits a message to the inbox and waits for the service's reply within the
-/// account's timeout; returns the plain reply in the push's format (or `None` for
-/// `success`).
-async fn forward(
-    state: &AppState,
-    name: &str,
-    opened: &crate::gateway::account::Opened<'_>,
-    now: i64,
-) -> Result<(Option<String>, Outcome), String> {
-    let (message, format) = (&opened.message, opened.format);
-    let Some(forwarder) = state.forwarder.as_ref() else {
-        return Err("forwarding is configured but no inbox is open".to_owned());
-    };
-    match forwarder.forward(name, message, now).await? {
-        Forwarded::Duplicate(record) => {
-            // A retry: the reply given the first time, if it was passive; never a second delivery.
-            let reply = match (&record.reply_outcome, &record.service_reply) {
-                (Some(outcome), Some(reply)) if outcome == "passive" => {
-                    crate::forward::parse_reply(&serde_json::json!({ "reply": reply }).to_string())
-                        .ok()
-                        .flatten()
-                }
-                _ => None,
-            };
-            Ok((
-                reply.map(|r| r.render_for_in(format, message, now)),
-                Outcome::Duplicate,
-            ))
-        }
-        Forwarded::New(reply) => Ok((
-            reply.map(|r| r.render_for_in(format, message, wxgate_client::clock::now())),
-            Outcome::Ok,
-        )),
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::Config;
+use crate::pipeline::RulesOnly;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use wxgate_proto::push::{self, build, PushParams};
@@ -507,7 +508,7 @@ fn msg_id_beyond_2_pow_53_is_kept_exactly() {
     let handled = account
         .handle_message(&query, &body, NOW, &mut rng())
         .unwrap();
-    assert_eq!(handled.message.unwrap().msg_id, Some(big));
+    assert_eq!(handled.message.msg_id, Some(big));
     assert!(account
         .dedup()
         .unwrap()
