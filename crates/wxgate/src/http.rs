@@ -26,6 +26,7 @@ pub mod admin;
 mod body;
 mod callback;
 pub mod conn;
+pub mod error;
 pub mod health;
 mod metrics;
 pub mod oauth;

@@ -242,6 +242,13 @@ async fn oversized_duplicated_and_deeply_nested_json_is_400() {
             let request = request_as(mode, Format::Json, &body, ts);
             let (status, _, reason) = send(&client, &server.base, account, request).await;
             assert_eq!(status, 400, "{account} {needle}: {reason}");
+            // Inside a ciphertext, every failure gets the one answer that is no oracle
+            // (the kind goes to the log line only).
+            let needle = if mode == Mode::Safe {
+                "cannot decrypt"
+            } else {
+                needle
+            };
             assert!(reason.contains(needle), "{account} {needle}: {reason}");
             assert!(reason.len() < 400, "the reason does not echo the body");
         }

@@ -70,7 +70,11 @@ async fn a_message_for_forwarding_without_an_inbox_is_unstored_not_acknowledged(
     )
     .unwrap();
     let account = Account::new(config.accounts[0].clone());
-    let request = push_request(Mode::Plain, &build::text("gh", "oUser", now(), "hi", 1), now());
+    let request = push_request(
+        Mode::Plain,
+        &build::text("gh", "oUser", now(), "hi", 1),
+        now(),
+    );
     let error = handle(Pipeline::default(), &account, &request)
         .await
         .unwrap_err();

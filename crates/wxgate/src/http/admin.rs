@@ -1,12 +1,12 @@
 //! The credential center's HTTP API (`/api/accounts/{name}/…`), behind a bearer token.
 //!
 //! Every route takes the managed access_token from [`CredentialCenter`], retries once
-//! when WeChat rejects it, and maps errors to JSON in one place ([`ApiError`]).
+//! when WeChat rejects it, and maps errors to JSON in one place ([`HttpError`]).
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,61 +18,8 @@ use subtle::ConstantTimeEq;
 use wxgate_client::{CredentialKind, Error as ClientError, Scene};
 use wxgate_proto::signature::wx_config;
 
+use super::error::HttpError;
 use crate::app::AppState;
-
-/// An admin API failure, rendered as JSON.
-#[derive(Debug)]
-pub enum ApiError {
-    /// Bad or missing bearer token.
-    Unauthorized,
-    /// The request itself is wrong.
-    BadRequest(String),
-    /// From the client or the credential center.
-    Client(ClientError),
-}
-
-impl From<ClientError> for ApiError {
-    fn from(err: ClientError) -> Self {
-        ApiError::Client(err)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                json!({ "error": "missing or wrong admin token: send `Authorization: Bearer <admin_token>` (admin_token in wxgate.toml, or the file named at start-up)" }),
-            ),
-            ApiError::BadRequest(reason) => (StatusCode::BAD_REQUEST, json!({ "error": reason })),
-            ApiError::Client(err) => {
-                let status = match &err {
-                    ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
-                    ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    }
-                    _ => StatusCode::BAD_GATEWAY,
-                };
-                let mut body = json!({ "error": err.to_string() });
-                if let ClientError::Api {
-                    errcode,
-                    errmsg,
-                    hint,
-                } = &err
-                {
-                    body["errcode"] = json!(errcode);
-                    body["errmsg"] = json!(errmsg);
-                    body["hint"] = json!(hint);
-                }
-                if status == StatusCode::BAD_GATEWAY {
-                    tracing::warn!("admin API call failed: {err}");
-                }
-                (status, body)
-            }
-        };
-        (status, Json(body)).into_response()
-    }
-}
 
 /// The admin routes, with the bearer check in front.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
@@ -118,14 +65,14 @@ async fn require_admin(
         next.run(request).await
     } else {
         tracing::warn!(path = %request.uri().path(), "refused admin API call: missing or wrong bearer token");
-        ApiError::Unauthorized.into_response()
+        HttpError::Unauthorized.into_response()
     }
 }
 
 async fn access_token(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let credential = state
         .center()
         .get(&name, CredentialKind::AccessToken)
@@ -138,7 +85,7 @@ async fn access_token(
 async fn jsapi_ticket(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let credential = state
         .center()
         .get(&name, CredentialKind::JsapiTicket)
@@ -163,12 +110,12 @@ async fn jssdk_config(
     Path(name): Path<String>,
     Query(flag): Query<DebugFlag>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let request: JsSdkRequest = serde_json::from_str(&body).map_err(|e| {
-        ApiError::BadRequest(format!("body must be JSON {{\"url\": \"https://…\"}}: {e}"))
+        HttpError::BadRequest(format!("body must be JSON {{\"url\": \"https://…\"}}: {e}"))
     })?;
     if crate::config::http_url(&request.url).is_err() {
-        return Err(ApiError::BadRequest(
+        return Err(HttpError::BadRequest(
             "url must be the page's absolute URL, location.href.split('#')[0]".into(),
         ));
     }
@@ -219,20 +166,20 @@ async fn qrcode(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let request: QrRequest = serde_json::from_str(&body).map_err(|e| {
-        ApiError::BadRequest(format!("body must be JSON with scene_id or scene_str, and expire_seconds for a temporary code: {e}"))
+        HttpError::BadRequest(format!("body must be JSON with scene_id or scene_str, and expire_seconds for a temporary code: {e}"))
     })?;
     let scene = match (request.scene_id, request.scene_str) {
         (Some(id), None) => Scene::Id(id),
         (None, Some(text)) if (1..=64).contains(&text.len()) => Scene::Str(text),
         (None, Some(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(HttpError::BadRequest(
                 "scene_str must have 1 to 64 characters".into(),
             ))
         }
         _ => {
-            return Err(ApiError::BadRequest(
+            return Err(HttpError::BadRequest(
                 "give exactly one of scene_id and scene_str".into(),
             ))
         }
@@ -263,9 +210,9 @@ async fn forward(
     name: &str,
     path: &'static str,
     body: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let body: Value = serde_json::from_str(body)
-        .map_err(|e| ApiError::BadRequest(format!("body must be JSON: {e}")))?;
+        .map_err(|e| HttpError::BadRequest(format!("body must be JSON: {e}")))?;
     let center = state.center();
     let answer = center
         .with_access_token(name, |token| {
@@ -285,7 +232,7 @@ async fn forward_scheme(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     forward(&state, &name, "/wxa/generatescheme", &body).await
 }
 
@@ -293,7 +240,7 @@ async fn forward_urllink(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     forward(&state, &name, "/wxa/generate_urllink", &body).await
 }
 
@@ -301,7 +248,7 @@ async fn forward_custom_send(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     forward(&state, &name, "/cgi-bin/message/custom/send", &body).await
 }
 
@@ -309,7 +256,7 @@ async fn forward_template_send(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     forward(&state, &name, "/cgi-bin/message/template/send", &body).await
 }
 
@@ -317,14 +264,14 @@ async fn menu_create(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     forward(&state, &name, "/cgi-bin/menu/create", &body).await
 }
 
 async fn menu_get(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let center = state.center();
     let answer = center
         .with_access_token(&name, |token| async move {
@@ -337,7 +284,7 @@ async fn menu_get(
 async fn menu_delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let center = state.center();
     center
         .with_access_token(&name, |token| async move {
@@ -436,9 +383,9 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(body)
 }
 
-fn forwarder(state: &AppState) -> Result<&Arc<crate::forward::Forwarder>, ApiError> {
+fn forwarder(state: &AppState) -> Result<&Arc<crate::forward::Forwarder>, HttpError> {
     state.forwarder().ok_or_else(|| {
-        ApiError::BadRequest("no account has [account.forward]: the inbox is empty".into())
+        HttpError::BadRequest("no account has [account.forward]: the inbox is empty".into())
     })
 }
 
@@ -452,11 +399,11 @@ struct InboxQuery {
 async fn inbox_list(
     State(state): State<Arc<AppState>>,
     Query(query): Query<InboxQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let filter = match query.state.as_deref() {
         None => None,
         Some(text) => Some(crate::inbox::DeliveryState::parse(text).ok_or_else(|| {
-            ApiError::BadRequest("state must be pending, delivered or dead".into())
+            HttpError::BadRequest("state must be pending, delivered or dead".into())
         })?),
     };
     let forwarder = forwarder(&state)?;
@@ -464,12 +411,12 @@ async fn inbox_list(
         .inbox()
         .list(filter, query.limit.unwrap_or(50).min(1000))
         .await
-        .map_err(ApiError::BadRequest)?;
+        .map_err(HttpError::Unavailable)?;
     let (pending, delivered, dead) = forwarder
         .inbox()
         .counts()
         .await
-        .map_err(ApiError::BadRequest)?;
+        .map_err(HttpError::Unavailable)?;
     Ok(Json(
         json!({ "counts": { "pending": pending, "delivered": delivered, "dead": dead }, "records": records }),
     ))
@@ -478,39 +425,35 @@ async fn inbox_list(
 async fn inbox_show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     match forwarder(&state)?
         .inbox()
         .get(id)
         .await
-        .map_err(ApiError::BadRequest)?
+        .map_err(HttpError::Unavailable)?
     {
         Some(record) => Ok(Json(record).into_response()),
-        None => Ok((
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no delivery {id}") })),
-        )
-            .into_response()),
+        None => Err(HttpError::NotFound(format!("no delivery {id}"))),
     }
 }
 
 async fn inbox_retry(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let record = forwarder(&state)?
         .retry(id)
         .await
-        .map_err(ApiError::BadRequest)?;
+        .map_err(HttpError::BadRequest)?;
     Ok(Json(json!({ "retrying": record.id })))
 }
 
 async fn inbox_purge(
     State(state): State<Arc<AppState>>,
     Query(query): Query<InboxQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let older = query.older_than_s.ok_or_else(|| {
-        ApiError::BadRequest(
+        HttpError::BadRequest(
             "older_than_s is required (delivered and dead records older than this are deleted)"
                 .into(),
         )
@@ -525,6 +468,6 @@ async fn inbox_purge(
             ],
         )
         .await
-        .map_err(ApiError::BadRequest)?;
+        .map_err(HttpError::Unavailable)?;
     Ok(Json(json!({ "purged": purged })))
 }

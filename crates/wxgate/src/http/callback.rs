@@ -13,19 +13,11 @@ use axum::response::{IntoResponse, Response};
 use wxgate_client::clock::now;
 
 use super::body::read_body;
+use super::error::text;
 use crate::app::AppState;
 use crate::gateway::account::{Answer, CallbackQuery, Refusal};
 use crate::metrics::{Method, Outcome};
 use crate::pipeline::{Handled, PushError};
-
-pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body.into(),
-    )
-        .into_response()
-}
 
 fn refuse(
     state: &AppState,
@@ -42,8 +34,7 @@ fn refuse(
     state
         .metrics
         .record(slot, method, refusal.outcome(), started.elapsed());
-    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    text(status, refusal.answer())
+    super::error::refusal(&refusal)
 }
 
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {

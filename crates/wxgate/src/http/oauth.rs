@@ -13,20 +13,12 @@ use serde_json::json;
 use url::Url;
 use wxgate_proto::urls::{encode_component, oauth_authorize_url_at, Scope};
 
+use super::error::{text, HttpError, Plain};
 use crate::app::AppState;
 use crate::config::OAuthConfig;
 use wxgate_client::clock::now;
 
 use crate::oauth::{redirect, sign_identity, sign_state, verify_state, MemoryError, StateError};
-
-fn text(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        message.into(),
-    )
-        .into_response()
-}
 
 /// A 302 to `location`; a location that cannot be a header value (it never comes from
 /// a parsed URL) is a 500, never a 302 without a Location.
@@ -53,27 +45,18 @@ fn no_oauth(name: &str) -> Response {
     )
 }
 
-/// A refused step: the status and the reason given to the browser.
-struct Refused(StatusCode, String);
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        text(self.0, self.1)
-    }
-}
-
 /// The app URL, parsed and checked against the allow-list; a refusal is a 400 that
 /// says why, and consumes nothing.
-fn app_url(name: &str, oauth: &OAuthConfig, to: &str) -> Result<Url, Refused> {
+fn app_url(name: &str, oauth: &OAuthConfig, to: &str) -> Result<Url, Plain> {
     redirect::check(&oauth.redirect_allow, to).map_err(|error| {
         tracing::warn!(account = %name, "refused OAuth redirect: {error}");
-        Refused(StatusCode::BAD_REQUEST, error.to_string())
+        Plain(HttpError::BadRequest(error.to_string()))
     })
 }
 
 fn memory_refusal(name: &str, error: &MemoryError) -> Response {
     tracing::warn!(account = %name, "refused OAuth sign-in: {error}");
-    text(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+    Plain(HttpError::Unavailable(error.to_string())).into_response()
 }
 
 /// `GET /oauth/{name}/authorize?redirect=APP_URL&scope=…`
@@ -154,7 +137,7 @@ fn checked_state(
     target: &Url,
     given_state: &str,
     now: i64,
-) -> Result<(&'static str, i64), Refused> {
+) -> Result<(&'static str, i64), Plain> {
     let key = oauth.signing_key.expose_secret();
     let mut last = StateError::Tampered;
     for scope in ["snsapi_base", "snsapi_userinfo"] {
@@ -165,7 +148,7 @@ fn checked_state(
         }
     }
     tracing::warn!(account = %name, "refused OAuth callback: {last}");
-    Err(Refused(StatusCode::BAD_REQUEST, last.to_string()))
+    Err(Plain(HttpError::BadRequest(last.to_string())))
 }
 
 /// `GET /oauth/{name}/callback?to=APP_URL&code=…&state=…`
@@ -253,7 +236,7 @@ async fn exchange(
     scope: &str,
     code: &str,
     now: i64,
-) -> Result<String, Refused> {
+) -> Result<String, Plain> {
     let center = state.center();
     let app_id = center.app_id(name).unwrap_or_default().to_owned();
     let secret = center.secret(name).unwrap_or_default();
@@ -261,10 +244,7 @@ async fn exchange(
         Ok(token) => token,
         Err(err) => {
             tracing::warn!(account = %name, "OAuth code exchange failed: {err}");
-            return Err(Refused(
-                StatusCode::BAD_GATEWAY,
-                format!("sign-in failed: {err}"),
-            ));
+            return Err(Plain(HttpError::Upstream(format!("sign-in failed: {err}"))));
         }
     };
     let mut claims = json!({

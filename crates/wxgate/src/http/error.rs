@@ -1,0 +1,112 @@
+//! Errors become HTTP answers here, in one place. Each route names what went wrong as
+//! an [`HttpError`] (or hands over a capability's error, which converts into one); this
+//! module picks the status and writes the body: JSON for the admin API, plain text for
+//! the pages a browser or WeChat reads ([`Plain`]).
+//!
+//! The rule for the status: the request is wrong → 4xx that says what to change; a
+//! store or WeChat is unreachable for now → 503 with the reason (retrying helps);
+//! WeChat answered with an error → 502 with its errcode and hint.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use wxgate_client::Error as ClientError;
+
+use crate::gateway::account::Refusal;
+
+/// A plain-text answer (callbacks and browser pages).
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// A request that got no result.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A missing or wrong admin token.
+    #[error("missing or wrong admin token: send `Authorization: Bearer <admin_token>` (admin_token in wxgate.toml, or the file named at start-up)")]
+    Unauthorized,
+    /// The request itself is wrong; the text says what to change.
+    #[error("{0}")]
+    BadRequest(String),
+    /// What the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A store this answer needs cannot be reached now (Redis, the database).
+    #[error("{0}")]
+    Unavailable(String),
+    /// WeChat answered, but not with what was asked for.
+    #[error("{0}")]
+    Upstream(String),
+    /// wxgate could not build the answer.
+    #[error("{0}")]
+    Internal(String),
+    /// From the API client or the credential center.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl HttpError {
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::NotFound(_) => StatusCode::NOT_FOUND,
+            HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Client(error) => match error {
+                ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+                ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+}
+
+/// The admin API's form: `{"error": …}`, with WeChat's errcode, errmsg and hint when
+/// WeChat refused the call.
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = json!({ "error": self.to_string() });
+        if let HttpError::Client(ClientError::Api {
+            errcode,
+            errmsg,
+            hint,
+        }) = &self
+        {
+            body["errcode"] = json!(errcode);
+            body["errmsg"] = json!(errmsg);
+            body["hint"] = json!(hint);
+        }
+        if status == StatusCode::BAD_GATEWAY {
+            tracing::warn!("admin API call failed: {self}");
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The same error as plain text, for a page a browser shows (OAuth sign-in).
+#[derive(Debug)]
+pub struct Plain(pub HttpError);
+
+impl IntoResponse for Plain {
+    fn into_response(self) -> Response {
+        text(self.0.status(), self.0.to_string())
+    }
+}
+
+/// A refused callback: its status and its answer, which never holds a decrypted byte.
+pub fn refusal(refusal: &Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    text(status, refusal.answer())
+}
