@@ -21,5 +21,5 @@ pub mod redirect;
 pub mod token;
 
 pub use memory::{MemoryError, OAuthMemory};
-pub use redirect::{AllowEntry, RedirectError};
+pub use redirect::{AllowEntry, AllowEntryError, RedirectError};
 pub use token::{sign_identity, sign_state, verify_identity, verify_state, StateError};

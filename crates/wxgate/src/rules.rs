@@ -121,20 +121,47 @@ pub enum Decision {
     NoMatch,
 }
 
+/// Why a rule in the configuration cannot be used; each says what to write instead.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// `when.regex` does not compile.
+    #[error("when.regex {pattern:?} is not a valid regex: {reason}")]
+    Regex {
+        /// The pattern as written.
+        pattern: String,
+        /// What the regex crate found.
+        reason: regex::Error,
+    },
+    /// `reply.text = ""`.
+    #[error("reply.text is empty; use `reply = {{ success = true }}` to send nothing")]
+    EmptyText,
+    /// A `{name}` in the text that is not a placeholder.
+    #[error("unknown placeholder {{{0}}} in reply.text; use {{content}}, {{from}}, {{to}}, {{event_key}}, {{event}} or {{msg_type}} (write {{{{ for a literal brace)")]
+    Placeholder(String),
+    /// Zero or several kinds of reply.
+    #[error("reply must have exactly one of text, image, voice, video, music, news, transfer_customer_service, success = true (found {0})")]
+    ReplyKinds(usize),
+    /// A fixed reply WeChat would refuse.
+    #[error("reply: {0}")]
+    Reply(#[from] wxgate_proto::Error),
+}
+
 impl Rule {
     /// Compiles a rule; the error says what is wrong.
     ///
     /// # Errors
     /// A message for a bad regex, an unknown placeholder, or a reply with zero or
     /// several kinds.
-    pub fn compile(raw: RawRule) -> Result<Rule, String> {
+    pub fn compile(raw: RawRule) -> Result<Rule, RuleError> {
         let regex = raw
             .when
             .regex
             .as_deref()
             .map(|pattern| {
-                Regex::new(pattern)
-                    .map_err(|e| format!("when.regex {pattern:?} is not a valid regex: {e}"))
+                Regex::new(pattern).map_err(|reason| RuleError::Regex {
+                    pattern: pattern.to_owned(),
+                    reason,
+                })
             })
             .transpose()?;
         let when = When {
@@ -229,13 +256,11 @@ pub fn decide(rules: &[Rule], message: &Message) -> Decision {
         .map_or(Decision::NoMatch, |rule| rule.decide(message))
 }
 
-fn compile_reply(raw: RawReply) -> Result<Action, String> {
+fn compile_reply(raw: RawReply) -> Result<Action, RuleError> {
     let mut actions = Vec::new();
     if let Some(text) = raw.text {
         if text.is_empty() {
-            return Err(
-                "reply.text is empty; use `reply = { success = true }` to send nothing".into(),
-            );
+            return Err(RuleError::EmptyText);
         }
         actions.push(Action::Text(Template::parse(&text)?));
     }
@@ -283,14 +308,11 @@ fn compile_reply(raw: RawReply) -> Result<Action, String> {
         actions.push(Action::Success);
     }
     if actions.len() != 1 {
-        return Err(format!(
-            "reply must have exactly one of text, image, voice, video, music, news, transfer_customer_service, success = true (found {})",
-            actions.len()
-        ));
+        return Err(RuleError::ReplyKinds(actions.len()));
     }
     let action = actions.pop().expect("one action");
     if let Action::Fixed(reply) = &action {
-        reply.validate().map_err(|e| format!("reply: {e}"))?;
+        reply.validate()?;
     }
     Ok(action)
 }
@@ -314,7 +336,7 @@ enum Part {
 }
 
 impl Template {
-    fn parse(text: &str) -> Result<Template, String> {
+    fn parse(text: &str) -> Result<Template, RuleError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.chars().peekable();
@@ -337,11 +359,7 @@ impl Template {
                         "event_key" => Part::EventKey,
                         "event" => Part::Event,
                         "msg_type" => Part::MsgType,
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder {{{other}}} in reply.text; use {{content}}, {{from}}, {{to}}, {{event_key}}, {{event}} or {{msg_type}} (write {{{{ for a literal brace)"
-                            ))
-                        }
+                        other => return Err(RuleError::Placeholder(other.to_owned())),
                     };
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));

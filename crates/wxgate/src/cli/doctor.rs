@@ -320,7 +320,7 @@ async fn diagnose(
     let client = match http_client(roots) {
         Ok(client) => client,
         Err(err) => {
-            checks.push(Check::new("HTTP client", Status::Fail, err));
+            checks.push(Check::new("HTTP client", Status::Fail, err.to_string()));
             return checks;
         }
     };
@@ -429,12 +429,11 @@ fn tls_config(roots: Arc<rustls::RootCertStore>) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-fn http_client(roots: Arc<rustls::RootCertStore>) -> Result<reqwest::Client, String> {
+fn http_client(roots: Arc<rustls::RootCertStore>) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .use_preconfigured_tls(tls_config(roots))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| e.to_string())
 }
 
 async fn tls_check(

@@ -203,10 +203,10 @@ impl Validator<'_> {
                     rules.push(rule);
                     rule_spans.push((rule_index, span));
                 }
-                Err(message) => self.error(
+                Err(error) => self.error(
                     Some(span),
                     format!("account[{index}].rule[{rule_index}]"),
-                    message,
+                    error.to_string(),
                 ),
             }
         }

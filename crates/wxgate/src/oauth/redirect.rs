@@ -29,6 +29,30 @@ pub enum RedirectError {
     NotAllowed,
 }
 
+/// Why an allow-list entry in the configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowEntryError {
+    /// Not an absolute URL.
+    #[error("{text:?} is not an absolute URL ({reason}); write e.g. https://app.example.com/")]
+    NotAUrl {
+        /// The entry as written.
+        text: String,
+        /// What the parser found.
+        reason: String,
+    },
+    /// Refused as an app URL would be (scheme, user info, control character).
+    #[error("{text:?}: {}", .reason.to_string().replacen("the app URL", "the entry", 1))]
+    Refused {
+        /// The entry as written.
+        text: String,
+        /// Why.
+        reason: RedirectError,
+    },
+    /// A query or a fragment.
+    #[error("{0:?} has a ?query or #fragment; an entry is scheme://host[:port][/path]")]
+    QueryOrFragment(String),
+}
+
 /// Parses an app URL: absolute http(s), no control character, no user info. The URL
 /// the browser is sent to is this parse's serialization, so what was checked is what
 /// the browser gets.
@@ -61,20 +85,20 @@ impl AllowEntry {
     ///
     /// # Errors
     /// What is wrong, for the configuration error.
-    pub fn parse(text: &str) -> Result<AllowEntry, String> {
+    pub fn parse(text: &str) -> Result<AllowEntry, AllowEntryError> {
+        let text_owned = || text.to_owned();
         let url = parse_target(text).map_err(|e| match e {
-            RedirectError::NotAUrl(reason) => format!(
-                "{text:?} is not an absolute URL ({reason}); write e.g. https://app.example.com/"
-            ),
-            other => format!(
-                "{text:?}: {}",
-                other.to_string().replacen("the app URL", "the entry", 1)
-            ),
+            RedirectError::NotAUrl(reason) => AllowEntryError::NotAUrl {
+                text: text_owned(),
+                reason,
+            },
+            reason => AllowEntryError::Refused {
+                text: text_owned(),
+                reason,
+            },
         })?;
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!(
-                "{text:?} has a ?query or #fragment; an entry is scheme://host[:port][/path]"
-            ));
+            return Err(AllowEntryError::QueryOrFragment(text_owned()));
         }
         Ok(AllowEntry { url })
     }

@@ -141,7 +141,7 @@ fn invalid_replies_are_refused() {
     }
     let compile = |text: &str| {
         let file: File = toml::from_str(text).unwrap();
-        Rule::compile(file.rule.into_iter().next().unwrap())
+        Rule::compile(file.rule.into_iter().next().unwrap()).map_err(|e| e.to_string())
     };
     assert!(compile("[[rule]]\nreply = {}\n")
         .unwrap_err()
