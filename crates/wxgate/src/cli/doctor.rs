@@ -162,22 +162,77 @@ async fn diagnose(
     extra_ca: Option<&[u8]>,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let timeout = Duration::from_millis(args.timeout_ms);
+    // A stage returns `None` when what follows it would be meaningless.
+    let _ = stages(args, crypt, extra_ca, &mut checks).await;
+    checks
+}
 
-    // 1. The console's URL rules. A local host is a development setup: rules are warnings.
-    let Some(url) = parse_url(&args.url) else {
+async fn stages(
+    args: &DoctorArgs,
+    crypt: Option<MsgCrypt>,
+    extra_ca: Option<&[u8]>,
+    checks: &mut Vec<Check>,
+) -> Option<()> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let url = url_rules(&args.url, checks)?;
+    let addr = dns(&url, timeout, checks).await?;
+    let stream = tcp(addr, &url, timeout, checks).await?;
+    let roots = root_store(extra_ca);
+    tls(stream, &url, roots.clone(), timeout, checks).await?;
+    let client = match http_client(roots) {
+        Ok(client) => client,
+        Err(err) => {
+            checks.push(Check::new("HTTP client", Status::Fail, err.to_string()));
+            return None;
+        }
+    };
+    let target = Target {
+        url: args.url.clone(),
+        token: args.token.clone(),
+        mode: if crypt.is_some() {
+            Mode::Safe
+        } else {
+            Mode::Plain
+        },
+        crypt,
+        format: wxgate_proto::Format::Xml,
+    };
+    let probe = Probe {
+        target: &target,
+        client: &client,
+        timeout,
+        now: wxgate_client::clock::now(),
+    };
+    // 5.–9. HTTP as WeChat.
+    if !probe.verification(checks).await {
+        checks.push(Check::new(
+            "message push",
+            Status::Skip,
+            "URL verification failed; fix it first",
+        ));
+        return None;
+    }
+    let msg_id = rand::thread_rng().gen_range(1u64 << 60..u64::MAX);
+    probe.message(msg_id, checks).await;
+    probe.stale(msg_id ^ 1, checks).await;
+    Some(())
+}
+
+/// 1. The console's URL rules. A local host is a development setup: rules are warnings.
+fn url_rules(text: &str, checks: &mut Vec<Check>) -> Option<ParsedUrl> {
+    let Some(url) = parse_url(text) else {
         checks.push(
             Check::new(
                 "URL",
                 Status::Fail,
-                format!("{:?} is not an http:// or https:// URL", args.url),
+                format!("{text:?} is not an http:// or https:// URL"),
             )
             .hint("write the full URL, e.g. https://wx.example.com/wx/shop"),
         );
-        return checks;
+        return None;
     };
     let local = is_local(&url.host);
-    let findings = console::check_url(&args.url);
+    let findings = console::check_url(text);
     if findings.is_empty() {
         checks.push(Check::new(
             "URL rules",
@@ -200,7 +255,11 @@ async fn diagnose(
         );
     }
 
-    // 2. DNS.
+    Some(url)
+}
+
+/// 2. DNS: the address WeChat would connect to.
+async fn dns(url: &ParsedUrl, timeout: Duration, checks: &mut Vec<Check>) -> Option<SocketAddr> {
     let addrs: Vec<SocketAddr> = match tokio::time::timeout(
         timeout,
         tokio::net::lookup_host((url.host.as_str(), url.port)),
@@ -217,7 +276,7 @@ async fn diagnose(
                 )
                 .hint("add an A record for the host at your DNS provider, and check for typos"),
             );
-            return checks;
+            return None;
         }
         Err(_) => {
             checks.push(
@@ -228,7 +287,7 @@ async fn diagnose(
                 )
                 .hint("the DNS server does not answer"),
             );
-            return checks;
+            return None;
         }
     };
     let Some(addr) = addrs
@@ -241,13 +300,13 @@ async fn diagnose(
             Check::new("DNS", Status::Fail, format!("{} has no address", url.host))
                 .hint("add an A record"),
         );
-        return checks;
+        return None;
     };
     let private = match addr.ip() {
         std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
         std::net::IpAddr::V6(v6) => v6.is_loopback(),
     };
-    if private && !local {
+    if private && !is_local(&url.host) {
         checks.push(
             Check::new(
                 "DNS",
@@ -264,47 +323,63 @@ async fn diagnose(
         ));
     }
 
-    // 3. TCP.
-    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+    Some(addr)
+}
+
+/// 3. TCP.
+async fn tcp(
+    addr: SocketAddr,
+    url: &ParsedUrl,
+    timeout: Duration,
+    checks: &mut Vec<Check>,
+) -> Option<tokio::net::TcpStream> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             checks.push(Check::new(
                 "TCP connect",
                 Status::Pass,
                 format!("{addr} accepts connections"),
             ));
-            stream
+            Some(stream)
         }
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
             checks.push(
                 Check::new("TCP connect", Status::Fail, format!("{addr} refused the connection"))
                     .hint(format!("nothing listens on port {}: start the server, or check the reverse proxy's listen port", url.port)),
             );
-            return checks;
+            return None;
         }
         Ok(Err(err)) => {
             checks.push(
                 Check::new("TCP connect", Status::Fail, format!("{addr}: {err}"))
                     .hint("check routing and the firewall"),
             );
-            return checks;
+            return None;
         }
         Err(_) => {
             checks.push(
                 Check::new("TCP connect", Status::Fail, format!("{addr} did not answer within {} ms", timeout.as_millis()))
                     .hint(format!("a firewall or cloud security group drops port {}: open it to WeChat's IPs (getcallbackip)", url.port)),
             );
-            return checks;
+            return None;
         }
-    };
+    }
+}
 
-    // 4. TLS.
-    let roots = root_store(extra_ca);
+/// 4. TLS, for https.
+async fn tls(
+    stream: tokio::net::TcpStream,
+    url: &ParsedUrl,
+    roots: Arc<rustls::RootCertStore>,
+    timeout: Duration,
+    checks: &mut Vec<Check>,
+) -> Option<()> {
     if url.https {
         match tls_check(stream, &url.host, roots.clone(), timeout).await {
             Ok(detail) => checks.push(Check::new("TLS", Status::Pass, detail)),
             Err(check) => {
                 checks.push(check);
-                return checks;
+                return None;
             }
         }
     } else {
@@ -316,99 +391,98 @@ async fn diagnose(
         ));
     }
 
-    // 5.–9. HTTP as WeChat.
-    let client = match http_client(roots) {
-        Ok(client) => client,
-        Err(err) => {
-            checks.push(Check::new("HTTP client", Status::Fail, err.to_string()));
-            return checks;
-        }
-    };
-    let target = Target {
-        url: args.url.clone(),
-        token: args.token.clone(),
-        mode: if crypt.is_some() {
-            Mode::Safe
-        } else {
-            Mode::Plain
-        },
-        crypt,
-        format: wxgate_proto::Format::Xml,
-    };
-    let now = wxgate_client::clock::now();
-    let echostr = rand::thread_rng()
-        .gen_range(10u64.pow(17)..10u64.pow(18))
-        .to_string();
-    let exchange = target
-        .send(
-            &client,
-            &target.verification_query(&target.token, now, &echostr),
-            None,
-            timeout,
-        )
-        .await;
-    let echo = judge_echo(&exchange, &echostr);
-    let verified = echo.status == Status::Pass;
-    checks.push(echo);
-
-    let forged_echo = rand::thread_rng()
-        .gen_range(10u64.pow(17)..10u64.pow(18))
-        .to_string();
-    let forged = target
-        .send(
-            &client,
-            &target.verification_query(&format!("{}x", target.token), now, &forged_echo),
-            None,
-            timeout,
-        )
-        .await;
-    let name = "forged signature is refused";
-    checks.push(match forged.status {
-        Some(200) if forged.body.trim() == forged_echo => Check::new(name, Status::Fail, "a GET signed with the wrong Token was echoed")
-            .hint("the server does not check `signature`: anyone can impersonate WeChat; verify sha1(sort(token, timestamp, nonce))"),
-        Some(status) => Check::new(name, Status::Pass, format!("HTTP {status}")),
-        None => Check::new(name, Status::Warn, forged.error.unwrap_or_default()),
-    });
-
-    if !verified {
-        checks.push(Check::new(
-            "message push",
-            Status::Skip,
-            "URL verification failed; fix it first",
-        ));
-        return checks;
-    }
-    let to = "gh_wxgatedoctor";
-    let openid = "oWxgateDoctorProbe0000000000";
-    let msg_id = rand::thread_rng().gen_range(1u64 << 60..u64::MAX);
-    let xml = build::text(to, openid, now, "wxgate doctor probe", msg_id);
-    let sent = Message::parse(&xml).expect("built message parses");
-    let request = target.push(&xml, to, openid, now);
-    let encrypted = target.crypt.is_some();
-    let exchange = target
-        .send(&client, &request.query, Some(request.body), timeout)
-        .await;
-    let verdict = judge_reply(&target, &sent, encrypted, &exchange, now);
-    for mut check in verdict.checks {
-        check.name = format!("message: {}", check.name);
-        checks.push(check);
-    }
-
-    let stale = now - 3600;
-    let xml = build::text(to, openid, stale, "wxgate doctor stale probe", msg_id ^ 1);
-    let request = target.push(&xml, to, openid, stale);
-    let exchange = target
-        .send(&client, &request.query, Some(request.body), timeout)
-        .await;
-    let name = "stale timestamp (1 hour old) is refused";
-    checks.push(match exchange.status {
-        Some(200) => Check::new(name, Status::Warn, "a request signed an hour ago was accepted")
-            .hint("replayed requests are accepted: reject timestamps more than a few minutes from the server clock"),
-        Some(status) => Check::new(name, Status::Pass, format!("HTTP {status}")),
-        None => Check::new(name, Status::Warn, exchange.error.unwrap_or_default()),
-    });
-    checks
+    Some(())
 }
+
+/// The HTTP checks, sent as WeChat sends them.
+struct Probe<'a> {
+    target: &'a Target,
+    client: &'a reqwest::Client,
+    timeout: Duration,
+    now: i64,
+}
+
+impl Probe<'_> {
+    /// URL verification, and a verification signed with the wrong Token; whether the
+    /// right one passed.
+    async fn verification(&self, checks: &mut Vec<Check>) -> bool {
+        let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
+        let echostr = rand::thread_rng()
+            .gen_range(10u64.pow(17)..10u64.pow(18))
+            .to_string();
+        let exchange = target
+            .send(
+                &client,
+                &target.verification_query(&target.token, now, &echostr),
+                None,
+                timeout,
+            )
+            .await;
+        let echo = judge_echo(&exchange, &echostr);
+        let verified = echo.status == Status::Pass;
+        checks.push(echo);
+
+        let forged_echo = rand::thread_rng()
+            .gen_range(10u64.pow(17)..10u64.pow(18))
+            .to_string();
+        let forged = target
+            .send(
+                &client,
+                &target.verification_query(&format!("{}x", target.token), now, &forged_echo),
+                None,
+                timeout,
+            )
+            .await;
+        let name = "forged signature is refused";
+        checks.push(match forged.status {
+            Some(200) if forged.body.trim() == forged_echo => Check::new(name, Status::Fail, "a GET signed with the wrong Token was echoed")
+                .hint("the server does not check `signature`: anyone can impersonate WeChat; verify sha1(sort(token, timestamp, nonce))"),
+            Some(status) => Check::new(name, Status::Pass, format!("HTTP {status}")),
+            None => Check::new(name, Status::Warn, forged.error.unwrap_or_default()),
+        });
+        verified
+    }
+
+    /// A text message: the reply judged as WeChat would.
+    async fn message(&self, msg_id: u64, checks: &mut Vec<Check>) {
+        let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
+        let (to, openid) = (PROBE_TO, PROBE_OPENID);
+        let xml = build::text(to, openid, now, "wxgate doctor probe", msg_id);
+        let sent = Message::parse(&xml).expect("built message parses");
+        let request = target.push(&xml, to, openid, now);
+        let encrypted = target.crypt.is_some();
+        let exchange = target
+            .send(&client, &request.query, Some(request.body), timeout)
+            .await;
+        let verdict = judge_reply(&target, &sent, encrypted, &exchange, now);
+        for mut check in verdict.checks {
+            check.name = format!("message: {}", check.name);
+            checks.push(check);
+        }
+    }
+
+    /// A message signed an hour ago should be refused.
+    async fn stale(&self, msg_id: u64, checks: &mut Vec<Check>) {
+        let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
+        let (to, openid) = (PROBE_TO, PROBE_OPENID);
+        let stale = now - 3600;
+        let xml = build::text(to, openid, stale, "wxgate doctor stale probe", msg_id);
+        let request = target.push(&xml, to, openid, stale);
+        let exchange = target
+            .send(&client, &request.query, Some(request.body), timeout)
+            .await;
+        let name = "stale timestamp (1 hour old) is refused";
+        checks.push(match exchange.status {
+            Some(200) => Check::new(name, Status::Warn, "a request signed an hour ago was accepted")
+                .hint("replayed requests are accepted: reject timestamps more than a few minutes from the server clock"),
+            Some(status) => Check::new(name, Status::Pass, format!("HTTP {status}")),
+            None => Check::new(name, Status::Warn, exchange.error.unwrap_or_default()),
+        });
+    }
+}
+
+const PROBE_TO: &str = "gh_wxgatedoctor";
+const PROBE_OPENID: &str = "oWxgateDoctorProbe0000000000";
 
 fn root_store(extra_ca: Option<&[u8]>) -> Arc<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();

@@ -82,11 +82,41 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let token = random_token();
     let aes_key = random_aes_key();
     let mode: Mode = args.mode.into();
+    let text = config_text(&args, &token, &aes_key, mode);
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    // It holds the Token, the EncodingAESKey and the admin token: owner only.
+    crate::storage::files::write_private(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mode_label = match mode {
+        Mode::Plain => "明文模式 (plain)",
+        Mode::Compat => "兼容模式 (compat)",
+        Mode::Safe => "安全模式 (safe)",
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "path": path.display().to_string(),
+                "url": format!("https://YOUR.DOMAIN/wx/{}", args.name),
+                "token": token,
+                "encoding_aes_key": aes_key,
+                "mode": mode.as_str(),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_console_steps(&args, &path, (&token, &aes_key), mode_label);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config `init` writes: one account, a welcome and an echo rule.
+fn config_text(args: &InitArgs, token: &str, aes_key: &str, mode: Mode) -> String {
     let app_id = args
         .app_id
         .clone()
         .unwrap_or_else(|| "wx0000000000000000".to_owned());
-    let text = format!(
+    format!(
         "# Written by `wxgate init`. Every key is explained in wxgate.example.toml.\n\
          listen = \"127.0.0.1:8080\"\n\
          data_dir = \"wxgate-data\"\n\
@@ -115,30 +145,16 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             ""
         },
         mode = mode.as_str(),
-    );
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    // It holds the Token, the EncodingAESKey and the admin token: owner only.
-    crate::storage::files::write_private(&path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    let mode_label = match mode {
-        Mode::Plain => "明文模式 (plain)",
-        Mode::Compat => "兼容模式 (compat)",
-        Mode::Safe => "安全模式 (safe)",
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "path": path.display().to_string(),
-                "url": format!("https://YOUR.DOMAIN/wx/{}", args.name),
-                "token": token,
-                "encoding_aes_key": aes_key,
-                "mode": mode.as_str(),
-            })
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
+    )
+}
+
+/// What to type into the console, after the file is written.
+fn print_console_steps(
+    args: &InitArgs,
+    path: &std::path::Path,
+    (token, aes_key): (&str, &str),
+    mode_label: &str,
+) {
     println!("Wrote {}.", path.display());
     println!("\nIn the console, open 开发 → 基本配置 → 服务器配置 → 修改配置 and enter:\n");
     println!(
@@ -153,5 +169,4 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         println!("Set app_id in {} to your AppID (开发者ID).", path.display());
     }
     println!("Then start wxgate before pressing 提交 (Submit): wxgate serve");
-    Ok(ExitCode::SUCCESS)
 }

@@ -310,56 +310,109 @@ pub fn judge_reply(
     now: i64,
 ) -> ReplyVerdict {
     let mut checks = Vec::new();
-    let verdict = |checks: Vec<Check>, reply, no_reply| ReplyVerdict {
-        checks,
-        reply,
-        no_reply,
-    };
-    let timing = latency_check(exchange.elapsed);
     let Some(status) = exchange.status else {
         checks.push(
             Check::new("answer", Status::Fail, exchange.error.clone().unwrap_or_default())
                 .hint("WeChat waits 5 s, then retries up to three times and finally shows 「该公众号暂时无法提供服务」: answer `success` at once and reply later through the customer-service API"),
         );
-        return verdict(checks, None, false);
+        return ReplyVerdict {
+            checks,
+            reply: None,
+            no_reply: false,
+        };
     };
+    let (reply, no_reply) = judge_answer(
+        target,
+        sent,
+        encrypted,
+        (status, &exchange.body),
+        now,
+        &mut checks,
+    );
+    checks.push(latency_check(exchange.elapsed));
+    ReplyVerdict {
+        checks,
+        reply,
+        no_reply,
+    }
+}
+
+/// The checks of an answer that arrived: its status, its body, then the reply in it;
+/// the reply, and whether the answer was `success` / empty.
+fn judge_answer(
+    target: &Target,
+    sent: &Message,
+    encrypted: bool,
+    (status, body): (u16, &str),
+    now: i64,
+    checks: &mut Vec<Check>,
+) -> (Option<ReplyMessage>, bool) {
     if status != 200 {
         checks.push(
             Check::new(
                 "answer",
                 Status::Fail,
-                format!("HTTP {status}: {}", truncate(&exchange.body, 80)),
+                format!("HTTP {status}: {}", truncate(body, 80)),
             )
             .hint("WeChat treats any status but 200 as a failure and retries"),
         );
-        checks.push(timing);
-        return verdict(checks, None, false);
+        return (None, false);
     }
-    let body = exchange.body.trim();
+    let body = body.trim();
     if body.is_empty() || body == "success" {
         checks.push(Check::new(
             "answer",
             Status::Pass,
             format!("{:?}: no reply is sent to the user", body),
         ));
-        checks.push(timing);
-        return verdict(checks, None, true);
+        return (None, true);
     }
     let json = target.format == Format::Json;
     if let Some(check) = unusable_body(body, json) {
         checks.push(check);
-        checks.push(timing);
-        return verdict(checks, None, false);
+        return (None, false);
     }
-    let is_envelope = if json {
+    let Some(reply_xml) = plain_reply(target, body, encrypted, checks) else {
+        return (None, false);
+    };
+    let reply_name = if json { "reply JSON" } else { "reply XML" };
+    let reply = match ReplyMessage::parse(&reply_xml) {
+        Ok(reply) => reply,
+        Err(err) => {
+            let hint = if json {
+                "WeChat rejects an invalid JSON reply: check the field names and that the body is one JSON object"
+            } else {
+                "WeChat rejects invalid reply XML: check the element names, CDATA and that ]]> is split"
+            };
+            checks.push(Check::new(reply_name, Status::Fail, err.to_string()).hint(hint));
+            return (None, false);
+        }
+    };
+    checks.push(Check::new(
+        reply_name,
+        Status::Pass,
+        format!("MsgType {}", reply.reply.msg_type()),
+    ));
+    judge_reply_fields(&reply, sent, json, now, checks);
+    (Some(reply), false)
+}
+
+/// The reply as plain text: the body itself, or the envelope opened (MsgSignature
+/// verified); `None` when it cannot be opened.
+fn plain_reply(
+    target: &Target,
+    body: &str,
+    encrypted: bool,
+    checks: &mut Vec<Check>,
+) -> Option<String> {
+    let is_envelope = if target.format == Format::Json {
         Format::Json.parse(body).is_ok_and(|root| {
             root.child("Encrypt").is_some() && root.child("MsgSignature").is_some()
         })
     } else {
         body.contains("<Encrypt>") && body.contains("<MsgSignature>")
     };
-    let reply_name = if json { "reply JSON" } else { "reply XML" };
-    let reply_xml = match (&target.crypt, is_envelope) {
+    Some(match (&target.crypt, is_envelope) {
         (Some(crypt), true) => match envelope::open_reply(crypt, &target.token, body) {
             Ok(opened) => {
                 checks.push(Check::new("encryption", Status::Pass, "MsgSignature verifies and the reply decrypts with this account's key and AppID"));
@@ -376,8 +429,7 @@ pub fn judge_reply(
                     Check::new("encryption", Status::Fail, err.to_string())
                         .hint("sign the reply with sha1(sort(token, TimeStamp, Nonce, Encrypt)) and encrypt with this account's EncodingAESKey and AppID"),
                 );
-                checks.push(timing);
-                return verdict(checks, None, false);
+                return None;
             }
         },
         (None, true) => {
@@ -386,8 +438,7 @@ pub fn judge_reply(
                 Status::Skip,
                 "encrypted reply, but no --aes-key/--app-id to open it",
             ));
-            checks.push(timing);
-            return verdict(checks, None, false);
+            return None;
         }
         (_, false) if encrypted && target.mode == Mode::Safe => {
             checks.push(
@@ -407,25 +458,18 @@ pub fn judge_reply(
             body.to_owned()
         }
         (_, false) => body.to_owned(),
-    };
-    let reply = match ReplyMessage::parse(&reply_xml) {
-        Ok(reply) => reply,
-        Err(err) => {
-            let hint = if json {
-                "WeChat rejects an invalid JSON reply: check the field names and that the body is one JSON object"
-            } else {
-                "WeChat rejects invalid reply XML: check the element names, CDATA and that ]]> is split"
-            };
-            checks.push(Check::new(reply_name, Status::Fail, err.to_string()).hint(hint));
-            checks.push(timing);
-            return verdict(checks, None, false);
-        }
-    };
-    checks.push(Check::new(
-        reply_name,
-        Status::Pass,
-        format!("MsgType {}", reply.reply.msg_type()),
-    ));
+    })
+}
+
+/// What WeChat checks in a parsed reply: shown at all (mini-programs), To/From,
+/// CreateTime, and the rules of its type.
+fn judge_reply_fields(
+    reply: &ReplyMessage,
+    sent: &Message,
+    json: bool,
+    now: i64,
+    checks: &mut Vec<Check>,
+) {
     if json && !matches!(reply.reply, Reply::TransferCustomerService { .. }) {
         checks.push(
             Check::new("passive reply", Status::Warn, format!("a {} reply to a mini-program push", reply.reply.msg_type()))
@@ -461,8 +505,6 @@ pub fn judge_reply(
     if let Err(err) = reply.reply.validate() {
         checks.push(Check::new("reply rules", Status::Fail, err.to_string()));
     }
-    checks.push(timing);
-    verdict(checks, Some(reply), false)
 }
 
 /// Why a 200 body cannot be a reply to this push: an HTML page, or a body in the other
