@@ -5,6 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use toml::Spanned;
 use wxgate_proto::console::{self, Mode, Severity};
+use wxgate_proto::EncodingAesKey;
 
 use super::raw::{RawAccount, RawForward};
 use super::urls::http_url;
@@ -29,7 +30,7 @@ const PLACEHOLDER_TOKENS: [&str; 9] = [
     "abc123",
 ];
 const PLACEHOLDER_PREFIXES: [&str; 5] = ["your", "replace", "example", "changeme", "placeholder"];
-pub(super) const KNOWN_PUBLIC_KEYS: [&str; 2] = [
+const KNOWN_PUBLIC_KEYS: [&str; 2] = [
     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
     "Nr8OKuMPaz3gq09gUI4Shh6wnqoquXgcF5bcUfKohjI",
 ];
@@ -96,6 +97,29 @@ impl Validator<'_> {
             kind,
             data_format,
         })
+    }
+
+    fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {
+        let text = value.as_ref().filter(|t| !t.get_ref().is_empty())?;
+        match EncodingAesKey::parse(text.get_ref()) {
+            Ok(parsed) => {
+                if KNOWN_PUBLIC_KEYS.contains(&text.get_ref().as_str()) {
+                    self.push(
+                        Severity::Warning,
+                        Some(text.span()),
+                        key,
+                        "this EncodingAESKey is a published example, not a secret",
+                        "press 随机生成 in the console (or run `wxgate init`) and use that key",
+                    );
+                }
+                Some(parsed)
+            }
+            Err(e) => {
+                let problem = e.to_string();
+                self.error(Some(text.span()), key, problem);
+                None
+            }
+        }
     }
 
     fn error_count(&self) -> usize {

@@ -12,9 +12,7 @@ use toml::Spanned;
 use url::Url;
 use wxgate_client::TokenEndpoint;
 use wxgate_proto::console::{self, Severity};
-use wxgate_proto::EncodingAesKey;
 
-use super::account::KNOWN_PUBLIC_KEYS;
 use super::raw::{RawAccount, RawConfig, RawHttp, RawInbox, RawStorage};
 use super::urls::base_url;
 use super::{line_of, AccountConfig, Config, ConfigFinding, HttpConfig, DEFAULT_MAX_BODY_BYTES};
@@ -331,33 +329,6 @@ impl Validator<'_> {
                 );
                 self.error(Some(v.span()), key.to_owned(), problem);
                 default
-            }
-        }
-    }
-
-    pub(super) fn aes_key(
-        &mut self,
-        key: String,
-        value: &Option<Spanned<String>>,
-    ) -> Option<EncodingAesKey> {
-        let text = value.as_ref().filter(|t| !t.get_ref().is_empty())?;
-        match EncodingAesKey::parse(text.get_ref()) {
-            Ok(parsed) => {
-                if KNOWN_PUBLIC_KEYS.contains(&text.get_ref().as_str()) {
-                    self.push(
-                        Severity::Warning,
-                        Some(text.span()),
-                        key,
-                        "this EncodingAESKey is a published example, not a secret",
-                        "press 随机生成 in the console (or run `wxgate init`) and use that key",
-                    );
-                }
-                Some(parsed)
-            }
-            Err(e) => {
-                let problem = e.to_string();
-                self.error(Some(text.span()), key, problem);
-                None
             }
         }
     }
