@@ -347,21 +347,21 @@ async fn tcp(
                 Check::new("TCP connect", Status::Fail, format!("{addr} refused the connection"))
                     .hint(format!("nothing listens on port {}: start the server, or check the reverse proxy's listen port", url.port)),
             );
-            return None;
+            None
         }
         Ok(Err(err)) => {
             checks.push(
                 Check::new("TCP connect", Status::Fail, format!("{addr}: {err}"))
                     .hint("check routing and the firewall"),
             );
-            return None;
+            None
         }
         Err(_) => {
             checks.push(
                 Check::new("TCP connect", Status::Fail, format!("{addr} did not answer within {} ms", timeout.as_millis()))
                     .hint(format!("a firewall or cloud security group drops port {}: open it to WeChat's IPs (getcallbackip)", url.port)),
             );
-            return None;
+            None
         }
     }
 }
@@ -412,7 +412,7 @@ impl Probe<'_> {
             .to_string();
         let exchange = target
             .send(
-                &client,
+                client,
                 &target.verification_query(&target.token, now, &echostr),
                 None,
                 timeout,
@@ -427,7 +427,7 @@ impl Probe<'_> {
             .to_string();
         let forged = target
             .send(
-                &client,
+                client,
                 &target.verification_query(&format!("{}x", target.token), now, &forged_echo),
                 None,
                 timeout,
@@ -452,9 +452,9 @@ impl Probe<'_> {
         let request = target.push(&xml, to, openid, now);
         let encrypted = target.crypt.is_some();
         let exchange = target
-            .send(&client, &request.query, Some(request.body), timeout)
+            .send(client, &request.query, Some(request.body), timeout)
             .await;
-        let verdict = judge_reply(&target, &sent, encrypted, &exchange, now);
+        let verdict = judge_reply(target, &sent, encrypted, &exchange, now);
         for mut check in verdict.checks {
             check.name = format!("message: {}", check.name);
             checks.push(check);
@@ -469,7 +469,7 @@ impl Probe<'_> {
         let xml = build::text(to, openid, stale, "wxgate doctor stale probe", msg_id);
         let request = target.push(&xml, to, openid, stale);
         let exchange = target
-            .send(&client, &request.query, Some(request.body), timeout)
+            .send(client, &request.query, Some(request.body), timeout)
             .await;
         let name = "stale timestamp (1 hour old) is refused";
         checks.push(match exchange.status {
