@@ -252,6 +252,34 @@ pub fn check_app_id(app_id: &str) -> Vec<Finding> {
     )]
 }
 
+/// The WeCom CorpID (企业ID): `ww` (or, for older corps, `wx`) and 16 lowercase hex
+/// digits. It closes every ciphertext of the corp's applications, as the AppID does
+/// for an Official Account.
+pub fn check_corp_id(corp_id: &str) -> Vec<Finding> {
+    let valid = |s: &str| {
+        s.len() == 18
+            && (s.starts_with("ww") || s.starts_with("wx"))
+            && s[2..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if valid(corp_id) {
+        return Vec::new();
+    }
+    let problem = if valid(&corp_id.to_ascii_lowercase()) {
+        format!("CorpID {corp_id:?} has uppercase letters; CorpIDs are lowercase")
+    } else if corp_id.trim() != corp_id {
+        format!("CorpID {corp_id:?} has surrounding whitespace")
+    } else {
+        format!("CorpID {corp_id:?} is not 'ww' (or 'wx') followed by 16 hex digits")
+    };
+    vec![Finding::error(
+        "corp_id",
+        problem,
+        "copy the CorpID (企业ID) from the WeCom admin console: 我的企业 → 企业信息",
+    )]
+}
+
 /// The three message security modes (消息加解密方式).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {

@@ -20,6 +20,7 @@ mod oauth;
 mod raw;
 mod urls;
 mod validate;
+mod wecom;
 
 pub use kinds::AccountKind;
 pub use urls::{base_url, http_url, UrlError};
@@ -141,10 +142,13 @@ impl OAuthConfig {
 pub struct AccountConfig {
     /// URL path segment: `/wx/{name}`.
     pub name: String,
-    /// AppID (also the trailer of encrypted messages).
+    /// AppID (also the trailer of encrypted messages); a WeCom application's CorpID.
     pub app_id: String,
-    /// AppSecret, for the API client (empty: none); never logged.
+    /// AppSecret, for the API client (empty: none); a WeCom application's Secret;
+    /// never logged.
     pub app_secret: SecretString,
+    /// A WeCom application's AgentID.
+    pub agent_id: Option<u64>,
     /// The console Token.
     pub token: SecretString,
     /// The current EncodingAESKey.
@@ -163,7 +167,7 @@ pub struct AccountConfig {
     pub oauth: Option<OAuthConfig>,
     /// Forwarding to the owner's service, when configured.
     pub forward: Option<ForwardConfig>,
-    /// Official Account, mini-program or mini-game.
+    /// Official Account, mini-program, mini-game or WeCom application.
     pub kind: AccountKind,
     /// The format the console is set to (数据格式; mini-programs and mini-games).
     /// Pushes are read in the format they come in; a push in the other one is logged.

@@ -29,7 +29,7 @@ pub fn message_for(kind: AccountKind, reply: &Reply) -> Option<CustomMessage> {
             media_id: media_id.clone(),
         }),
         Reply::News { articles } => articles.first().map(|a| match kind {
-            AccountKind::OfficialAccount => CustomMessage::News {
+            AccountKind::OfficialAccount | AccountKind::WeCom => CustomMessage::News {
                 title: a.title.clone(),
                 description: a.description.clone(),
                 url: a.url.clone(),

@@ -46,9 +46,14 @@ impl Validator<'_> {
         let key = |field: &str| format!("account[{index}].{field}");
         let errors_before = self.error_count();
         self.name(&raw.name, key("name"));
-        self.app_id(&raw.app_id, key("app_id"));
+        let (kind, data_format) =
+            self.kind_and_format(index, raw.kind.as_ref(), raw.data_format.as_ref());
+        let identity = self.identity(index, kind, &raw);
         self.token(&raw.token, key("token"));
-        let app_secret = self.app_secret(raw.app_secret, key("app_secret"));
+        let app_secret = match identity.secret {
+            Some(secret) => secret,
+            None => self.app_secret(raw.app_secret, key("app_secret")),
+        };
         let aes_key = self.aes_key(key("encoding_aes_key"), &raw.encoding_aes_key);
         let previous_aes_key = self.aes_key(
             key("previous_encoding_aes_key"),
@@ -63,8 +68,7 @@ impl Validator<'_> {
             (aes_key.is_some(), has_key),
             key("mode"),
         );
-        let (kind, data_format) =
-            self.kind_and_format(index, raw.kind.as_ref(), raw.data_format.as_ref());
+        self.wecom_mode(index, kind, mode, has_key);
         let (rules, rule_spans) = self.rules(index, raw.rule);
         let has_secret = !app_secret.expose_secret().is_empty();
         self.customer_service_rules(
@@ -83,8 +87,9 @@ impl Validator<'_> {
             .map(|forward| self.forward(index, forward.into_inner()));
         (self.error_count() == errors_before).then(|| AccountConfig {
             name: raw.name.into_inner(),
-            app_id: raw.app_id.into_inner(),
+            app_id: identity.receive_id,
             app_secret,
+            agent_id: identity.agent_id,
             token: SecretString::from(raw.token.into_inner()),
             aes_key,
             previous_aes_key,
@@ -144,7 +149,7 @@ impl Validator<'_> {
         }
     }
 
-    fn app_id(&mut self, app_id: &Spanned<String>, key: String) {
+    pub(super) fn app_id(&mut self, app_id: &Spanned<String>, key: String) {
         let text = app_id.get_ref();
         if self.console(app_id.span(), key.clone(), console::check_app_id(text))
             && PLACEHOLDER_APP_IDS.contains(&text.as_str())

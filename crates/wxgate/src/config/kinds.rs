@@ -23,6 +23,9 @@ pub enum AccountKind {
     MiniProgram,
     /// A mini-game (小游戏): as a mini-program.
     MiniGame,
+    /// A WeCom (企业微信) application: always encrypted XML, with a CorpID as the
+    /// trailer, and verification by `msg_signature` over an encrypted echostr.
+    WeCom,
 }
 
 impl AccountKind {
@@ -32,6 +35,7 @@ impl AccountKind {
             "official_account" => Some(AccountKind::OfficialAccount),
             "miniprogram" => Some(AccountKind::MiniProgram),
             "minigame" => Some(AccountKind::MiniGame),
+            "wecom" => Some(AccountKind::WeCom),
             _ => None,
         }
     }
@@ -42,6 +46,7 @@ impl AccountKind {
             AccountKind::OfficialAccount => "official_account",
             AccountKind::MiniProgram => "miniprogram",
             AccountKind::MiniGame => "minigame",
+            AccountKind::WeCom => "wecom",
         }
     }
 
@@ -50,19 +55,19 @@ impl AccountKind {
     /// docs): wxgate answers `success` and sends the reply through the
     /// customer-service message API instead.
     pub fn shows_passive_replies(self) -> bool {
-        self == AccountKind::OfficialAccount
+        matches!(self, AccountKind::OfficialAccount | AccountKind::WeCom)
     }
 
     /// Whether the console offers 数据格式 (XML or JSON).
     pub fn has_data_format(self) -> bool {
-        self != AccountKind::OfficialAccount
+        matches!(self, AccountKind::MiniProgram | AccountKind::MiniGame)
     }
 }
 
 impl AccountConfig {
     /// The receive id that closes every ciphertext of this account (the trailer that
-    /// decryption checks and encryption writes). For every kind so far it is the
-    /// AppID; a WeCom application's would be its CorpID.
+    /// decryption checks and encryption writes): the AppID, or a WeCom application's
+    /// CorpID.
     pub fn receive_id(&self) -> &str {
         &self.app_id
     }
@@ -86,13 +91,8 @@ impl Validator<'_> {
             Some(text) => match AccountKind::parse(text.get_ref()) {
                 Some(kind) => kind,
                 None => {
-                    let later = if text.get_ref() == "wecom" {
-                        " (WeCom applications are not supported yet)"
-                    } else {
-                        ""
-                    };
                     let problem = format!(
-                        "{:?} is not a kind{later}; use \"official_account\" (the default), \"miniprogram\" or \"minigame\"",
+                        "{:?} is not a kind; use \"official_account\" (the default), \"miniprogram\", \"minigame\" or \"wecom\"",
                         text.get_ref()
                     );
                     self.error(Some(text.span()), key("kind"), problem);
@@ -281,8 +281,8 @@ mod tests {
         check_finding(
             &account("kind = \"wecom\""),
             Severity::Error,
-            "account[0].kind",
-            "not supported yet",
+            "account[0].app_id",
+            "no app_id",
         );
         check_finding(
             &account("data_format = \"json\""),

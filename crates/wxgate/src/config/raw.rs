@@ -66,9 +66,12 @@ pub(super) struct RawOAuth {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccount {
     pub(super) name: Spanned<String>,
-    pub(super) app_id: Spanned<String>,
+    pub(super) app_id: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) app_secret: String,
+    pub(super) corp_id: Option<Spanned<String>>,
+    pub(super) agent_id: Option<Spanned<i64>>,
+    pub(super) corp_secret: Option<Spanned<String>>,
     pub(super) token: Spanned<String>,
     #[serde(default)]
     pub(super) encoding_aes_key: Option<Spanned<String>>,

@@ -20,7 +20,7 @@ use wxgate_proto::reply::Reply;
 use wxgate_proto::signature::{diagnose_mismatch, msg_signature, url_signature, MismatchHint};
 use wxgate_proto::{envelope, Format, Message, MsgCrypt};
 
-use crate::config::AccountConfig;
+use crate::config::{AccountConfig, AccountKind};
 use crate::gateway::dedup::{self, Dedup, Remembered};
 use crate::metrics::Outcome;
 use crate::rules::{self, Decision};
@@ -330,6 +330,9 @@ impl Account {
     /// # Errors
     /// A [`Refusal`] for a missing parameter, a bad signature or a stale timestamp.
     pub fn verify_url(&self, query: &CallbackQuery, now: i64) -> Result<String, Refusal> {
+        if self.config.kind == AccountKind::WeCom {
+            return self.verify_wecom_url(query, now);
+        }
         self.check_signature(query, now)?;
         query
             .echostr
@@ -399,6 +402,9 @@ impl Account {
     /// # Errors
     /// A [`Refusal`] for every check that fails.
     pub fn admit(&self, query: &CallbackQuery, now: i64) -> Result<Admitted, Refusal> {
+        if self.config.kind == AccountKind::WeCom {
+            return self.admit_wecom(query, now);
+        }
         let encrypted = query.encrypt_type.as_deref() == Some("aes");
         // An unsigned request is a 403 before anything else is looked at.
         let signed = if encrypted {
@@ -580,6 +586,8 @@ impl Account {
         }
     }
 }
+
+mod wecom;
 
 #[cfg(test)]
 mod tests;
