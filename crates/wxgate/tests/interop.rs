@@ -84,3 +84,41 @@ async fn an_independent_client_drives_json_pushes_in_every_mode() {
     assert!(stdout.contains("0 failed"));
     server.stop().await;
 }
+
+/// wechatpy's WeCom crypto (`wechatpy.enterprise.crypto.WeChatCrypto`) plays WeCom
+/// against a wxgate WeCom account: URL verification and a message round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechatpy_enterprise_drives_a_wecom_account() {
+    const CORP_ID: &str = "ww3f2e1d0c9b8a7654";
+    let server = TestServer::start(&format!(
+        "[[account]]\nname = \"corp\"\nkind = \"wecom\"\ncorp_id = \"{CORP_ID}\"\nagent_id = 1000002\n\
+         token = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\n\
+         [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"echo {{content}}\" }}\n"
+    ))
+    .await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/wecom_client.py");
+    let python = interop_python();
+    let base = server.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args([base.as_str(), TOKEN, KEY, CORP_ID])
+            .output()
+            .expect("python runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "WeCom interop failed:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("OK")).count(),
+        7,
+        "{stdout}"
+    );
+    server.stop().await;
+}
