@@ -143,6 +143,62 @@ pub fn message_as(
     }
 }
 
+/// A WeCom application's URL-verification GET: `echostr` encrypted with the corp's
+/// crypt (trailer: the CorpID) and `msg_signature` over it; the server must answer
+/// `echostr` in plaintext.
+pub fn wecom_verification(
+    token: &str,
+    crypt: &MsgCrypt,
+    (timestamp, nonce): (&str, &str),
+    random: &[u8; 16],
+    echostr: &str,
+) -> PushRequest {
+    let encrypted = crypt.encrypt(echostr, random);
+    let signature = msg_signature(token, timestamp, nonce, &encrypted).to_hex();
+    PushRequest {
+        query: encode_query(&[
+            ("msg_signature", &signature),
+            ("timestamp", timestamp),
+            ("nonce", nonce),
+            ("echostr", &encrypted),
+        ]),
+        body: String::new(),
+    }
+}
+
+/// A WeCom application's push: `<xml><ToUserName/><Encrypt/><AgentID/></xml>` with only
+/// `msg_signature`, `timestamp` and `nonce` in the query. `params.mode` and
+/// `params.openid` are not used (WeCom always encrypts, and sends no openid).
+///
+/// # Panics
+/// Without a crypt in `params`: a caller bug.
+pub fn wecom_message(
+    params: &PushParams<'_>,
+    message_xml: &str,
+    corp_id: &str,
+    agent_id: Option<u64>,
+) -> PushRequest {
+    let crypt = params.crypt.expect("a WeCom push needs the corp's crypt");
+    let encrypt = crypt.encrypt(message_xml, params.random);
+    let msg_sig = msg_signature(params.token, params.timestamp, params.nonce, &encrypt).to_hex();
+    let mut body = String::with_capacity(encrypt.len() + 120);
+    body.push_str("<xml>");
+    push_cdata(&mut body, "ToUserName", corp_id);
+    push_cdata(&mut body, "Encrypt", &encrypt);
+    if let Some(agent_id) = agent_id {
+        push_cdata(&mut body, "AgentID", &agent_id.to_string());
+    }
+    body.push_str("</xml>");
+    PushRequest {
+        query: encode_query(&[
+            ("msg_signature", &msg_sig),
+            ("timestamp", params.timestamp),
+            ("nonce", params.nonce),
+        ]),
+        body,
+    }
+}
+
 /// Builders for the XML of common pushes, as WeChat formats them; [`build::json`]
 /// gives the JSON twin of any of them.
 pub mod build {

@@ -694,6 +694,37 @@ async fn sim_uses_the_config_account() {
     handle.await.unwrap().unwrap();
 }
 
+/// `sim` speaks WeCom to a WeCom account from the config: the encrypted echostr, and a
+/// push with the CorpID and AgentID whose encrypted reply it opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_speaks_wecom_to_a_wecom_account() {
+    let dir = temp_dir("sim-wecom");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let text = format!(
+        "listen = \"{addr}\"\n[[account]]\nname = \"corp\"\nkind = \"wecom\"\ncorp_id = \"ww3f2e1d0c9b8a7654\"\nagent_id = 1000002\n\
+         token = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\n\
+         [[account.rule]]\nwhen = {{ msg_type = \"text\" }}\nreply = {{ text = \"echo {{content}}\" }}\n"
+    );
+    std::fs::write(dir.join("wxgate.toml"), &text).unwrap();
+    let config = wxgate::config::Config::parse(&text, "t").unwrap();
+    let state = Arc::new(wxgate::app::AppState::new(&config));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(wxgate::http::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    let config_path = dir.join("wxgate.toml").display().to_string();
+    let verify = wxgate_args(&["sim", "--config", &config_path, "verify"]).await;
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    let text_push = wxgate_args(&["sim", "--config", &config_path, "text", "hello corp"]).await;
+    let out = stdout(&text_push);
+    assert!(text_push.status.success(), "{out}");
+    assert!(out.contains("echo hello corp"), "{out}");
+    assert!(out.contains("encryption"), "the reply was opened: {out}");
+    let _ = tx.send(());
+    handle.await.unwrap().unwrap();
+}
+
 // ---------------------------------------------------------------- broken servers
 
 #[derive(Clone, Copy, Debug)]

@@ -526,6 +526,7 @@ fn the_probe_judges_json_answers_as_wechat_would() {
         mode: Mode::Plain,
         crypt: None,
         format: Format::Json,
+        wecom: None,
     };
     let ts = now();
     let sent = wxgate_proto::Message::parse_json(&tempsession(ts)).unwrap();

@@ -196,6 +196,7 @@ async fn stages(
         },
         crypt,
         format: wxgate_proto::Format::Xml,
+        wecom: None,
     };
     let probe = Probe {
         target: &target,

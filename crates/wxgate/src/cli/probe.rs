@@ -98,6 +98,18 @@ pub struct Target {
     pub crypt: Option<MsgCrypt>,
     /// What pushes are sent as: XML, or JSON as a mini-program with 数据格式 JSON.
     pub format: Format,
+    /// A WeCom application's CorpID and AgentID: its verification and pushes are
+    /// WeCom's (always encrypted, `msg_signature` only).
+    pub wecom: Option<WeComTarget>,
+}
+
+/// What a WeCom application's requests carry besides the Token and the key.
+#[derive(Debug, Clone)]
+pub struct WeComTarget {
+    /// The CorpID: `ToUserName` of every push, and the ciphertexts' trailer.
+    pub corp_id: String,
+    /// The AgentID, sent with every push.
+    pub agent_id: Option<u64>,
 }
 
 /// An HTTP exchange.
@@ -180,10 +192,20 @@ impl Target {
 
     /// The verification query for `echostr`, signed with `token` at `timestamp`.
     pub fn verification_query(&self, token: &str, timestamp: i64, echostr: &str) -> String {
-        let nonce = rand::thread_rng()
-            .gen_range(100_000_000u32..1_000_000_000)
-            .to_string();
+        let mut rng = rand::thread_rng();
+        let nonce = rng.gen_range(100_000_000u32..1_000_000_000).to_string();
+        if let (Some(_), Some(crypt)) = (&self.wecom, &self.crypt) {
+            let mut random = [0u8; 16];
+            rng.fill_bytes(&mut random);
+            let at = (timestamp.to_string(), nonce);
+            return push::wecom_verification(token, crypt, (&at.0, &at.1), &random, echostr).query;
+        }
         push::verification(token, &timestamp.to_string(), &nonce, echostr).query
+    }
+
+    /// Whether pushes to this target are encrypted.
+    pub fn encrypts(&self) -> bool {
+        self.crypt.is_some() && (self.wecom.is_some() || self.mode != Mode::Plain)
     }
 
     /// A push of `message_xml` in the target's mode and format (its JSON twin for a
@@ -208,20 +230,28 @@ impl Target {
             Format::Xml => message_xml.to_owned(),
             Format::Json => push::build::json(message_xml),
         };
-        push::message_as(
-            &PushParams {
-                token: &self.token,
-                mode,
-                crypt: self.crypt.as_ref(),
-                timestamp: &timestamp.to_string(),
-                nonce: &nonce,
-                random: &random,
-                openid,
-            },
-            self.format,
-            &message,
-            to_user_name,
-        )
+        let timestamp = timestamp.to_string();
+        let params = PushParams {
+            token: &self.token,
+            mode,
+            crypt: self.crypt.as_ref(),
+            timestamp: &timestamp,
+            nonce: &nonce,
+            random: &random,
+            openid,
+        };
+        match &self.wecom {
+            Some(wecom) if self.crypt.is_some() => {
+                let with_agent = match wecom.agent_id {
+                    Some(id) => {
+                        message.replacen("</xml>", &format!("<AgentID>{id}</AgentID></xml>"), 1)
+                    }
+                    None => message,
+                };
+                push::wecom_message(&params, &with_agent, &wecom.corp_id, wecom.agent_id)
+            }
+            _ => push::message_as(&params, self.format, &message, to_user_name),
+        }
     }
 }
 

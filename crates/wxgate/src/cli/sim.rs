@@ -14,8 +14,9 @@ use wxgate_proto::reply::Reply;
 use wxgate_proto::{EncodingAesKey, Format, Message, MsgCrypt};
 
 use super::{FormatArg, ModeArg};
-use crate::cli::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
+use crate::cli::probe::{self, judge_echo, judge_reply, print_checks, Check, Target, WeComTarget};
 use crate::cli::serve::load_config;
+use crate::config::AccountKind;
 
 /// Send a message or event exactly as WeChat would, and judge the reply.
 ///
@@ -149,6 +150,7 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
             mode,
             crypt,
             format: args.format.map(Format::from).unwrap_or_default(),
+            wecom: None,
         });
     }
     let (config, _) = load_config(args.config.as_deref())?;
@@ -174,6 +176,10 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
             .as_ref()
             .map(|key| MsgCrypt::new(key, account.receive_id())),
         format: args.format.map(Format::from).unwrap_or(account.data_format),
+        wecom: (account.kind == AccountKind::WeCom).then(|| WeComTarget {
+            corp_id: account.app_id.clone(),
+            agent_id: account.agent_id,
+        }),
     })
 }
 
@@ -285,10 +291,15 @@ async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> 
             checks: vec![check],
         });
     }
-    let xml = message_xml(&args.message, &args.to, &args.openid, now);
+    // A WeCom push goes to the corp.
+    let to = target
+        .wecom
+        .as_ref()
+        .map_or(args.to.as_str(), |w| w.corp_id.as_str());
+    let xml = message_xml(&args.message, to, &args.openid, now);
     let sent = Message::parse(&xml)?;
-    let request = target.push(&xml, &args.to, &args.openid, now);
-    let encrypted = request.query.contains("encrypt_type=aes");
+    let request = target.push(&xml, to, &args.openid, now);
+    let encrypted = target.encrypts();
     let exchange = target
         .send(&client, &request.query, Some(request.body), timeout)
         .await;
