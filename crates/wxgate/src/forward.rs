@@ -16,152 +16,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use secrecy::ExposeSecret;
-use serde_json::{json, Map, Value};
-use sha2::Sha256;
+use serde_json::json;
 use wxgate_client::CredentialCenter;
-use wxgate_proto::reply::{Article, Reply};
-use wxgate_proto::xml::Element;
+use wxgate_proto::reply::Reply;
 use wxgate_proto::Message;
 
 use crate::config::{AccountKind, ForwardConfig};
 use crate::inbox::{Accepted, DeliveryState, Inbox, Record};
 
-/// `ToUserName` → `to_user_name`, `MsgID` → `msg_id`, `Location_X` → `location_x`.
-pub fn snake_case(name: &str) -> String {
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_uppercase() {
-            let prev = i.checked_sub(1).map(|j| chars[j]);
-            let next = chars.get(i + 1).copied();
-            let boundary = match prev {
-                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
-                Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
-                _ => false,
-            };
-            if boundary && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+mod wire;
 
-fn element_json(element: &Element) -> Value {
-    if element.array {
-        return Value::Array(element.children.iter().map(element_json).collect());
-    }
-    if element.children.is_empty() {
-        return Value::String(element.text.clone());
-    }
-    let mut map = Map::new();
-    for child in &element.children {
-        let key = snake_case(&child.name);
-        let value = element_json(child);
-        match map.get_mut(&key) {
-            Some(Value::Array(items)) => items.push(value),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, value]);
-            }
-            None => {
-                map.insert(key, value);
-            }
-        }
-    }
-    Value::Object(map)
-}
-
-/// A message as the service receives it: every field of the XML, snake_case, with its
-/// text exactly as WeChat sent it (numbers too, so a 64-bit `msg_id` stays exact).
-/// A JSON push gives the same shape: its numbers, `true`, `false` and `null` become
-/// text as written (`null` empty), its objects objects, and its arrays arrays (an
-/// XML list, a repeated element, becomes an array from its second item on).
-pub fn message_json(message: &Message) -> Value {
-    element_json(&message.raw)
-}
-
-/// `sha256=` + hex HMAC-SHA256 of `timestamp + "." + body`.
-pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    format!(
-        "sha256={}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
-}
-
-/// Reads the service's `{"reply": {...}}`. `Ok(None)` is "no reply".
-///
-/// # Errors
-/// A message saying what is wrong with the reply.
-pub fn parse_reply(body: &str) -> Result<Option<Reply>, String> {
-    let trimmed = body.trim();
-    if trimmed.is_empty() || trimmed == "success" {
-        return Ok(None);
-    }
-    let value: Value =
-        serde_json::from_str(trimmed).map_err(|e| format!("the answer is not JSON ({e})"))?;
-    let Some(reply) = value.get("reply").filter(|r| !r.is_null()) else {
-        return Ok(None);
-    };
-    let text = |field: &str| reply[field].as_str().map(str::to_owned);
-    let required = |field: &str| text(field).ok_or_else(|| format!("reply.{field} is missing"));
-    let reply = match reply["type"].as_str().unwrap_or_default() {
-        "text" => Reply::Text {
-            content: required("content")?,
-        },
-        "image" => Reply::Image {
-            media_id: required("media_id")?,
-        },
-        "voice" => Reply::Voice {
-            media_id: required("media_id")?,
-        },
-        "video" => Reply::Video {
-            media_id: required("media_id")?,
-            title: text("title"),
-            description: text("description"),
-        },
-        "music" => Reply::Music {
-            title: text("title"),
-            description: text("description"),
-            music_url: text("music_url"),
-            hq_music_url: text("hq_music_url"),
-            thumb_media_id: required("thumb_media_id")?,
-        },
-        "news" => Reply::News {
-            articles: reply["articles"]
-                .as_array()
-                .ok_or("reply.articles is missing")?
-                .iter()
-                .map(|a| Article {
-                    title: a["title"].as_str().unwrap_or_default().to_owned(),
-                    description: a["description"].as_str().unwrap_or_default().to_owned(),
-                    pic_url: a["pic_url"].as_str().unwrap_or_default().to_owned(),
-                    url: a["url"].as_str().unwrap_or_default().to_owned(),
-                })
-                .collect(),
-        },
-        "transfer_customer_service" => Reply::TransferCustomerService {
-            kf_account: text("kf_account"),
-        },
-        other => return Err(format!("unknown reply.type {other:?}")),
-    };
-    reply.validate().map_err(|e| e.to_string())?;
-    Ok(Some(reply))
-}
+pub use wire::{
+    message_json, parse_reply, reply_json, signature, snake_case, stored_reply, ReplyError,
+    ServiceArticle, ServiceReply,
+};
 
 /// How long [`Forwarder::shutdown`] waits for the deliveries in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -357,7 +227,7 @@ impl Forwarder {
                 record.last_error = None;
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = reply {
-                    record.service_reply = Some(reply_json(&reply));
+                    record.service_reply = reply_json(&reply);
                     let undelivered = match passive {
                         // A mini-program shows none but transfer_customer_service:
                         // `success` now, the reply through the API.
@@ -705,155 +575,5 @@ impl Forwarder {
             }
         });
         *self.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker);
-    }
-}
-
-/// The JSON form of a reply, as stored with the record.
-pub fn reply_json(reply: &Reply) -> Value {
-    match reply {
-        Reply::Text { content } => json!({ "type": "text", "content": content }),
-        Reply::Image { media_id } => json!({ "type": "image", "media_id": media_id }),
-        Reply::Voice { media_id } => json!({ "type": "voice", "media_id": media_id }),
-        Reply::Video {
-            media_id,
-            title,
-            description,
-        } => {
-            json!({ "type": "video", "media_id": media_id, "title": title, "description": description })
-        }
-        Reply::Music {
-            title,
-            description,
-            music_url,
-            hq_music_url,
-            thumb_media_id,
-        } => json!({
-            "type": "music", "title": title, "description": description, "music_url": music_url,
-            "hq_music_url": hq_music_url, "thumb_media_id": thumb_media_id,
-        }),
-        Reply::News { articles } => json!({
-            "type": "news",
-            "articles": articles.iter().map(|a| json!({ "title": a.title, "description": a.description, "pic_url": a.pic_url, "url": a.url })).collect::<Vec<_>>(),
-        }),
-        Reply::TransferCustomerService { kf_account } => {
-            json!({ "type": "transfer_customer_service", "kf_account": kf_account })
-        }
-        other => json!({ "type": other.msg_type() }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snake_case_of_wechat_names() {
-        for (xml, snake) in [
-            ("ToUserName", "to_user_name"),
-            ("MsgId", "msg_id"),
-            ("MsgID", "msg_id"),
-            ("Location_X", "location_x"),
-            ("HQMusicUrl", "hq_music_url"),
-            ("EventKey", "event_key"),
-            ("CreateTime", "create_time"),
-            ("item", "item"),
-        ] {
-            assert_eq!(snake_case(xml), snake, "{xml}");
-        }
-    }
-
-    #[test]
-    fn message_json_keeps_every_field_as_text() {
-        let message = Message::parse("<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>pic_weixin</Event><SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item><item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo><MsgId>18446744073709551615</MsgId></xml>").unwrap();
-        let json = message_json(&message);
-        assert_eq!(json["to_user_name"], "gh");
-        assert_eq!(
-            json["msg_id"], "18446744073709551615",
-            "64-bit ids stay exact"
-        );
-        assert_eq!(
-            json["send_pics_info"]["pic_list"]["item"][1]["pic_md5_sum"],
-            "b"
-        );
-    }
-
-    #[test]
-    fn a_json_push_is_forwarded_as_its_xml_twin() {
-        let xml = "<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o]]></FromUserName><CreateTime>1714112445</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content><MsgId>18446744073709551615</MsgId></xml>";
-        let json = r#"{"ToUserName":"gh","FromUserName":"o","CreateTime":1714112445,"MsgType":"text","Content":"hi","MsgId":18446744073709551615}"#;
-        let from_xml = message_json(&Message::parse(xml).unwrap());
-        let from_json = message_json(&Message::parse_json(json).unwrap());
-        assert_eq!(from_json, from_xml);
-        assert_eq!(from_json["msg_id"], "18446744073709551615");
-        assert_eq!(from_json["create_time"], "1714112445");
-        // Nested objects and arrays are kept, as objects and arrays.
-        let event = r#"{"ToUserName":"gh","FromUserName":"o","CreateTime":1,"MsgType":"event","Event":"subscribe_msg_popup_event","List":[{"TemplateId":"t1","SubscribeStatusString":"accept","PopupScene":0}],"Result":{"Suggest":"pass","Label":100},"Detail":[],"Flag":true,"Gone":null}"#;
-        let value = message_json(&Message::parse_json(event).unwrap());
-        assert_eq!(
-            value["list"],
-            json!([{ "template_id": "t1", "subscribe_status_string": "accept", "popup_scene": "0" }])
-        );
-        assert_eq!(
-            value["result"],
-            json!({ "suggest": "pass", "label": "100" })
-        );
-        assert_eq!(value["detail"], json!([]));
-        assert_eq!(
-            (value["flag"].clone(), value["gone"].clone()),
-            (json!("true"), json!(""))
-        );
-    }
-
-    #[test]
-    fn replies_from_the_service() {
-        assert_eq!(parse_reply("").unwrap(), None);
-        assert_eq!(parse_reply("{}").unwrap(), None);
-        assert_eq!(parse_reply("{\"reply\": null}").unwrap(), None);
-        assert_eq!(
-            parse_reply("{\"reply\":{\"type\":\"text\",\"content\":\"hi\"}}").unwrap(),
-            Some(Reply::Text {
-                content: "hi".into()
-            })
-        );
-        let news = parse_reply(
-            "{\"reply\":{\"type\":\"news\",\"articles\":[{\"title\":\"t\",\"url\":\"u\"}]}}",
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(reply_json(&news)["articles"][0]["title"], "t");
-        assert!(parse_reply("<html>").unwrap_err().contains("not JSON"));
-        assert!(parse_reply("{\"reply\":{\"type\":\"sticker\"}}")
-            .unwrap_err()
-            .contains("sticker"));
-        assert!(parse_reply("{\"reply\":{\"type\":\"text\",\"content\":\"\"}}").is_err());
-        for kind in [
-            "image",
-            "voice",
-            "video",
-            "music",
-            "transfer_customer_service",
-        ] {
-            let body = format!(
-                "{{\"reply\":{{\"type\":\"{kind}\",\"media_id\":\"m\",\"thumb_media_id\":\"t\"}}}}"
-            );
-            assert!(parse_reply(&body).unwrap().is_some(), "{kind}");
-        }
-    }
-
-    #[test]
-    fn signature_is_hmac_of_timestamp_dot_body() {
-        assert_eq!(
-            signature("key", 1, "{}"),
-            "sha256=".to_owned()
-                + &{
-                    let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
-                    mac.update(b"1.{}");
-                    mac.finalize()
-                        .into_bytes()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
-                }
-        );
     }
 }

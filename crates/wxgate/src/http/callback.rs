@@ -245,12 +245,8 @@ async fn forward(
     match forwarder.forward(name, message, now).await? {
         Forwarded::Duplicate(record) => {
             // A retry: the reply given the first time, if it was passive; never a second delivery.
-            let reply = match (&record.reply_outcome, &record.service_reply) {
-                (Some(outcome), Some(reply)) if outcome == "passive" => {
-                    crate::forward::parse_reply(&serde_json::json!({ "reply": reply }).to_string())
-                        .ok()
-                        .flatten()
-                }
+            let reply = match &record.reply_outcome {
+                Some(outcome) if outcome == "passive" => crate::forward::stored_reply(&record),
                 _ => None,
             };
             Ok((
