@@ -10,31 +10,34 @@
 //! ```
 //! The worker also resumes every pending delivery after a restart (or a kill -9): a
 //! delivery may repeat, never vanish. A repeat carries the same delivery id.
+//!
+//! [`Forwarder`] stores and starts here; `deliver` holds one attempt and what is
+//! recorded after it, `worker` the retries, retention and shutdown, `wire` the JSON of
+//! a message, the signature and the service's reply ([`ServiceReply`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::Rng;
-use secrecy::ExposeSecret;
-use serde_json::json;
 use wxgate_client::CredentialCenter;
 use wxgate_proto::reply::Reply;
 use wxgate_proto::Message;
 
 use crate::config::{AccountKind, ForwardConfig};
-use crate::inbox::{Accepted, DeliveryState, Inbox, Record};
+use crate::inbox::{Accepted, Inbox, InboxError, Record};
 
+mod deliver;
+mod error;
 mod wire;
+mod worker;
 
+pub use error::ForwardError;
 pub use wire::{
     message_json, parse_reply, reply_json, signature, snake_case, stored_reply, ReplyError,
     ServiceArticle, ServiceReply,
 };
-
-/// How long [`Forwarder::shutdown`] waits for the deliveries in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub use worker::SHUTDOWN_GRACE;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -93,12 +96,6 @@ enum Stored {
     Started(tokio::sync::oneshot::Receiver<Option<Reply>>, Duration),
 }
 
-/// What one delivery attempt ended with.
-enum Attempt {
-    Delivered(Option<Reply>),
-    Failed(String),
-}
-
 impl Forwarder {
     /// A forwarder for the accounts that have `[account.forward]`, with the kind of
     /// each (an account missing from `kinds` is an Official Account).
@@ -155,7 +152,7 @@ impl Forwarder {
         account: &str,
         message: &Message,
         now: i64,
-    ) -> Result<Forwarded, String> {
+    ) -> Result<Forwarded, ForwardError> {
         let forwarder = Arc::clone(self);
         let account = account.to_owned();
         let (dedup_key, json) = (message.dedup_key(), message_json(message));
@@ -164,7 +161,7 @@ impl Forwarder {
                 .inbox
                 .accept(&account, &dedup_key, json, now)
                 .await?;
-            Ok::<_, String>(match accepted {
+            Ok::<_, ForwardError>(match accepted {
                 Accepted::Duplicate(record) => Stored::Duplicate(record),
                 Accepted::New(record) => {
                     let (reply, timeout) = forwarder.start(record);
@@ -172,8 +169,7 @@ impl Forwarder {
                 }
             })
         })
-        .await
-        .map_err(|e| format!("the inbox task failed: {e}"))??;
+        .await??;
         Ok(match stored {
             Stored::Duplicate(record) => Forwarded::Duplicate(record),
             Stored::Started(reply, timeout) => match tokio::time::timeout(timeout, reply).await {
@@ -210,370 +206,11 @@ impl Forwarder {
         (rx, Duration::from_millis(timeout))
     }
 
-    async fn attempt_and_record(
-        self: Arc<Self>,
-        mut record: Record,
-        passive: Option<tokio::sync::oneshot::Sender<Option<Reply>>>,
-    ) {
-        let id = record.id;
-        let outcome = self.attempt(&mut record).await;
-        let now = wxgate_client::clock::now();
-        // True once the record's final form is stored.
-        let mut stored = false;
-        match outcome {
-            Attempt::Delivered(reply) => {
-                record.state = DeliveryState::Delivered;
-                record.delivered_at = Some(now);
-                record.last_error = None;
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = reply {
-                    record.service_reply = reply_json(&reply);
-                    let undelivered = match passive {
-                        // A mini-program shows none but transfer_customer_service:
-                        // `success` now, the reply through the API.
-                        Some(tx) if !self.shows(&record.account, &reply) => {
-                            let _ = tx.send(None);
-                            Some(reply)
-                        }
-                        Some(tx) => {
-                            // Record the passive reply before handing it over, so a retry
-                            // that arrives right after our answer finds it.
-                            record.reply_outcome = Some("passive".to_owned());
-                            match self.inbox.update(&record).await {
-                                Ok(()) => stored = true,
-                                Err(err) => tracing::error!(
-                                    delivery_id = id,
-                                    "cannot record the delivery state: {err}"
-                                ),
-                            }
-                            tx.send(Some(reply)).err().flatten()
-                        }
-                        None => Some(reply),
-                    };
-                    if let Some(reply) = undelivered {
-                        record.reply_outcome = Some(self.send_late(&record, &reply).await);
-                        stored = false;
-                    }
-                } else if let Some(tx) = passive {
-                    let _ = tx.send(None);
-                }
-            }
-            Attempt::Failed(error) => {
-                if let Some(tx) = passive {
-                    let _ = tx.send(None);
-                }
-                let (max_age, max_backoff) = self
-                    .accounts
-                    .get(&record.account)
-                    .map_or((86_400, 300), |c| {
-                        (c.max_age_s as i64, c.max_backoff_s as i64)
-                    });
-                record.last_error = Some(error.clone());
-                if now - record.received_at >= max_age {
-                    record.state = DeliveryState::Dead;
-                    self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(account = %record.account, delivery_id = id, attempts = record.attempts, "dead-lettered after {max_age}s of failed deliveries: {error}; see `wxgate inbox list --state dead`, retry with `wxgate inbox retry {id}`");
-                } else {
-                    let base = 1i64 << (record.attempts.saturating_sub(1)).min(8);
-                    let delay =
-                        (base as f64 * rand::thread_rng().gen_range(0.5..1.5)).ceil() as i64;
-                    record.next_attempt_at = now + delay.clamp(1, max_backoff);
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(account = %record.account, delivery_id = id, attempt = record.attempts, "delivery failed: {error}; next attempt in {}s", record.next_attempt_at - now);
-                }
-            }
-        }
-        if !stored {
-            if let Err(err) = self.inbox.update(&record).await {
-                tracing::error!(
-                    delivery_id = id,
-                    "cannot record the delivery state: {err}; it will be attempted again"
-                );
-            }
-        }
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
-
-    async fn attempt(&self, record: &mut Record) -> Attempt {
-        let Some(config) = self.accounts.get(&record.account) else {
-            return Attempt::Failed(format!(
-                "account {} has no [account.forward] any more",
-                record.account
-            ));
-        };
-        record.attempts += 1;
-        let body = json!({
-            "delivery_id": record.id.to_string(),
-            "account": record.account,
-            "attempt": record.attempts,
-            "received_at": record.received_at,
-            "message": record.message,
-        })
-        .to_string();
-        // At most `max_in_flight` attempts hold a socket to the service; the rest wait.
-        let _slot = match self.slots.get(&record.account) {
-            Some(slots) => slots.clone().acquire_owned().await.ok(),
-            None => None,
-        };
-        let timestamp = wxgate_client::clock::now();
-        let started = Instant::now();
-        let limit = Duration::from_millis(config.attempt_timeout_ms);
-        let answered =
-            tokio::time::timeout(limit, self.send(config, record, body, timestamp)).await;
-        let text = match answered {
-            Ok(Ok(text)) => text,
-            Ok(Err(failure)) => return Attempt::Failed(failure),
-            Err(_) => {
-                return Attempt::Failed(format!(
-                    "the service took longer than attempt_timeout_ms = {}",
-                    config.attempt_timeout_ms
-                ))
-            }
-        };
-        self.stats
-            .latency_us_sum
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        match parse_reply(&text) {
-            Ok(reply) => Attempt::Delivered(reply),
-            Err(problem) => {
-                tracing::error!(account = %record.account, delivery_id = record.id, "the service's answer is unusable ({problem}): WeChat got `success`; answer {{\"reply\": {{\"type\": \"text\", \"content\": \"…\"}}}} or an empty body");
-                Attempt::Delivered(None)
-            }
-        }
-    }
-
-    /// One POST of a delivery; the service's answer, read up to `max_reply_bytes`.
-    /// A 3xx is a failure that names the Location: redirects are never followed.
-    async fn send(
-        &self,
-        config: &ForwardConfig,
-        record: &Record,
-        body: String,
-        timestamp: i64,
-    ) -> Result<String, String> {
-        let sent = self
-            .http
-            .post(&config.url)
-            .header("Content-Type", "application/json")
-            .header("X-Wxgate-Delivery", record.id.to_string())
-            .header("X-Wxgate-Attempt", record.attempts.to_string())
-            .header("X-Wxgate-Timestamp", timestamp.to_string())
-            .header(
-                "X-Wxgate-Signature",
-                signature(config.secret.expose_secret(), timestamp, &body),
-            )
-            .body(body)
-            .send()
-            .await;
-        let mut response = sent.map_err(|err| {
-            format!(
-                "cannot reach {}: {}",
-                config.url,
-                crate::text::error_chain(&err)
-            )
-        })?;
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .unwrap_or("(none)");
-            return Err(format!("the service answered HTTP {status} with Location: {location:?}; redirects are not followed: set [account.forward] url to the final address"));
-        }
-        if !status.is_success() {
-            return Err(format!("the service answered HTTP {status}"));
-        }
-        let limit = config.max_reply_bytes;
-        if response.content_length().is_some_and(|l| l > limit as u64) {
-            return Err(format!(
-                "the service's answer is over max_reply_bytes = {limit}"
-            ));
-        }
-        let mut answer = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            format!(
-                "the service's answer broke off: {}",
-                crate::text::error_chain(&e)
-            )
-        })? {
-            if answer.len() + chunk.len() > limit {
-                return Err(format!(
-                    "the service's answer is over max_reply_bytes = {limit}"
-                ));
-            }
-            answer.extend_from_slice(&chunk);
-        }
-        Ok(String::from_utf8_lossy(&answer).into_owned())
-    }
-
-    /// Whether the account's users see `reply` as a passive reply.
-    fn shows(&self, account: &str, reply: &Reply) -> bool {
-        let kind = self.kinds.get(account).copied().unwrap_or_default();
-        kind.shows_passive_replies() || matches!(reply, Reply::TransferCustomerService { .. })
-    }
-
-    /// Sends a reply through the customer-service message API: a reply that came
-    /// after the passive window (`late`), or any reply but transfer_customer_service
-    /// on a mini-program or mini-game (`customer_service`). Returns the outcome
-    /// recorded with the delivery.
-    async fn send_late(&self, record: &Record, reply: &Reply) -> String {
-        let openid = record.message["from_user_name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let kind = self.kinds.get(&record.account).copied().unwrap_or_default();
-        let (done, why) = if kind.shows_passive_replies() {
-            ("late", "the reply came after the passive window")
-        } else {
-            (
-                "customer_service",
-                "a mini-program shows no passive reply but transfer_customer_service",
-            )
-        };
-        let Some(message) = crate::customer_service::message_for(kind, reply) else {
-            tracing::error!(account = %record.account, delivery_id = record.id, "{why}, and a {} reply cannot be sent through the customer-service API (text, image and news can)", reply.msg_type());
-            return format!(
-                "dropped: {} cannot be sent through the customer-service API",
-                reply.msg_type()
-            );
-        };
-        let center = &self.center;
-        match crate::customer_service::send(center, &record.account, &openid, &message).await {
-            Ok(()) => {
-                self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
-                done.to_owned()
-            }
-            Err(err) => {
-                tracing::error!(account = %record.account, delivery_id = record.id, "{why}; sending it through the customer-service API failed: {err}");
-                format!("{done} reply failed: {err}")
-            }
-        }
-    }
-
-    /// Attempts every due pending delivery that is not already in flight.
-    pub async fn run_due(self: &Arc<Self>) {
-        if let Err(err) = self.inbox.maintain().await {
-            tracing::warn!("cannot keep or take over queued deliveries in Redis: {err}");
-        }
-        let now = wxgate_client::clock::now();
-        let due = match self.inbox.due(now, 256).await {
-            Ok(due) => due,
-            Err(err) => {
-                tracing::error!("cannot read the inbox: {err}");
-                return;
-            }
-        };
-        for record in due {
-            let fresh = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(record.id);
-            if !fresh {
-                continue;
-            }
-            // `due` may have read the record before an attempt that just ended stored
-            // its outcome. That attempt stored it before it left `in_flight`, so a read
-            // after the claim sees it: attempt only what nobody attempted since.
-            match self.inbox.get(record.id).await {
-                Ok(Some(current))
-                    if current.state == DeliveryState::Pending
-                        && current.attempts == record.attempts =>
-                {
-                    tokio::spawn(Arc::clone(self).attempt_and_record(current, None));
-                }
-                _ => {
-                    self.in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&record.id);
-                }
-            }
-        }
-    }
-
     /// Marks a record pending again, due now (`wxgate inbox retry`).
     ///
     /// # Errors
     /// Unknown id, a delivery another instance holds, or a storage error.
-    pub async fn retry(&self, id: u64) -> Result<Record, String> {
+    pub async fn retry(&self, id: u64) -> Result<Record, InboxError> {
         self.inbox.retry(id, wxgate_client::clock::now()).await
-    }
-
-    /// Deletes delivered records older than `[inbox] keep_delivered_days`; returns
-    /// how many.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub async fn expire_delivered(&self) -> Result<usize, String> {
-        if self.keep_delivered_s == 0 {
-            return Ok(0);
-        }
-        let before = wxgate_client::clock::now() - self.keep_delivered_s;
-        let purged = self
-            .inbox
-            .purge(before, &[DeliveryState::Delivered])
-            .await?;
-        if purged > 0 {
-            tracing::info!(
-                "deleted {purged} delivered inbox records older than {} days ([inbox] keep_delivered_days)",
-                self.keep_delivered_s / 86_400
-            );
-        }
-        Ok(purged)
-    }
-
-    /// Stops the worker, waits up to [`SHUTDOWN_GRACE`] for the attempts in flight, and
-    /// commits the inbox durably: after a clean stop, no finished delivery repeats (one
-    /// cut off by the grace may).
-    pub async fn shutdown(&self) {
-        if let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            worker.abort();
-        }
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        let left = loop {
-            let left = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len();
-            if left == 0 || Instant::now() >= deadline {
-                break left;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        if left > 0 {
-            tracing::warn!("stopping with {left} deliveries in flight; they are attempted again after the restart");
-        }
-        if let Err(error) = self.inbox.flush().await {
-            tracing::error!("cannot commit the inbox at shutdown ({error}); deliveries of the last {} ms may repeat after the restart", crate::inbox::GROUP_COMMIT_WINDOW.as_millis());
-        }
-    }
-
-    /// Spawns the worker: every 200 ms, attempts what is due (including what a crash
-    /// left pending); a minute after start-up and then hourly, deletes old delivered
-    /// records. [`Forwarder::shutdown`] stops it.
-    pub fn spawn_worker(self: &Arc<Self>) {
-        let forwarder = Arc::clone(self);
-        let worker = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut next_expiry = Instant::now() + Duration::from_secs(60);
-            loop {
-                tick.tick().await;
-                forwarder.run_due().await;
-                if Instant::now() >= next_expiry {
-                    next_expiry = Instant::now() + Duration::from_secs(3600);
-                    if let Err(err) = forwarder.expire_delivered().await {
-                        tracing::warn!("cannot delete old delivered inbox records: {err}");
-                    }
-                }
-            }
-        });
-        *self.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker);
     }
 }

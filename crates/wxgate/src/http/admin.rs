@@ -29,6 +29,14 @@ pub enum ApiError {
     BadRequest(String),
     /// From the client or the credential center.
     Client(ClientError),
+    /// From the inbox.
+    Inbox(crate::inbox::InboxError),
+}
+
+impl From<crate::inbox::InboxError> for ApiError {
+    fn from(err: crate::inbox::InboxError) -> Self {
+        ApiError::Inbox(err)
+    }
 }
 
 impl From<ClientError> for ApiError {
@@ -45,6 +53,7 @@ impl IntoResponse for ApiError {
                 json!({ "error": "missing or wrong admin token: send `Authorization: Bearer <admin_token>` (admin_token in wxgate.toml, or the file named at start-up)" }),
             ),
             ApiError::BadRequest(reason) => (StatusCode::BAD_REQUEST, json!({ "error": reason })),
+            ApiError::Inbox(err) => (StatusCode::BAD_REQUEST, json!({ "error": err.to_string() })),
             ApiError::Client(err) => {
                 let status = match &err {
                     ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
@@ -396,9 +405,9 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                     "appendfsync": appendfsync,
                     "warning": crate::redis::persistence_warning(&appendonly, &appendfsync),
                 }),
-                Err(error) => json!({ "reachable": true, "persistence": error }),
+                Err(error) => json!({ "reachable": true, "persistence": error.to_string() }),
             },
-            Err(error) => json!({ "reachable": false, "error": error }),
+            Err(error) => json!({ "reachable": false, "error": error.to_string() }),
         },
     };
     let stats = center.stats();
@@ -423,7 +432,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             Ok((pending, delivered, dead)) => {
                 json!({ "pending": pending, "delivered": delivered, "dead": dead })
             }
-            Err(error) => json!({ "error": error }),
+            Err(error) => json!({ "error": error.to_string() }),
         };
         if let Some(queue) = inbox.queue() {
             body["queue"] = json!({
@@ -463,13 +472,8 @@ async fn inbox_list(
     let records = forwarder
         .inbox()
         .list(filter, query.limit.unwrap_or(50).min(1000))
-        .await
-        .map_err(ApiError::BadRequest)?;
-    let (pending, delivered, dead) = forwarder
-        .inbox()
-        .counts()
-        .await
-        .map_err(ApiError::BadRequest)?;
+        .await?;
+    let (pending, delivered, dead) = forwarder.inbox().counts().await?;
     Ok(Json(
         json!({ "counts": { "pending": pending, "delivered": delivered, "dead": dead }, "records": records }),
     ))
@@ -479,12 +483,7 @@ async fn inbox_show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> Result<Response, ApiError> {
-    match forwarder(&state)?
-        .inbox()
-        .get(id)
-        .await
-        .map_err(ApiError::BadRequest)?
-    {
+    match forwarder(&state)?.inbox().get(id).await? {
         Some(record) => Ok(Json(record).into_response()),
         None => Ok((
             StatusCode::NOT_FOUND,
@@ -498,10 +497,7 @@ async fn inbox_retry(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = forwarder(&state)?
-        .retry(id)
-        .await
-        .map_err(ApiError::BadRequest)?;
+    let record = forwarder(&state)?.retry(id).await?;
     Ok(Json(json!({ "retrying": record.id })))
 }
 
@@ -524,7 +520,6 @@ async fn inbox_purge(
                 crate::inbox::DeliveryState::Dead,
             ],
         )
-        .await
-        .map_err(ApiError::BadRequest)?;
+        .await?;
     Ok(Json(json!({ "purged": purged })))
 }

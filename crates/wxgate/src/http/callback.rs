@@ -14,7 +14,7 @@ use wxgate_client::clock::now;
 
 use super::body::read_body;
 use crate::app::AppState;
-use crate::forward::Forwarded;
+use crate::forward::{ForwardError, Forwarded};
 use crate::gateway::account::{Answer, CallbackQuery, Decided, Refusal};
 use crate::metrics::{Method, Outcome};
 
@@ -237,10 +237,10 @@ async fn forward(
     name: &str,
     opened: &crate::gateway::account::Opened<'_>,
     now: i64,
-) -> Result<(Option<String>, Outcome), String> {
+) -> Result<(Option<String>, Outcome), ForwardError> {
     let (message, format) = (&opened.message, opened.format);
     let Some(forwarder) = state.forwarder.as_ref() else {
-        return Err("forwarding is configured but no inbox is open".to_owned());
+        return Err(ForwardError::NotOpen);
     };
     match forwarder.forward(name, message, now).await? {
         Forwarded::Duplicate(record) => {
