@@ -84,3 +84,46 @@ impl InboxError {
         matches!(self, InboxError::HeldElsewhere { .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What the admin API answers from: an outage (503), a missing record (404), a
+    /// record another instance holds (409), anything else (400).
+    #[test]
+    fn an_outage_is_told_from_a_missing_record() {
+        let timeout = RedisError::Timeout {
+            what: "HGET".to_owned(),
+            after: Duration::from_millis(300),
+        };
+        let reopening = StoreError::Reopening {
+            path: "wxgate.redb".to_owned(),
+            reason: "No space left on device".to_owned(),
+        };
+        let unreadable = serde_json::from_str::<u64>("x").unwrap_err();
+        for (error, unavailable, not_found, held) in [
+            (InboxError::Redis(timeout), true, false, false),
+            (InboxError::Storage(reopening), true, false, false),
+            (InboxError::Stopped, true, false, false),
+            (InboxError::NotFound(7), false, true, false),
+            (
+                InboxError::HeldElsewhere {
+                    id: 7,
+                    next_attempt_at: 0,
+                },
+                false,
+                false,
+                true,
+            ),
+            (InboxError::Unreadable(unreadable), false, false, false),
+        ] {
+            assert_eq!(error.is_unavailable(), unavailable, "{error}");
+            assert_eq!(error.is_not_found(), not_found, "{error}");
+            assert_eq!(error.is_held_elsewhere(), held, "{error}");
+        }
+        assert_eq!(InboxError::NotFound(7).to_string(), "no delivery 7");
+    }
+}
