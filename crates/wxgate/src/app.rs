@@ -129,18 +129,17 @@ impl AppState {
     ///
     /// # Errors
     /// The database or Redis cannot be opened.
-    pub async fn open(config: &Config, admin_token: String) -> Result<AppState, String> {
-        let db = Db::open(&config.data_dir.join("wxgate.redb")).map_err(|e| e.to_string())?;
+    pub async fn open(config: &Config, admin_token: String) -> anyhow::Result<AppState> {
+        let db = Db::open(&config.data_dir.join("wxgate.redb"))?;
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisStore::connect(url.expose_secret()).await?;
+                let redis = RedisStore::connect(url.expose_secret())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 let shared = SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }
-            None => (
-                Arc::new(RedbStore::new(db.clone()).map_err(|e| e.to_string())?),
-                None,
-            ),
+            None => (Arc::new(RedbStore::new(db.clone())?), None),
         };
         let center = credential_center(config, store);
         center.spawn_refresher();

@@ -19,6 +19,17 @@ use wxgate_proto::reply::Reply;
 
 use crate::config::AccountKind;
 
+/// Why a customer-service message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Without an AppSecret there is no access token to call the API with.
+    #[error("the account has no app_secret, so the customer-service message API cannot be called; set app_secret")]
+    NoAppSecret,
+    /// The access token or the API call failed.
+    #[error(transparent)]
+    Api(#[from] wxgate_client::Error),
+}
+
 /// The customer-service message for `reply` on this kind of account, when the API can
 /// carry it: text and image on every kind; the first article of a news reply as a news
 /// card (Official Account) or a link card (mini-program, mini-game); nothing else.
@@ -56,16 +67,16 @@ pub async fn send(
     account: &str,
     openid: &str,
     message: &CustomMessage,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     if center.app_id(account).is_none() {
-        return Err("the account has no app_secret, so the customer-service message API cannot be called; set app_secret".to_owned());
+        return Err(SendError::NoAppSecret);
     }
     center
         .with_access_token(account, |token| async move {
             center.client().custom_send(&token, openid, message).await
         })
-        .await
-        .map_err(|err| err.to_string())
+        .await?;
+    Ok(())
 }
 
 /// Sends a rule's reply to the sender of a push in a task of its own; a failure is

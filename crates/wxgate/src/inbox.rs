@@ -1,14 +1,21 @@
 //! The durable inbox: every message handed to forwarding is committed here (redb,
 //! fsync on commit) before WeChat gets its answer, with its delivery state. WeChat's
 //! retries are recognised here too, so a retry never causes a second delivery.
+//!
+//! [`Inbox`] is what the forwarder works with; [`record`] is a message and its
+//! delivery state as stored, `local` the redb inbox (its committer thread in
+//! `local/commit.rs`, its tables, reads and purge in `local/tables.rs`), [`redis`] the
+//! shared queue, and [`InboxError`] why any of them failed.
 
 use std::sync::Arc;
 
+mod error;
 mod local;
 pub mod record;
 pub mod redis;
 
-pub use local::{InboxError, LocalInbox, GROUP_COMMIT_WINDOW};
+pub use error::InboxError;
+pub use local::{LocalInbox, GROUP_COMMIT_WINDOW};
 pub use record::{Accepted, DeliveryState, Record};
 
 /// The forwarding inbox: redb alone, or, with Redis, the Redis queue with a local
@@ -20,14 +27,24 @@ pub async fn open(
     config: &crate::config::Config,
     db: Arc<crate::storage::Db>,
     shared: Option<&crate::redis::SharedSeen>,
-) -> Result<Inbox, String> {
-    let Some(shared) = shared else {
-        return Ok(Inbox::Local(LocalInbox::new(db, 0)?));
+) -> Result<Inbox, InboxError> {
+    let id_base = if shared.is_some() {
+        FALLBACK_ID_BASE
+    } else {
+        0
     };
-    let fallback = LocalInbox::new(db, FALLBACK_ID_BASE)?;
-    let left = fallback.pending_up_to(FALLBACK_ID_BASE)?;
+    // Opening may build indexes over the whole inbox: off the async threads.
+    let local = tokio::task::spawn_blocking(move || LocalInbox::new(db, id_base)).await??;
+    let Some(shared) = shared else {
+        return Ok(Inbox::Local(local));
+    };
+    let fallback = local;
+    let left = fallback.pending_up_to(FALLBACK_ID_BASE).await?;
     if left > 0 {
-        return Err(format!("{left} deliveries are still pending in {} from the redb backend: run once more with [storage] backend = \"redb\" until `wxgate inbox list --state pending` is empty, then switch to Redis", config.data_dir.join("wxgate.redb").display()));
+        return Err(InboxError::LeftInRedb {
+            left,
+            path: config.data_dir.join("wxgate.redb").display().to_string(),
+        });
     }
     let queue = crate::inbox::redis::RedisQueue::new(
         shared.link(),
@@ -73,14 +90,6 @@ pub enum Inbox {
     },
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| e.to_string())?
-}
-
 /// Where one record lives.
 enum Place<'a> {
     Local(&'a LocalInbox),
@@ -108,7 +117,7 @@ impl Inbox {
         dedup_key: &str,
         message: serde_json::Value,
         now: i64,
-    ) -> Result<Accepted, String> {
+    ) -> Result<Accepted, InboxError> {
         match self {
             Inbox::Local(local) => local.accept(account, dedup_key, message, now).await,
             Inbox::Shared { queue, fallback } => {
@@ -127,7 +136,7 @@ impl Inbox {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn update(&self, record: &Record) -> Result<(), String> {
+    pub async fn update(&self, record: &Record) -> Result<(), InboxError> {
         match self.place(record.id) {
             Place::Local(local) => local.update(record).await,
             Place::Redis(queue) => queue.update(record).await,
@@ -138,9 +147,9 @@ impl Inbox {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn get(&self, id: u64) -> Result<Option<Record>, String> {
+    pub async fn get(&self, id: u64) -> Result<Option<Record>, InboxError> {
         match self.place(id) {
-            Place::Local(local) => local.get(id),
+            Place::Local(local) => local.get(id).await,
             Place::Redis(queue) => queue.get(id).await,
         }
     }
@@ -149,11 +158,11 @@ impl Inbox {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn due(&self, now: i64, limit: usize) -> Result<Vec<Record>, String> {
+    pub async fn due(&self, now: i64, limit: usize) -> Result<Vec<Record>, InboxError> {
         match self {
-            Inbox::Local(local) => local.due(now, limit),
+            Inbox::Local(local) => local.due(now, limit).await,
             Inbox::Shared { queue, fallback } => {
-                let mut due = fallback.due(now, limit)?;
+                let mut due = fallback.due(now, limit).await?;
                 match queue.due(now, limit.saturating_sub(due.len())).await {
                     Ok(records) => due.extend(records),
                     Err(error) => tracing::warn!("cannot read the Redis inbox: {error}"),
@@ -168,14 +177,10 @@ impl Inbox {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn maintain(&self) -> Result<usize, String> {
+    pub async fn maintain(&self) -> Result<usize, InboxError> {
         match self {
             Inbox::Local(_) => Ok(0),
-            Inbox::Shared { queue, fallback } => {
-                queue
-                    .maintain(&|account, key| fallback.find(account, key).ok().flatten())
-                    .await
-            }
+            Inbox::Shared { queue, fallback } => queue.maintain(fallback).await,
         }
     }
 
@@ -206,12 +211,12 @@ impl Inbox {
         &self,
         state: Option<DeliveryState>,
         limit: usize,
-    ) -> Result<Vec<Record>, String> {
+    ) -> Result<Vec<Record>, InboxError> {
         match self {
-            Inbox::Local(local) => local.list(state, limit),
+            Inbox::Local(local) => local.list(state, limit).await,
             Inbox::Shared { queue, fallback } => {
                 let mut records = queue.list(state, limit).await?;
-                records.extend(fallback.list(state, limit)?);
+                records.extend(fallback.list(state, limit).await?);
                 records.sort_by_key(|r| std::cmp::Reverse((r.received_at, r.id)));
                 records.truncate(limit);
                 Ok(records)
@@ -223,12 +228,12 @@ impl Inbox {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn counts(&self) -> Result<(u64, u64, u64), String> {
+    pub async fn counts(&self) -> Result<(u64, u64, u64), InboxError> {
         match self {
-            Inbox::Local(local) => local.counts(),
+            Inbox::Local(local) => local.counts().await,
             Inbox::Shared { queue, fallback } => {
                 let (a, b, c) = queue.counts().await?;
-                let (x, y, z) = fallback.counts()?;
+                let (x, y, z) = fallback.counts().await?;
                 Ok((a + x, b + y, c + z))
             }
         }
@@ -238,13 +243,12 @@ impl Inbox {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn purge(&self, before: i64, states: &[DeliveryState]) -> Result<usize, String> {
+    pub async fn purge(&self, before: i64, states: &[DeliveryState]) -> Result<usize, InboxError> {
         let (local, queue) = match self {
-            Inbox::Local(local) => (local.clone(), None),
-            Inbox::Shared { queue, fallback } => (fallback.clone(), Some(queue)),
+            Inbox::Local(local) => (local, None),
+            Inbox::Shared { queue, fallback } => (fallback, Some(queue)),
         };
-        let owned = states.to_vec();
-        let mut purged = blocking(move || local.purge(before, &owned)).await?;
+        let mut purged = local.purge(before, states).await?;
         if let Some(queue) = queue {
             purged += queue.purge(before, states).await?;
         }
@@ -255,10 +259,10 @@ impl Inbox {
     ///
     /// # Errors
     /// Unknown id, a delivery another instance holds, or storage errors.
-    pub async fn retry(&self, id: u64, now: i64) -> Result<Record, String> {
+    pub async fn retry(&self, id: u64, now: i64) -> Result<Record, InboxError> {
         match self.place(id) {
             Place::Local(local) => {
-                let mut record = local.get(id)?.ok_or_else(|| format!("no delivery {id}"))?;
+                let mut record = local.get(id).await?.ok_or(InboxError::NotFound(id))?;
                 record.state = DeliveryState::Pending;
                 record.next_attempt_at = now;
                 local.update(&record).await?;
@@ -266,5 +270,17 @@ impl Inbox {
             }
             Place::Redis(queue) => queue.retry(id, now).await,
         }
+    }
+}
+
+/// The local fallback answers the Redis queue's question (see
+/// [`redis::LocalCopies`]) from a blocking thread; a storage error counts as "not
+/// stored here".
+impl redis::LocalCopies for LocalInbox {
+    async fn find(&self, account: &str, dedup_key: &str) -> Option<u64> {
+        LocalInbox::find(self, account, dedup_key)
+            .await
+            .ok()
+            .flatten()
     }
 }

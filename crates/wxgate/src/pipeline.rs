@@ -18,7 +18,7 @@ use rand::RngCore;
 use wxgate_client::CredentialCenter;
 use wxgate_proto::Message;
 
-use crate::forward::{Forwarded, Forwarder};
+use crate::forward::{ForwardError, Forwarded, Forwarder};
 use crate::gateway::account::{Account, Admitted, Answer, CallbackQuery, Decided, Opened, Refusal};
 use crate::metrics::Outcome;
 use crate::redis::SharedSeen;
@@ -43,7 +43,7 @@ pub enum PushError {
     /// The message is for forwarding but could not be stored: not acknowledged, so
     /// WeChat retries it and nothing is lost.
     #[error("cannot store the message in the inbox: {0}; answered 503 so WeChat retries")]
-    Unstored(String),
+    Unstored(#[source] ForwardError),
 }
 
 impl From<Refusal> for PushError {
@@ -158,9 +158,7 @@ impl Pipeline<'_> {
     ) -> Result<(Option<String>, Outcome), PushError> {
         let (message, format) = (&opened.message, opened.format);
         let Some(forwarder) = self.forwarder else {
-            return Err(PushError::Unstored(
-                "forwarding is configured but no inbox is open".to_owned(),
-            ));
+            return Err(PushError::Unstored(ForwardError::NotOpen));
         };
         let render =
             |reply: wxgate_proto::reply::Reply, at: i64| reply.render_for_in(format, message, at);
@@ -172,14 +170,8 @@ impl Pipeline<'_> {
             Forwarded::Duplicate(record) => {
                 // A retry: the reply given the first time, if it was passive; never a
                 // second delivery.
-                let reply = match (&record.reply_outcome, &record.service_reply) {
-                    (Some(outcome), Some(reply)) if outcome == "passive" => {
-                        crate::forward::parse_reply(
-                            &serde_json::json!({ "reply": reply }).to_string(),
-                        )
-                        .ok()
-                        .flatten()
-                    }
+                let reply = match &record.reply_outcome {
+                    Some(outcome) if outcome == "passive" => crate::forward::stored_reply(&record),
                     _ => None,
                 };
                 Ok((reply.map(|r| render(r, now)), Outcome::Duplicate))

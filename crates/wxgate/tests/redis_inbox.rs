@@ -193,12 +193,13 @@ async fn retry_requeues_a_dead_letter_and_refuses_what_another_instance_holds() 
     assert_eq!(b.due(now(), 10).await.unwrap().len(), 1);
     assert_eq!(b.counts().await.unwrap(), (1, 0, 0));
 
-    let error = a.retry(dead.id, now()).await.unwrap_err();
+    let error = a.retry(dead.id, now()).await.unwrap_err().to_string();
     assert!(error.contains("another instance"), "{error}");
     assert!(a
         .retry(99, now())
         .await
         .unwrap_err()
+        .to_string()
         .contains("no delivery 99"));
 }
 
@@ -235,7 +236,7 @@ async fn entries_stored_after_the_caller_gave_up_are_adopted_or_closed() {
     // The same consumer, without the memory of those two accepts.
     let a = queue(&url, "a", Duration::from_secs(30));
     let local = wxgate::inbox::FALLBACK_ID_BASE + 1;
-    a.maintain(&|_, key| (key == "m:1").then_some(local))
+    a.maintain(&|_: &str, key: &str| (key == "m:1").then_some(local))
         .await
         .unwrap();
     assert_eq!(a.held(), 1, "m:2 is adopted");
@@ -311,4 +312,26 @@ async fn retention_deletes_old_delivered_records_only() {
     assert_eq!(a.counts().await.unwrap(), (1, 1, 1));
     assert_eq!(a.get(records[0].id).await.unwrap(), None);
     assert!(a.get(records[3].id).await.unwrap().is_some(), "recent");
+}
+
+/// Redis's answers are told apart by kind, not by their text: an option an older
+/// Redis lacks (`ERR syntax error`, which the shared dedup falls back from) is a
+/// refusal, a Redis that is not there is an outage.
+#[tokio::test]
+async fn a_refused_command_is_told_from_an_outage() {
+    let link = RedisLink::new(&redis_url(2)).unwrap();
+    let refused = link
+        .query::<Option<String>>(redis::cmd("SET").arg("k").arg("v").arg("NOT-AN-OPTION"))
+        .await
+        .unwrap_err();
+    assert!(refused.is_syntax_refusal(), "{refused}");
+    assert!(!refused.is_unavailable(), "{refused}");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let gone = RedisLink::new(&format!("redis://127.0.0.1:{port}/0")).unwrap();
+    let down = gone.query::<String>(&redis::cmd("PING")).await.unwrap_err();
+    assert!(down.is_unavailable(), "{down}");
+    assert!(!down.is_syntax_refusal(), "{down}");
 }

@@ -37,27 +37,28 @@ async fn check(db: Arc<Db>) {
     }
     let inbox = LocalInbox::new(db, 0).unwrap();
     assert_eq!(
-        inbox.counts().unwrap(),
+        inbox.counts().await.unwrap(),
         (3, 2, 1),
         "pending, delivered, dead"
     );
-    let passive = inbox.get(2).unwrap().unwrap();
+    let passive = inbox.get(2).await.unwrap().unwrap();
     assert_eq!(passive.state, DeliveryState::Delivered);
     assert_eq!(passive.reply_outcome.as_deref(), Some("passive"));
     assert_eq!(passive.service_reply.unwrap()["content"], "svc: message 2");
-    let dead = inbox.get(3).unwrap().unwrap();
+    let dead = inbox.get(3).await.unwrap().unwrap();
     assert_eq!(dead.state, DeliveryState::Dead);
     assert_eq!(dead.attempts, 9);
     // Pending records are due again, from the index built on the first open.
     let due: Vec<u64> = inbox
         .due(NOW + 3600, 10)
+        .await
         .unwrap()
         .iter()
         .map(|r| r.id)
         .collect();
     assert_eq!(due, vec![5, 6, 4], "due in order of their next attempt");
     assert_eq!(
-        inbox.due(NOW + 10, 10).unwrap().len(),
+        inbox.due(NOW + 10, 10).await.unwrap().len(),
         2,
         "4 waits for its retry"
     );

@@ -62,7 +62,7 @@ impl RedisStore {
     /// # Errors
     /// An invalid URL or an unreachable server.
     pub async fn connect(redis_url: &str) -> Result<RedisStore, String> {
-        let link = RedisLink::new(redis_url)?;
+        let link = RedisLink::new(redis_url).map_err(|e| e.to_string())?;
         let _: String = link.query(&redis::cmd("PING")).await.map_err(|e| {
             format!(
                 "cannot reach redis at {}: {e}",
@@ -81,7 +81,11 @@ impl RedisStore {
 impl CredentialStore for RedisStore {
     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Credential>> {
         Box::pin(async move {
-            let value: Option<String> = self.link.query(redis::cmd("GET").arg(key)).await?;
+            let value: Option<String> = self
+                .link
+                .query(redis::cmd("GET").arg(key))
+                .await
+                .map_err(|e| e.to_string())?;
             value
                 .map(|v| serde_json::from_str(&v).map_err(|e| e.to_string()))
                 .transpose()
@@ -106,7 +110,7 @@ impl CredentialStore for RedisStore {
                 .arg(if fence == u64::MAX { 0 } else { fence })
                 .arg(json)
                 .arg(ttl);
-            let written: i64 = self.link.invoke(&script).await?;
+            let written: i64 = self.link.invoke(&script).await.map_err(|e| e.to_string())?;
             if written == 0 && fence != u64::MAX {
                 return Err(format!(
                     "lease {fence} was superseded by a newer refresh; the newer token stays"
@@ -124,7 +128,7 @@ impl CredentialStore for RedisStore {
                 .key(format!("{key}:lease"))
                 .key(format!("{key}:fence"))
                 .arg(ttl.as_millis() as u64);
-            let fence: u64 = self.link.invoke(&script).await?;
+            let fence: u64 = self.link.invoke(&script).await.map_err(|e| e.to_string())?;
             Ok((fence != 0).then_some(fence))
         })
     }
@@ -134,7 +138,7 @@ impl CredentialStore for RedisStore {
             let source = Script::new(UNLOCK);
             let mut script = source.prepare_invoke();
             script.key(format!("{key}:lease")).arg(fence);
-            let _: i64 = self.link.invoke(&script).await?;
+            let _: i64 = self.link.invoke(&script).await.map_err(|e| e.to_string())?;
             Ok(())
         })
     }

@@ -343,9 +343,9 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                     "appendfsync": appendfsync,
                     "warning": crate::redis::persistence_warning(&appendonly, &appendfsync),
                 }),
-                Err(error) => json!({ "reachable": true, "persistence": error }),
+                Err(error) => json!({ "reachable": true, "persistence": error.to_string() }),
             },
-            Err(error) => json!({ "reachable": false, "error": error }),
+            Err(error) => json!({ "reachable": false, "error": error.to_string() }),
         },
     };
     let stats = center.stats();
@@ -370,7 +370,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             Ok((pending, delivered, dead)) => {
                 json!({ "pending": pending, "delivered": delivered, "dead": dead })
             }
-            Err(error) => json!({ "error": error }),
+            Err(error) => json!({ "error": error.to_string() }),
         };
         if let Some(queue) = inbox.queue() {
             body["queue"] = json!({
@@ -410,13 +410,8 @@ async fn inbox_list(
     let records = forwarder
         .inbox()
         .list(filter, query.limit.unwrap_or(50).min(1000))
-        .await
-        .map_err(HttpError::Unavailable)?;
-    let (pending, delivered, dead) = forwarder
-        .inbox()
-        .counts()
-        .await
-        .map_err(HttpError::Unavailable)?;
+        .await?;
+    let (pending, delivered, dead) = forwarder.inbox().counts().await?;
     Ok(Json(
         json!({ "counts": { "pending": pending, "delivered": delivered, "dead": dead }, "records": records }),
     ))
@@ -426,12 +421,7 @@ async fn inbox_show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> Result<Response, HttpError> {
-    match forwarder(&state)?
-        .inbox()
-        .get(id)
-        .await
-        .map_err(HttpError::Unavailable)?
-    {
+    match forwarder(&state)?.inbox().get(id).await? {
         Some(record) => Ok(Json(record).into_response()),
         None => Err(HttpError::NotFound(format!("no delivery {id}"))),
     }
@@ -441,10 +431,7 @@ async fn inbox_retry(
     State(state): State<Arc<AppState>>,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, HttpError> {
-    let record = forwarder(&state)?
-        .retry(id)
-        .await
-        .map_err(HttpError::BadRequest)?;
+    let record = forwarder(&state)?.retry(id).await?;
     Ok(Json(json!({ "retrying": record.id })))
 }
 
@@ -467,7 +454,6 @@ async fn inbox_purge(
                 crate::inbox::DeliveryState::Dead,
             ],
         )
-        .await
-        .map_err(HttpError::Unavailable)?;
+        .await?;
     Ok(Json(json!({ "purged": purged })))
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 use wxgate_client::Error as ClientError;
 
 use crate::gateway::account::Refusal;
+use crate::inbox::InboxError;
 
 /// A plain-text answer (callbacks and browser pages).
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -49,6 +50,9 @@ pub enum HttpError {
     /// From the API client or the credential center.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// From the inbox (the database or the Redis queue).
+    #[error(transparent)]
+    Inbox(#[from] InboxError),
 }
 
 impl HttpError {
@@ -68,6 +72,10 @@ impl HttpError {
                 }
                 _ => StatusCode::BAD_GATEWAY,
             },
+            HttpError::Inbox(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Inbox(error) if error.is_not_found() => StatusCode::NOT_FOUND,
+            HttpError::Inbox(error) if error.is_held_elsewhere() => StatusCode::CONFLICT,
+            HttpError::Inbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -91,7 +91,7 @@ impl Record {
     }
 }
 
-/// What [`Inbox::accept`] found.
+/// What [`Inbox::accept`](crate::inbox::Inbox::accept) found.
 #[derive(Debug, Clone)]
 pub enum Accepted {
     /// A new message, committed as pending.

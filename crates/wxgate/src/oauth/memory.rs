@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use crate::redis::SharedSeen;
 
 /// Why the memory cannot take a sign-in now.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     /// The account's budget of unexpired states is used up.
     #[error("too many sign-ins in progress for account {account}: this instance holds at most {capacity} unexpired states (oauth.peak_sign_ins_per_s × state_ttl_s) and refuses new sign-ins rather than forget a used state; try again when older sign-in links expire, or raise peak_sign_ins_per_s")]
@@ -27,7 +27,7 @@ pub enum MemoryError {
     },
     /// Redis is configured but does not answer.
     #[error("the shared OAuth memory (Redis) is unavailable ({0}); sign-in waits until Redis answers, so that no instance accepts a used state again")]
-    Shared(String),
+    Shared(crate::redis::RedisError),
 }
 
 /// A map whose entries expire, swept in order of expiry (no full scan per request).
@@ -288,10 +288,10 @@ mod tests {
         let memory = OAuthMemory::new([("main".to_owned(), 3)]);
         let (now, expires) = (1000, 1600);
         memory.reserve("main", expires, now).unwrap();
-        assert_eq!(
+        assert!(matches!(
             block_on(memory.use_state(None, "main", "victim", expires, now)),
             Ok(true)
-        );
+        ));
         for _ in 0..2 {
             memory.reserve("main", expires, now).unwrap();
         }
@@ -299,18 +299,20 @@ mod tests {
         assert!(full.to_string().contains("peak_sign_ins_per_s"), "{full}");
         // Used states of states this process never reserved (a restart) fill it too.
         for attacker in ["a1", "a2"] {
-            assert_eq!(
+            assert!(matches!(
                 block_on(memory.use_state(None, "main", attacker, expires, now + 1)),
                 Ok(true)
-            );
+            ));
         }
         assert!(matches!(
             block_on(memory.use_state(None, "main", "a3", expires, now + 2)),
             Err(MemoryError::Full { capacity: 3, .. })
         ));
-        assert_eq!(
-            block_on(memory.use_state(None, "main", "victim", expires, now + 3)),
-            Ok(false),
+        assert!(
+            matches!(
+                block_on(memory.use_state(None, "main", "victim", expires, now + 3)),
+                Ok(false)
+            ),
             "the victim's state is still remembered"
         );
         assert_eq!(memory.held("main", expires), (3, 3));

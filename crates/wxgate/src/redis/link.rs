@@ -5,34 +5,46 @@ use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
 
+use super::error::RedisError;
+
 /// Longest wait for Redis on the callback path: past it, the instance answers from its
 /// own memory instead of making WeChat wait.
 pub const REDIS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Runs a Redis command with [`REDIS_DEADLINE`].
+/// Runs a Redis step with [`REDIS_DEADLINE`].
 ///
 /// # Errors
-/// The command's error, or a timeout.
+/// The step's error, or [`RedisError::Timeout`].
 pub async fn bounded<T>(
+    what: &str,
     command: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
-    bounded_by(REDIS_DEADLINE, command).await
+) -> Result<T, RedisError> {
+    bounded_by(what, REDIS_DEADLINE, command).await
 }
 
-/// Runs a Redis command with `deadline`.
+/// Runs a Redis step with `deadline`; `what` names it in a timeout.
 ///
 /// # Errors
-/// The command's error, or a timeout.
+/// The step's error, or [`RedisError::Timeout`].
 pub async fn bounded_by<T>(
+    what: &str,
     deadline: std::time::Duration,
     command: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, String> {
+) -> Result<T, RedisError> {
     match tokio::time::timeout(deadline, command).await {
-        Ok(result) => result.map_err(|e| format!("redis: {e}")),
-        Err(_) => Err(format!(
-            "redis did not answer within {} ms",
-            deadline.as_millis()
-        )),
+        Ok(result) => result.map_err(RedisError::of_step),
+        Err(_) => Err(RedisError::Timeout {
+            what: what.to_owned(),
+            after: deadline,
+        }),
+    }
+}
+
+/// A command's name (`GET`, `SET`…), to say what timed out.
+fn command_name(command: &redis::Cmd) -> String {
+    match command.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
+        _ => "a command".to_owned(),
     }
 }
 
@@ -80,21 +92,30 @@ impl RedisLink {
     ///
     /// # Errors
     /// An invalid URL.
-    pub fn new(redis_url: &str) -> Result<RedisLink, String> {
-        let client = redis::Client::open(redis_url)
-            .map_err(|e| format!("redis_url {:?}: {e}", shown_url(redis_url)))?;
+    pub fn new(redis_url: &str) -> Result<RedisLink, RedisError> {
+        let client = redis::Client::open(redis_url).map_err(|source| RedisError::BadUrl {
+            url: shown_url(redis_url),
+            source,
+        })?;
         Ok(RedisLink {
             client,
             cached: Arc::default(),
         })
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, String> {
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
         let mut cached = self.cached.lock().await;
         if let Some(connection) = cached.as_ref() {
             return Ok(connection.clone());
         }
-        let connection = bounded(self.client.get_multiplexed_async_connection()).await?;
+        // Whatever fails while connecting (refused, reset, a wrong password) leaves
+        // Redis out of reach.
+        let connection = bounded("connecting", self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(|error| match error {
+                RedisError::Command(error) => RedisError::Unreachable(error),
+                other => other,
+            })?;
         *cached = Some(connection.clone());
         Ok(connection)
     }
@@ -103,9 +124,20 @@ impl RedisLink {
     ///
     /// # Errors
     /// Connection or command errors, or the deadline.
-    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, RedisError> {
         let mut connection = self.connection().await?;
-        let result = bounded(command.query_async(&mut connection)).await;
+        let result = bounded("a command", command.query_async(&mut connection))
+            .await
+            .map_err(|error| match error {
+                RedisError::Timeout { after, .. } => RedisError::Timeout {
+                    what: command_name(command),
+                    after,
+                },
+                other => other,
+            });
         if result.is_err() {
             *self.cached.lock().await = None;
         }
@@ -119,7 +151,7 @@ impl RedisLink {
     pub async fn invoke<T: redis::FromRedisValue>(
         &self,
         script: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, String> {
+    ) -> Result<T, RedisError> {
         self.invoke_within(REDIS_DEADLINE, script).await
     }
 
@@ -132,9 +164,9 @@ impl RedisLink {
         &self,
         deadline: std::time::Duration,
         script: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, String> {
+    ) -> Result<T, RedisError> {
         let mut connection = self.connection().await?;
-        let result = bounded_by(deadline, script.invoke_async(&mut connection)).await;
+        let result = bounded_by("a script", deadline, script.invoke_async(&mut connection)).await;
         if result.is_err() {
             *self.cached.lock().await = None;
         }

@@ -7,6 +7,7 @@
 //! expiring after [`SEEN_TTL_S`]. Redis down: each call fails; the caller logs it and
 //! falls back to its own memory (retries that cross instances may then run twice).
 
+use super::error::RedisError;
 use super::link::RedisLink;
 
 /// How long an answered push is remembered across instances (WeChat retries within
@@ -44,7 +45,7 @@ impl SharedSeen {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub async fn ping(&self) -> Result<(), RedisError> {
         let _: String = self.link.query(&redis::cmd("PING")).await?;
         Ok(())
     }
@@ -54,7 +55,7 @@ impl SharedSeen {
     ///
     /// # Errors
     /// Redis errors, or CONFIG refused.
-    pub async fn persistence(&self) -> Result<(String, String), String> {
+    pub async fn persistence(&self) -> Result<(String, String), RedisError> {
         let get = |name: &'static str| async move {
             let pair: Vec<String> = self
                 .link
@@ -62,7 +63,7 @@ impl SharedSeen {
                 .await?;
             pair.get(1)
                 .cloned()
-                .ok_or_else(|| format!("CONFIG GET {name} gave no value"))
+                .ok_or_else(|| RedisError::NoValue(format!("CONFIG GET {name}")))
         };
         Ok((get("appendonly").await?, get("appendfsync").await?))
     }
@@ -100,9 +101,9 @@ impl SharedSeen {
         account: &str,
         dedup_key: &str,
         answer: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, RedisError> {
         let key = key(account, dedup_key);
-        let earlier: Result<Option<String>, String> = self
+        let earlier: Result<Option<String>, RedisError> = self
             .link
             .query(
                 redis::cmd("SET")
@@ -117,7 +118,7 @@ impl SharedSeen {
         match earlier {
             // Redis before 7.0 refuses NX with GET. (The tests run Redis 7, so this
             // branch is not exercised by them.)
-            Err(error) if error.contains("syntax") => {
+            Err(error) if error.is_syntax_refusal() => {
                 if let Some(earlier) = self.get_raw(&key).await? {
                     return Ok(Some(earlier));
                 }
@@ -132,7 +133,7 @@ impl SharedSeen {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn get_raw(&self, key: &str) -> Result<Option<String>, String> {
+    pub async fn get_raw(&self, key: &str) -> Result<Option<String>, RedisError> {
         self.link.query(redis::cmd("GET").arg(key)).await
     }
 
@@ -140,7 +141,7 @@ impl SharedSeen {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn claim_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<bool, String> {
+    pub async fn claim_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<bool, RedisError> {
         let set: Option<String> = self
             .link
             .query(
@@ -159,7 +160,7 @@ impl SharedSeen {
     ///
     /// # Errors
     /// Redis errors.
-    pub async fn put_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<(), String> {
+    pub async fn put_raw(&self, key: &str, value: &str, ttl_s: u64) -> Result<(), RedisError> {
         self.link
             .query(redis::cmd("SET").arg(key).arg(value).arg("EX").arg(ttl_s))
             .await

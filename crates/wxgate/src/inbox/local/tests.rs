@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::tables::{DEAD, DUE, META};
 use super::*;
 use crate::inbox::{Accepted, DeliveryState, Record};
 
@@ -44,26 +45,33 @@ async fn states_are_counted_and_listed_from_their_indexes() {
     let pending = stored(&inbox, "m:3", NOW).await;
     finish(&inbox, delivered.clone(), DeliveryState::Delivered).await;
     finish(&inbox, dead.clone(), DeliveryState::Dead).await;
-    assert_eq!(inbox.counts().unwrap(), (1, 1, 1));
+    assert_eq!(inbox.counts().await.unwrap(), (1, 1, 1));
     let ids = |records: Vec<Record>| records.iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
-        ids(inbox.list(Some(DeliveryState::Dead), 10).unwrap()),
+        ids(inbox.list(Some(DeliveryState::Dead), 10).await.unwrap()),
         vec![dead.id]
     );
     assert_eq!(
-        ids(inbox.list(Some(DeliveryState::Pending), 10).unwrap()),
+        ids(inbox.list(Some(DeliveryState::Pending), 10).await.unwrap()),
         vec![pending.id]
     );
     assert_eq!(
-        ids(inbox.list(Some(DeliveryState::Delivered), 10).unwrap()),
+        ids(inbox
+            .list(Some(DeliveryState::Delivered), 10)
+            .await
+            .unwrap()),
         vec![delivered.id]
     );
-    assert_eq!(ids(inbox.list(None, 2).unwrap()), vec![pending.id, dead.id]);
+    assert_eq!(
+        ids(inbox.list(None, 2).await.unwrap()),
+        vec![pending.id, dead.id]
+    );
     // A dead letter retried and delivered leaves the dead index.
     finish(&inbox, dead, DeliveryState::Delivered).await;
-    assert_eq!(inbox.counts().unwrap(), (1, 2, 0));
+    assert_eq!(inbox.counts().await.unwrap(), (1, 2, 0));
     assert!(inbox
         .list(Some(DeliveryState::Dead), 10)
+        .await
         .unwrap()
         .is_empty());
 }
@@ -84,19 +92,25 @@ async fn purge_takes_only_the_asked_states_and_never_pending() {
     assert_eq!(
         inbox
             .purge(NOW - 7 * DAY, &[DeliveryState::Delivered])
+            .await
             .unwrap(),
         1
     );
-    assert_eq!(inbox.counts().unwrap(), (1, 1, 1), "dead and pending stay");
+    assert_eq!(
+        inbox.counts().await.unwrap(),
+        (1, 1, 1),
+        "dead and pending stay"
+    );
     // `wxgate inbox purge`: delivered and dead.
     assert_eq!(
         inbox
             .purge(NOW + 1, &[DeliveryState::Delivered, DeliveryState::Dead])
+            .await
             .unwrap(),
         2
     );
     assert_eq!(
-        inbox.counts().unwrap(),
+        inbox.counts().await.unwrap(),
         (1, 0, 0),
         "pending is never purged"
     );
@@ -140,8 +154,14 @@ async fn the_dead_index_is_built_for_an_older_inbox() {
         }
     };
     let inbox = LocalInbox::new(db, 0).unwrap();
-    assert_eq!(inbox.counts().unwrap(), (1, 0, 1));
-    let due: Vec<u64> = inbox.due(NOW, 10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(inbox.counts().await.unwrap(), (1, 0, 1));
+    let due: Vec<u64> = inbox
+        .due(NOW, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(
         due,
         vec![2],
