@@ -69,7 +69,10 @@ fn same_tree(a: &Element, b: &Element) -> bool {
         && a.text == b.text
         && a.array == b.array
         && a.children.len() == b.children.len()
-        && a.children.iter().zip(&b.children).all(|(x, y)| same_tree(x, y))
+        && a.children
+            .iter()
+            .zip(&b.children)
+            .all(|(x, y)| same_tree(x, y))
 }
 
 fuzz_target!(|data: &[u8]| {
