@@ -9,7 +9,7 @@
 //! again, as WeChat would.
 #![no_main]
 
-use aes::cipher::{block_padding::NoPadding, BlockEncryptMut, KeyIvInit};
+use aes::cipher::{block_padding::NoPadding, BlockModeEncrypt, KeyIvInit};
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use wxgate_proto::reply::Reply;
@@ -23,7 +23,7 @@ fn encrypt_raw(key: &EncodingAesKey, buffer: &[u8]) -> String {
     buf.resize(buffer.len().div_ceil(16).max(1) * 16, 0);
     let len = buf.len();
     let out = cbc::Encryptor::<aes::Aes256>::new(key.key_bytes().into(), (&key.iv()).into())
-        .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+        .encrypt_padded::<NoPadding>(&mut buf, len)
         .expect("a multiple of the block size")
         .to_vec();
     base64::engine::general_purpose::STANDARD.encode(out)

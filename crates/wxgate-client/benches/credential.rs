@@ -2,10 +2,11 @@
 //! `get` (what every admin API call does), with the token already fetched from the
 //! emulator. Plus the JS-SDK signature the jssdk_config endpoint computes.
 
+use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use wxgate_client::{
     AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialKind, MemoryStore,
 };

@@ -1,7 +1,9 @@
 //! Hot paths of the callback: signature check, decrypt + parse of a text message,
 //! render + encrypt of a reply. Inputs come from the shared vectors.
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
 use wxgate_proto::reply::Reply;
 use wxgate_proto::signature::{jssdk_signature, msg_signature, url_signature};
 use wxgate_proto::{envelope, EncodingAesKey, Message, MsgCrypt};

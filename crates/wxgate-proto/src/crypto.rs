@@ -10,7 +10,7 @@
 //! The 16 random bytes are an argument: this crate draws no randomness.
 
 use aes::cipher::{
-    block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit,
+    block_padding::NoPadding, BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit,
 };
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
@@ -169,7 +169,7 @@ impl MsgCrypt {
         let len = buf.len();
         let encryptor = Aes256CbcEnc::inner_iv_init(self.cipher.clone(), (&self.iv).into());
         let ciphertext = encryptor
-            .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+            .encrypt_padded::<NoPadding>(&mut buf, len)
             .expect("buffer length is a multiple of 32");
         STANDARD.encode(ciphertext)
     }
@@ -213,7 +213,7 @@ impl MsgCrypt {
         }
         let decryptor = Aes256CbcDec::inner_iv_init(self.cipher.clone(), (&self.iv).into());
         let plain = decryptor
-            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .decrypt_padded::<NoPadding>(&mut buf)
             .map_err(|_| Error::BadCiphertext {
                 reason: "AES block error".to_owned(),
             })?;

@@ -6,7 +6,8 @@
 //! DOCTYPE and therefore every entity declaration; only the five predefined entities and
 //! character references are expanded. Depth and element count are bounded.
 
-use quick_xml::events::Event;
+use quick_xml::escape::resolve_xml_entity;
+use quick_xml::events::{BytesRef, Event};
 use quick_xml::Reader;
 
 use crate::Error;
@@ -77,7 +78,7 @@ pub fn parse(xml: &str) -> Result<Element, Error> {
                     return Err(malformed("document too deep or too large".to_owned()));
                 }
                 stack.push(Element {
-                    name: element_name(start.name().as_ref())?,
+                    name: start.name().as_ref().to_owned(),
                     ..Element::default()
                 });
             }
@@ -87,7 +88,7 @@ pub fn parse(xml: &str) -> Result<Element, Error> {
                     return Err(malformed("document too large".to_owned()));
                 }
                 let element = Element {
-                    name: element_name(start.name().as_ref())?,
+                    name: start.name().as_ref().to_owned(),
                     ..Element::default()
                 };
                 match stack.last_mut() {
@@ -102,25 +103,16 @@ pub fn parse(xml: &str) -> Result<Element, Error> {
                     None => return Ok(done),
                 }
             }
-            Event::Text(text) => {
-                let unescaped = text
-                    .unescape()
-                    .map_err(|e| malformed(format!("bad entity or character reference: {e}")))?;
-                match stack.last_mut() {
-                    Some(current) => current.text.push_str(&unescaped),
-                    None if unescaped.trim().is_empty() => {}
-                    None => return Err(malformed("text outside the root element".to_owned())),
-                }
+            Event::Text(text) => push_text(&mut stack, &text)?,
+            Event::GeneralRef(reference) => {
+                let mut char_buf = [0u8; 4];
+                let resolved = resolve_reference(&reference, &mut char_buf).map_err(malformed)?;
+                push_text(&mut stack, resolved)?;
             }
-            Event::CData(data) => {
-                let bytes = data.into_inner();
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|_| malformed("CDATA is not UTF-8".to_owned()))?;
-                match stack.last_mut() {
-                    Some(current) => current.text.push_str(text),
-                    None => return Err(malformed("CDATA outside the root element".to_owned())),
-                }
-            }
+            Event::CData(data) => match stack.last_mut() {
+                Some(current) => current.text.push_str(&data),
+                None => return Err(malformed("CDATA outside the root element".to_owned())),
+            },
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
             Event::Eof => {
                 return Err(malformed(if stack.is_empty() {
@@ -136,12 +128,37 @@ pub fn parse(xml: &str) -> Result<Element, Error> {
     }
 }
 
-fn element_name(raw: &[u8]) -> Result<String, Error> {
-    std::str::from_utf8(raw)
-        .map(str::to_owned)
-        .map_err(|_| Error::MalformedXml {
-            reason: "element name is not UTF-8".to_owned(),
-        })
+/// Appends text (a text node, or a resolved reference) to the open element; outside the
+/// root only whitespace is allowed.
+fn push_text(stack: &mut [Element], text: &str) -> Result<(), Error> {
+    match stack.last_mut() {
+        Some(current) => current.text.push_str(text),
+        None if text.trim().is_empty() => {}
+        None => {
+            return Err(Error::MalformedXml {
+                reason: "text outside the root element".to_owned(),
+            })
+        }
+    }
+    Ok(())
+}
+
+/// The text of `&name;`: a character reference or one of the five predefined entities.
+/// Any other entity is undefined, since a DOCTYPE (which could declare one) is refused.
+fn resolve_reference<'a>(
+    reference: &'a BytesRef<'_>,
+    buf: &'a mut [u8; 4],
+) -> Result<&'a str, String> {
+    match reference.resolve_char_ref() {
+        Ok(Some(c)) => Ok(c.encode_utf8(buf)),
+        Ok(None) => resolve_xml_entity(reference).ok_or_else(|| {
+            format!(
+                "bad entity or character reference: undefined entity &{};",
+                crate::limits::shorten(reference)
+            )
+        }),
+        Err(e) => Err(format!("bad entity or character reference: {e}")),
+    }
 }
 
 /// Whether XML 1.0 allows `c` in a document (production \[2\] `Char`): tab, newline,
@@ -217,6 +234,33 @@ mod tests {
         assert_eq!(root.text_of("B"), Some("1 < 2"));
         assert_eq!(root.text_of("C"), Some(""));
         assert_eq!(root.text_of("D"), None);
+    }
+
+    #[test]
+    fn references_expand_and_undefined_ones_are_refused() {
+        let root =
+            parse("&#32;<xml><A>&lt;&gt;&amp;&apos;&quot;</A><B>a&#65;&#x42;&#x4e2d;z</B></xml>")
+                .unwrap();
+        assert_eq!(root.text_of("A"), Some("<>&'\""));
+        assert_eq!(root.text_of("B"), Some("aAB中z"));
+        for bad in [
+            "<xml><A>&#0;</A></xml>",
+            "<xml><A>&#xZZ;</A></xml>",
+            "&amp;<xml></xml>",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(Error::MalformedXml { .. })),
+                "{bad:?}"
+            );
+        }
+        let long = format!("<xml><A>&{};</A></xml>", "e".repeat(10_000));
+        let Err(Error::MalformedXml { reason }) = parse(&long) else {
+            panic!("an undefined entity is refused")
+        };
+        assert!(
+            reason.contains("undefined entity") && reason.len() < 200,
+            "{reason}"
+        );
     }
 
     #[test]

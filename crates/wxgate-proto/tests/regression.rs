@@ -78,12 +78,12 @@ fn sort_is_bytewise_not_numeric() {
 }
 
 fn raw_encrypt(key: &EncodingAesKey, plaintext: &[u8]) -> String {
-    use aes::cipher::{block_padding::NoPadding, BlockEncryptMut, KeyIvInit};
+    use aes::cipher::{block_padding::NoPadding, BlockModeEncrypt, KeyIvInit};
     use base64::Engine;
     let mut buf = plaintext.to_vec();
     let len = buf.len();
     let out = cbc::Encryptor::<aes::Aes256>::new(key.key_bytes().into(), (&key.iv()).into())
-        .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+        .encrypt_padded::<NoPadding>(&mut buf, len)
         .unwrap()
         .to_vec();
     base64::engine::general_purpose::STANDARD.encode(out)

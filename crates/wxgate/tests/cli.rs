@@ -934,11 +934,12 @@ struct Certs {
 }
 
 fn certs() -> Certs {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
     let leaf = |names: Vec<String>, expired: bool| {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(names).unwrap();
@@ -946,7 +947,7 @@ fn certs() -> Certs {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
         }
-        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
         (cert.der().to_vec(), key.serialize_der())
     };
     let self_signed = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -955,7 +956,7 @@ fn certs() -> Certs {
         good: leaf(vec!["localhost".into()], false),
         self_signed: (
             self_signed.cert.der().to_vec(),
-            self_signed.key_pair.serialize_der(),
+            self_signed.signing_key.serialize_der(),
         ),
         expired: leaf(vec!["localhost".into()], true),
         wrong_host: leaf(vec!["other.example".into()], false),

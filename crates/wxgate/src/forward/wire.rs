@@ -2,7 +2,7 @@
 //! message, the HMAC signature of a delivery, and the service's `{"reply": {...}}`
 //! ([`ServiceReply`]), which is also the form stored with the inbox record.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
