@@ -129,7 +129,9 @@ impl AppState {
         let db = Db::open(&config.data_dir.join("wxgate.redb")).map_err(|e| e.to_string())?;
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisStore::connect(url.expose_secret()).await?;
+                let redis = RedisStore::connect(url.expose_secret())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let shared = SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }
