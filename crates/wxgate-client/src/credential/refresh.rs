@@ -1,6 +1,11 @@
 //! The single-flight refresh, stage by stage: hand out what is cached (or wait out the
 //! backoff), adopt a newer credential from the store, take the store's lease (or wait
-//! for its holder's result), fetch, release the lease, and store.
+//! for its holder's result), fetch, store, and release the lease.
+//!
+//! The lease covers the fetch and the store write: it is released only once the new
+//! credential is stored, and whoever takes it next on a shared store reads the store
+//! again first. So an instance that read the store just before another one refreshed
+//! finds that result under the lease instead of fetching a second time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -117,16 +122,18 @@ impl CredentialCenter {
                 Leased::Use(credential) => return Ok(credential),
                 Leased::Fetch(lease) => lease,
             };
-            let fetched = self.fetch_new(&attempt, &mut backoff).await;
+            // The lease is held until the new credential is stored.
+            let result = match self.fetch_new(&attempt, &mut backoff).await {
+                Ok(credential) => {
+                    self.store_new(&attempt, &credential, lease).await;
+                    Ok(credential)
+                }
+                Err(err) => self.fetch_failed(&attempt, &mut backoff, now, err),
+            };
             if let Some(fence) = lease {
                 let _ = self.store.unlock(&attempt.key, fence).await;
             }
-            let credential = match fetched {
-                Ok(credential) => credential,
-                Err(err) => return self.fetch_failed(&attempt, &mut backoff, now, err),
-            };
-            self.store_new(&attempt, &credential, lease).await;
-            Ok(credential)
+            result
         })
     }
 
@@ -152,7 +159,16 @@ impl CredentialCenter {
     /// refuses to, see [`CredentialCenter::lock_failed`]).
     async fn take_lease(&self, attempt: &Attempt<'_>, now: i64) -> Result<Leased, Error> {
         match self.store.try_lock(&attempt.key, LEASE_TTL).await {
-            Ok(Some(fence)) => Ok(Leased::Fetch(Some(fence))),
+            Ok(Some(fence)) => {
+                // The previous holder may have stored its result after our first read.
+                if self.store.shared() {
+                    if let Some(stored) = self.newer_stored(attempt, self.now()).await {
+                        let _ = self.store.unlock(&attempt.key, fence).await;
+                        return Ok(Leased::Use(stored));
+                    }
+                }
+                Ok(Leased::Fetch(Some(fence)))
+            }
             Ok(None) => Ok(match self.wait_for_holder(attempt).await {
                 Some(stored) => Leased::Use(stored),
                 None => Leased::Fetch(None),
