@@ -10,9 +10,10 @@
 //!   someone does: that holder stores its newer token.
 //!
 //! Redis down: every call fails within [`crate::redis::REDIS_DEADLINE`] with a clear
-//! error. The credential center then keeps serving the token it has in memory and
-//! refreshes without the lease (see `CredentialCenter`). The link reconnects on the
-//! next call once Redis is back.
+//! error (the lease and the fenced write within [`LEASE_DEADLINE`]). The credential
+//! center then keeps serving the token it has in memory and refreshes without the
+//! lease (see `CredentialCenter`). The link reconnects on the next call once Redis is
+//! back.
 
 use std::time::Duration;
 
@@ -21,6 +22,13 @@ use wxgate_client::credential::{Fence, StoreError, StoreFuture};
 use wxgate_client::{Credential, CredentialStore};
 
 use crate::redis::RedisLink;
+
+/// Longest wait for the lease and for the fenced write. A timeout of either leaves its
+/// outcome unknown (the lease may be granted to nobody who knows it, the write may be
+/// done), so they wait longer than the callback path's [`crate::redis::REDIS_DEADLINE`]:
+/// a slow Redis then rarely makes an instance refresh without the lease. A Redis that
+/// is down fails at once (connection refused) or within the connect deadline.
+pub const LEASE_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// A [`CredentialStore`] on Redis.
 #[derive(Clone, Debug)]
@@ -142,7 +150,7 @@ impl CredentialStore for RedisStore {
                 .arg(ttl);
             let written: i64 = self
                 .link
-                .invoke(&script)
+                .invoke_within(LEASE_DEADLINE, &script)
                 .await
                 .map_err(StoreError::unavailable)?;
             saved(lease, written == 1)
@@ -159,7 +167,7 @@ impl CredentialStore for RedisStore {
                 .arg(ttl.as_millis() as u64);
             let fence: u64 = self
                 .link
-                .invoke(&script)
+                .invoke_within(LEASE_DEADLINE, &script)
                 .await
                 .map_err(StoreError::unavailable)?;
             Ok((fence != 0).then(|| Fence::new(fence)))
