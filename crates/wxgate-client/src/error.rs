@@ -33,7 +33,7 @@ pub enum Error {
     },
     /// The credential store failed (the fetched credential is still used).
     #[error("credential store: {0}")]
-    Store(String),
+    Store(crate::credential::StoreError),
     /// A refresh failed recently and the next attempt waits (exponential backoff).
     #[error("{what} for account {account} is unavailable: the last refresh failed ({last}); next attempt in {retry_in_s}s")]
     Backoff {
@@ -55,7 +55,7 @@ pub enum Error {
         /// The store's name.
         store: &'static str,
         /// Why the lease could not be taken.
-        reason: String,
+        reason: crate::credential::StoreError,
     },
     /// No such account in the credential center.
     #[error("unknown account {0:?}")]

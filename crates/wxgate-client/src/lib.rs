@@ -16,6 +16,6 @@ mod error;
 pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
 pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
-    CredentialStore, MemoryStore, TokenEndpoint,
+    CredentialStore, Fence, MemoryStore, StoreError, TokenEndpoint,
 };
 pub use error::{hint, redact_url, Error, SECRET_PARAMS};

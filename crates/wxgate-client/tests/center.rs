@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wxgate_client::credential::StoreFuture;
 use wxgate_client::{
     AccountSecrets, CenterConfig, Client, Credential, CredentialCenter, CredentialKind,
-    CredentialStore, Error, MemoryStore, TokenEndpoint,
+    CredentialStore, Error, Fence, MemoryStore, StoreError, TokenEndpoint,
 };
 use wxgate_emu::{App, Emulator, EmulatorConfig};
 
@@ -346,32 +347,21 @@ struct BrokenStore {
 }
 
 impl CredentialStore for BrokenStore {
-    fn load<'a>(
-        &'a self,
-        _key: &'a str,
-    ) -> wxgate_client::credential::StoreFuture<'a, Option<Credential>> {
-        Box::pin(async { Err("disk on fire".to_owned()) })
+    fn load<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, Option<Credential>> {
+        Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
     fn save<'a>(
         &'a self,
         _key: &'a str,
         _c: &'a Credential,
-        _fence: u64,
-    ) -> wxgate_client::credential::StoreFuture<'a, ()> {
-        Box::pin(async { Err("disk on fire".to_owned()) })
+        _lease: Option<Fence>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
-    fn try_lock<'a>(
-        &'a self,
-        _key: &'a str,
-        _ttl: Duration,
-    ) -> wxgate_client::credential::StoreFuture<'a, Option<u64>> {
-        Box::pin(async { Err("disk on fire".to_owned()) })
+    fn try_lock<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, Option<Fence>> {
+        Box::pin(async { Err(StoreError::unavailable("disk on fire")) })
     }
-    fn unlock<'a>(
-        &'a self,
-        _key: &'a str,
-        _fence: u64,
-    ) -> wxgate_client::credential::StoreFuture<'a, ()> {
+    fn unlock<'a>(&'a self, _key: &'a str, _fence: Fence) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
     fn name(&self) -> &'static str {

@@ -133,9 +133,7 @@ impl AppState {
         let db = Db::open(&config.data_dir.join("wxgate.redb"))?;
         let (store, shared): (Arc<dyn CredentialStore>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisStore::connect(url.expose_secret())
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let redis = RedisStore::connect(url.expose_secret()).await?;
                 let shared = SharedSeen::new(redis.link());
                 (Arc::new(redis), Some(shared))
             }

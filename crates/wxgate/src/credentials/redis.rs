@@ -5,29 +5,56 @@
 //!   `SET {key}:lease <fence> NX PX ttl` grants it to one instance at a time.
 //! * `save` is fenced: a Lua script writes only if the caller's fence is still the
 //!   newest grant, so an instance that paused past its lease (GC, swap, a stopped VM)
-//!   cannot overwrite the token a newer lease holder stored.
+//!   cannot overwrite the token a newer lease holder stored. A save without a lease
+//!   writes only while nobody holds the lease, and is skipped without an error while
+//!   someone does: that holder stores its newer token.
 //!
 //! Redis down: every call fails within [`crate::redis::REDIS_DEADLINE`] with a clear
-//! error. The credential center then keeps serving the token it has in memory and
-//! refreshes without the lease (see `CredentialCenter`). The link reconnects on the
-//! next call once Redis is back.
+//! error (the lease and the fenced write within [`LEASE_DEADLINE`]). The credential
+//! center then keeps serving the token it has in memory and refreshes without the
+//! lease (see `CredentialCenter`). The link reconnects on the next call once Redis is
+//! back.
 
 use std::time::Duration;
 
 use redis::Script;
-use wxgate_client::credential::StoreFuture;
+use wxgate_client::credential::{Fence, StoreError, StoreFuture};
 use wxgate_client::{Credential, CredentialStore};
 
 use crate::redis::RedisLink;
+
+/// Longest wait for the lease and for the fenced write. A timeout of either leaves its
+/// outcome unknown (the lease may be granted to nobody who knows it, the write may be
+/// done), so they wait longer than the callback path's [`crate::redis::REDIS_DEADLINE`]:
+/// a slow Redis then rarely makes an instance refresh without the lease. A Redis that
+/// is down fails at once (connection refused) or within the connect deadline.
+pub const LEASE_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// A [`CredentialStore`] on Redis.
 #[derive(Clone, Debug)]
 pub struct RedisStore {
     link: RedisLink,
 }
-/// KEYS: value, fence counter, lease. ARGV: fence (0 = no lease), JSON, ttl seconds.
-/// Writes when the fence is the newest granted, or, without a lease, when nobody holds
-/// one.
+
+/// Why the Redis credential store cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `redis_url` is not a Redis URL.
+    #[error("{0}")]
+    Url(Box<dyn std::error::Error + Send + Sync>),
+    /// Redis did not answer the first `PING`.
+    #[error("cannot reach redis at {url}: {reason}; start it or correct redis_url")]
+    Unreachable {
+        /// The URL, its password hidden.
+        url: String,
+        /// Why.
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// KEYS: value, fence counter, lease. ARGV: fence (`0` when the write has no lease;
+/// granted fences start at 1), JSON, ttl seconds. Writes when the fence is the newest
+/// granted, or, without a lease, when nobody holds one. Returns 1 when written.
 const SAVE_FENCED: &str = r#"
 local fence = tonumber(ARGV[1])
 if fence == 0 then
@@ -61,20 +88,31 @@ impl RedisStore {
     ///
     /// # Errors
     /// An invalid URL or an unreachable server.
-    pub async fn connect(redis_url: &str) -> Result<RedisStore, String> {
-        let link = RedisLink::new(redis_url).map_err(|e| e.to_string())?;
-        let _: String = link.query(&redis::cmd("PING")).await.map_err(|e| {
-            format!(
-                "cannot reach redis at {}: {e}",
-                crate::redis::shown_url(redis_url)
-            )
-        })?;
+    pub async fn connect(redis_url: &str) -> Result<RedisStore, ConnectError> {
+        let link = RedisLink::new(redis_url).map_err(|e| ConnectError::Url(e.into()))?;
+        let _: String =
+            link.query(&redis::cmd("PING"))
+                .await
+                .map_err(|e| ConnectError::Unreachable {
+                    url: crate::redis::shown_url(redis_url),
+                    reason: e.into(),
+                })?;
         Ok(RedisStore { link })
     }
 
     /// The link, for the other shared state.
     pub fn link(&self) -> RedisLink {
         self.link.clone()
+    }
+}
+
+/// What the fenced write's answer means for the caller.
+fn saved(lease: Option<Fence>, written: bool) -> Result<(), StoreError> {
+    match (lease, written) {
+        (_, true) => Ok(()),
+        // Another instance holds the lease: it stores the token it fetches.
+        (None, false) => Ok(()),
+        (Some(fence), false) => Err(StoreError::Superseded { fence }),
     }
 }
 
@@ -85,9 +123,9 @@ impl CredentialStore for RedisStore {
                 .link
                 .query(redis::cmd("GET").arg(key))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(StoreError::unavailable)?;
             value
-                .map(|v| serde_json::from_str(&v).map_err(|e| e.to_string()))
+                .map(|v| serde_json::from_str(&v).map_err(StoreError::Corrupt))
                 .transpose()
         })
     }
@@ -96,10 +134,10 @@ impl CredentialStore for RedisStore {
         &'a self,
         key: &'a str,
         credential: &'a Credential,
-        fence: u64,
+        lease: Option<Fence>,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let json = serde_json::to_string(credential).map_err(|e| e.to_string())?;
+            let json = serde_json::to_string(credential).map_err(StoreError::Corrupt)?;
             let ttl = (credential.expires_at - wxgate_client::clock::now()).max(1);
             let source = Script::new(SAVE_FENCED);
             let mut script = source.prepare_invoke();
@@ -107,20 +145,19 @@ impl CredentialStore for RedisStore {
                 .key(key)
                 .key(format!("{key}:fence"))
                 .key(format!("{key}:lease"))
-                .arg(if fence == u64::MAX { 0 } else { fence })
+                .arg(lease.map_or(0, Fence::get))
                 .arg(json)
                 .arg(ttl);
-            let written: i64 = self.link.invoke(&script).await.map_err(|e| e.to_string())?;
-            if written == 0 && fence != u64::MAX {
-                return Err(format!(
-                    "lease {fence} was superseded by a newer refresh; the newer token stays"
-                ));
-            }
-            Ok(())
+            let written: i64 = self
+                .link
+                .invoke_within(LEASE_DEADLINE, &script)
+                .await
+                .map_err(StoreError::unavailable)?;
+            saved(lease, written == 1)
         })
     }
 
-    fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+    fn try_lock<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, Option<Fence>> {
         Box::pin(async move {
             let source = Script::new(LOCK);
             let mut script = source.prepare_invoke();
@@ -128,17 +165,25 @@ impl CredentialStore for RedisStore {
                 .key(format!("{key}:lease"))
                 .key(format!("{key}:fence"))
                 .arg(ttl.as_millis() as u64);
-            let fence: u64 = self.link.invoke(&script).await.map_err(|e| e.to_string())?;
-            Ok((fence != 0).then_some(fence))
+            let fence: u64 = self
+                .link
+                .invoke_within(LEASE_DEADLINE, &script)
+                .await
+                .map_err(StoreError::unavailable)?;
+            Ok((fence != 0).then(|| Fence::new(fence)))
         })
     }
 
-    fn unlock<'a>(&'a self, key: &'a str, fence: u64) -> StoreFuture<'a, ()> {
+    fn unlock<'a>(&'a self, key: &'a str, fence: Fence) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let source = Script::new(UNLOCK);
             let mut script = source.prepare_invoke();
-            script.key(format!("{key}:lease")).arg(fence);
-            let _: i64 = self.link.invoke(&script).await.map_err(|e| e.to_string())?;
+            script.key(format!("{key}:lease")).arg(fence.get());
+            let _: i64 = self
+                .link
+                .invoke(&script)
+                .await
+                .map_err(StoreError::unavailable)?;
             Ok(())
         })
     }
@@ -148,5 +193,26 @@ impl CredentialStore for RedisStore {
     }
     fn shared(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_write_is_an_error_only_under_a_lease() {
+        assert!(saved(Some(Fence::new(3)), true).is_ok());
+        assert!(saved(None, true).is_ok());
+        assert!(
+            saved(None, false).is_ok(),
+            "the lease holder stores its token"
+        );
+        let refused = saved(Some(Fence::new(3)), false).unwrap_err();
+        assert!(
+            matches!(refused, StoreError::Superseded { fence } if fence == Fence::new(3)),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains("superseded"), "{refused}");
     }
 }

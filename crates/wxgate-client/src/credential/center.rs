@@ -1,0 +1,252 @@
+//! The center itself: its accounts, the lock-free lookups, compare-and-expire on a
+//! rejected token, and the background refresher.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use secrecy::ExposeSecret;
+
+use super::stats::{Counters, DailyFetches};
+use super::{
+    AccountSecrets, CenterConfig, CenterStats, Credential, CredentialKind, CredentialStore,
+};
+use crate::api::Client;
+use crate::Error;
+
+/// Where a failed refresh left off: the next attempt waits until `until`.
+#[derive(Debug, Default)]
+pub(super) struct Backoff {
+    pub(super) failures: u32,
+    pub(super) until: i64,
+    pub(super) last: String,
+}
+
+/// One account's one credential.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    pub(super) current: ArcSwapOption<Credential>,
+    /// The single-flight gate: held for the whole refresh.
+    pub(super) gate: tokio::sync::Mutex<Backoff>,
+    /// The value last rejected by WeChat: never reused from the store.
+    pub(super) rejected: Mutex<Option<String>>,
+    pub(super) fetches_today: DailyFetches,
+}
+
+#[derive(Debug)]
+pub(super) struct AccountState {
+    pub(super) secrets: AccountSecrets,
+    pub(super) slots: [Slot; 2],
+}
+
+impl AccountState {
+    pub(super) fn slot(&self, kind: CredentialKind) -> &Slot {
+        &self.slots[kind.index()]
+    }
+}
+
+/// The credential center.
+pub struct CredentialCenter {
+    pub(super) client: Client,
+    pub(super) store: Arc<dyn CredentialStore>,
+    pub(super) config: CenterConfig,
+    pub(super) accounts: HashMap<String, AccountState>,
+    pub(super) counters: Counters,
+    clock_offset: AtomicI64,
+}
+
+impl std::fmt::Debug for CredentialCenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCenter")
+            .field("store", &self.store.name())
+            .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialCenter {
+    /// A center for these accounts.
+    pub fn new(
+        client: Client,
+        store: Arc<dyn CredentialStore>,
+        config: CenterConfig,
+        accounts: Vec<AccountSecrets>,
+    ) -> Arc<Self> {
+        Arc::new(CredentialCenter {
+            client,
+            store,
+            config,
+            accounts: accounts
+                .into_iter()
+                .map(|secrets| {
+                    (
+                        secrets.name.clone(),
+                        AccountState {
+                            secrets,
+                            slots: Default::default(),
+                        },
+                    )
+                })
+                .collect(),
+            counters: Counters::default(),
+            clock_offset: AtomicI64::new(0),
+        })
+    }
+
+    /// The API client (for calls that take a token).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The store's name.
+    pub fn store_name(&self) -> &'static str {
+        self.store.name()
+    }
+
+    /// The AppID of an account.
+    pub fn app_id(&self, account: &str) -> Option<&str> {
+        self.accounts
+            .get(account)
+            .map(|a| a.secrets.app_id.as_str())
+    }
+
+    /// The AppSecret of an account (for OAuth exchanges; never log it).
+    pub fn secret(&self, account: &str) -> Option<&str> {
+        self.accounts
+            .get(account)
+            .map(|a| a.secrets.secret.expose_secret())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CenterStats {
+        self.counters.snapshot()
+    }
+
+    /// Fetches today for an account's credential.
+    pub fn fetches_today(&self, account: &str, kind: CredentialKind) -> u32 {
+        self.accounts
+            .get(account)
+            .map(|a| a.slot(kind).fetches_today.today())
+            .unwrap_or(0)
+    }
+
+    /// The center's clock (Unix seconds); tests shift it with [`CredentialCenter::advance_clock`].
+    pub fn now(&self) -> i64 {
+        crate::clock::now() + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves the center's clock (tests of expiry).
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock_offset.fetch_add(seconds, Ordering::Relaxed);
+    }
+
+    pub(super) fn account(&self, name: &str) -> Result<&AccountState, Error> {
+        self.accounts
+            .get(name)
+            .ok_or_else(|| Error::UnknownAccount(name.to_owned()))
+    }
+
+    /// The cached credential, without any I/O (`None` when absent or expired).
+    pub fn cached(&self, account: &str, kind: CredentialKind) -> Option<Arc<Credential>> {
+        let now = self.now();
+        self.accounts
+            .get(account)?
+            .slot(kind)
+            .current
+            .load_full()
+            .filter(|c| c.is_valid(now))
+    }
+
+    /// A valid credential: the cached one without waiting, else a single-flight refresh.
+    ///
+    /// # Errors
+    /// The refresh's error, or [`Error::Backoff`] while a failed refresh waits.
+    pub async fn get(&self, account: &str, kind: CredentialKind) -> Result<Arc<Credential>, Error> {
+        if let Some(credential) = self.cached(account, kind) {
+            return Ok(credential);
+        }
+        self.refresh(account, kind, false).await
+    }
+
+    /// Expires `failed` if it is still the current credential (compare-and-expire).
+    /// Returns whether it was current.
+    pub fn invalidate(&self, account: &str, kind: CredentialKind, failed: &str) -> bool {
+        let Ok(state) = self.account(account) else {
+            return false;
+        };
+        let slot = state.slot(kind);
+        let current = slot.current.load_full();
+        let Some(current) = current.filter(|c| c.value == failed) else {
+            return false;
+        };
+        let swapped = slot.current.compare_and_swap(&Some(current.clone()), None);
+        if swapped.as_ref().map(|c| c.value.as_str()) != Some(failed) {
+            return false;
+        }
+        *slot.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some(failed.to_owned());
+        if current.is_valid(self.now()) {
+            Counters::bump(&self.counters.foreign);
+            tracing::warn!(
+                account,
+                app_id = %state.secrets.app_id,
+                credential = kind.as_str(),
+                "WeChat rejected the {} before its expiry although wxgate did not replace it: another system is refreshing this AppID (it invalidates wxgate's token); make wxgate the only holder of this AppID's token",
+                kind.as_str()
+            );
+        }
+        true
+    }
+
+    /// Runs `call` with the account's access_token; when WeChat rejects the token
+    /// (40001, 40014, 42001), expires it (compare-and-expire) and retries once.
+    ///
+    /// # Errors
+    /// The call's error, or the refresh's.
+    pub async fn with_access_token<T, F, Fut>(&self, account: &str, call: F) -> Result<T, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let credential = self.get(account, CredentialKind::AccessToken).await?;
+        match call(credential.value.clone()).await {
+            Err(err) if err.is_token_rejected() => {
+                self.invalidate(account, CredentialKind::AccessToken, &credential.value);
+                let fresh = self.get(account, CredentialKind::AccessToken).await?;
+                call(fresh.value.clone()).await
+            }
+            other => other,
+        }
+    }
+
+    /// Refreshes every credential that is due, once. The refresher calls this each tick.
+    pub async fn refresh_due(&self) {
+        let now = self.now();
+        for (name, state) in &self.accounts {
+            for kind in [CredentialKind::AccessToken, CredentialKind::JsapiTicket] {
+                let due = state
+                    .slot(kind)
+                    .current
+                    .load_full()
+                    .is_some_and(|c| c.is_due(now));
+                if due {
+                    let _ = self.refresh(name, kind, true).await;
+                }
+            }
+        }
+    }
+
+    /// Spawns the background refresher (refresh ahead of expiry).
+    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let center = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(center.config.refresh_tick);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                center.refresh_due().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! What the emulator remembers (tokens, tickets, OAuth codes, menus, interactions) and
+//! records (every call), and WeChat's error answer.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::distributions::{Alphanumeric, DistString};
+use serde_json::{json, Value};
+
+use crate::{App, Emulator};
+
+/// A recorded API call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// HTTP method.
+    pub method: String,
+    /// Path, e.g. `/cgi-bin/stable_token`.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Body (JSON text), empty for GET.
+    pub body: String,
+    /// The errcode answered (0 for success).
+    pub errcode: i64,
+}
+
+/// A valid access token: its app and expiry.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenInfo {
+    pub(crate) app_id: String,
+    pub(crate) expires_at: i64,
+}
+
+/// An OAuth code handed out by the consent page.
+#[derive(Debug, Clone)]
+pub(crate) struct OAuthCode {
+    pub(crate) app_id: String,
+    pub(crate) scope: String,
+    pub(crate) created_at: i64,
+    pub(crate) used: bool,
+}
+
+/// Everything the emulator remembers, behind one lock.
+#[derive(Debug, Default)]
+pub(crate) struct Inner {
+    pub(crate) now_offset_s: i64,
+    pub(crate) calls: Vec<Call>,
+    /// Valid global access tokens.
+    pub(crate) tokens: HashMap<String, TokenInfo>,
+    /// Latest classic token per app.
+    pub(crate) classic: HashMap<String, String>,
+    /// Current stable token per app.
+    pub(crate) stable: HashMap<String, String>,
+    /// Token fetches per app (for the daily quota).
+    pub(crate) fetches: HashMap<String, u32>,
+    pub(crate) tickets: HashMap<String, (String, i64)>,
+    pub(crate) codes: HashMap<String, OAuthCode>,
+    pub(crate) oauth_tokens: HashMap<String, (String, String, i64)>,
+    pub(crate) refresh_tokens: HashMap<String, (String, String)>,
+    pub(crate) interactions: HashMap<String, i64>,
+    pub(crate) menus: HashMap<String, Value>,
+    pub(crate) invalid_tokens: HashSet<String>,
+}
+
+/// `n` random letters and digits.
+pub(crate) fn random(n: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), n)
+}
+
+fn rid() -> String {
+    format!("rid: {}-{}-{}", random(8), random(8), random(8)).to_ascii_lowercase()
+}
+
+/// WeChat's error answer, its message ending with a request id as WeChat's does.
+pub(crate) fn error(errcode: i64, errmsg: &str) -> Value {
+    json!({ "errcode": errcode, "errmsg": format!("{errmsg} {}", rid()) })
+}
+
+impl Emulator {
+    /// The emulator's memory.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a call and its answer.
+    pub(crate) fn record(&self, method: &str, path: &str, query: &str, body: &str, answer: &Value) {
+        let errcode = answer.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+        self.lock().calls.push(Call {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            body: body.to_owned(),
+            errcode,
+        });
+    }
+
+    /// The app with this AppID.
+    pub(crate) fn app(&self, app_id: &str) -> Option<&App> {
+        self.config.apps.iter().find(|a| a.app_id == app_id)
+    }
+}
