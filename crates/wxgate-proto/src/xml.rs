@@ -106,7 +106,7 @@ pub fn parse(xml: &str) -> Result<Element, Error> {
             Event::Text(text) => push_text(&mut stack, &text)?,
             Event::GeneralRef(reference) => {
                 let mut char_buf = [0u8; 4];
-                let resolved = resolve_reference(&reference, &mut char_buf).map_err(malformed)?;
+                let resolved = resolve_reference(&reference, &mut char_buf)?;
                 push_text(&mut stack, resolved)?;
             }
             Event::CData(data) => match stack.last_mut() {
@@ -148,16 +148,17 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), Error> {
 fn resolve_reference<'a>(
     reference: &'a BytesRef<'_>,
     buf: &'a mut [u8; 4],
-) -> Result<&'a str, String> {
+) -> Result<&'a str, Error> {
+    let malformed = |reason: String| Error::MalformedXml { reason };
     match reference.resolve_char_ref() {
         Ok(Some(c)) => Ok(c.encode_utf8(buf)),
         Ok(None) => resolve_xml_entity(reference).ok_or_else(|| {
-            format!(
+            malformed(format!(
                 "bad entity or character reference: undefined entity &{};",
                 crate::limits::shorten(reference)
-            )
+            ))
         }),
-        Err(e) => Err(format!("bad entity or character reference: {e}")),
+        Err(e) => Err(malformed(format!("bad entity or character reference: {e}"))),
     }
 }
 

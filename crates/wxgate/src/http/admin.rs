@@ -298,8 +298,33 @@ async fn menu_delete(
 /// answers), the queue, each account's credentials (never their values) and the inbox.
 async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     let center = state.center();
+    let accounts = account_status(&state);
+    let redis = redis_status(&state).await;
+    let stats = center.stats();
+    let mut body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "storage": {
+            "backend": if state.shared().is_some() { "redis" } else { "redb" },
+            "credential_store": center.store_name(),
+            "redis": redis,
+        },
+        "credentials": {
+            "fetches": stats.fetches,
+            "failures": stats.failures,
+            "foreign_refreshes": stats.foreign_refreshes,
+            "store_failures": stats.store_failures,
+        },
+        "accounts": accounts,
+    });
+    add_inbox_status(&state, &mut body).await;
+    Json(body)
+}
+
+/// Each account: its kind of credentials, cached or not, and its fetches today.
+fn account_status(state: &AppState) -> Vec<Value> {
+    let center = state.center();
     let now = center.now();
-    let accounts: Vec<Value> = state
+    state
         .accounts()
         .into_iter()
         .map(|account| {
@@ -332,8 +357,12 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
                 },
             })
         })
-        .collect();
-    let redis = match state.shared() {
+        .collect()
+}
+
+/// Redis, when configured: reachable, and persistent the way the queue needs.
+async fn redis_status(state: &AppState) -> Value {
+    match state.shared() {
         None => Value::Null,
         Some(shared) => match shared.ping().await {
             Ok(()) => match shared.persistence().await {
@@ -347,23 +376,11 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             },
             Err(error) => json!({ "reachable": false, "error": error.to_string() }),
         },
-    };
-    let stats = center.stats();
-    let mut body = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "storage": {
-            "backend": if state.shared().is_some() { "redis" } else { "redb" },
-            "credential_store": center.store_name(),
-            "redis": redis,
-        },
-        "credentials": {
-            "fetches": stats.fetches,
-            "failures": stats.failures,
-            "foreign_refreshes": stats.foreign_refreshes,
-            "store_failures": stats.store_failures,
-        },
-        "accounts": accounts,
-    });
+    }
+}
+
+/// The inbox's counts and this instance's part of the Redis queue, into `body`.
+async fn add_inbox_status(state: &AppState, body: &mut Value) {
     if let Some(forwarder) = state.forwarder() {
         let inbox = forwarder.inbox();
         body["inbox"] = match inbox.counts().await {
@@ -380,7 +397,6 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             });
         }
     }
-    Json(body)
 }
 
 fn forwarder(state: &AppState) -> Result<&Arc<crate::forward::Forwarder>, HttpError> {
