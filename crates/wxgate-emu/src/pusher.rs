@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rand::{Rng, RngCore};
+use rand::{Rng, RngExt};
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::{self, PushParams};
 use wxgate_proto::{envelope, EncodingAesKey, Format, Message, MsgCrypt};
@@ -82,8 +82,8 @@ impl Pusher {
 
     /// The URL-verification GET; true when the echostr came back exactly.
     pub async fn verify_url(&self) -> bool {
-        let echostr = rand::thread_rng()
-            .gen_range(10u64.pow(17)..10u64.pow(18))
+        let echostr = rand::rng()
+            .random_range(10u64.pow(17)..10u64.pow(18))
             .to_string();
         let timestamp = crate::unix_now().to_string();
         let query = push::verification(&self.token, &timestamp, &nonce(), &echostr).query;
@@ -104,7 +104,7 @@ impl Pusher {
     /// Pushes `message` (XML, or a JSON object; signed now) with WeChat's retry policy.
     pub async fn push(&self, message: &str) -> PushOutcome {
         let mut random = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut random);
+        rand::rng().fill_bytes(&mut random);
         let timestamp = crate::unix_now().to_string();
         let nonce = nonce();
         let format = Format::detect(message).unwrap_or_default();
@@ -187,7 +187,7 @@ impl Pusher {
 }
 
 fn nonce() -> String {
-    rand::thread_rng()
-        .gen_range(100_000_000u32..1_000_000_000)
+    rand::rng()
+        .random_range(100_000_000u32..1_000_000_000)
         .to_string()
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rand::distributions::{Alphanumeric, DistString};
+use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{json, Value};
 
 use crate::{App, Emulator};
@@ -63,7 +63,7 @@ pub(crate) struct Inner {
 
 /// `n` random letters and digits.
 pub(crate) fn random(n: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), n)
+    Alphanumeric.sample_string(&mut rand::rng(), n)
 }
 
 fn rid() -> String {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rand::distributions::{Alphanumeric, DistString};
+use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use wxgate_client::{
     AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialStore, MemoryStore,
@@ -91,7 +91,9 @@ impl AppState {
             .admin_token
             .as_ref()
             .map(|t| t.expose_secret().to_owned())
-            .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32));
+            .unwrap_or_else(|| {
+                Alphanumeric.sample_string(&mut rand::rand_core::UnwrapErr(rand::rngs::SysRng), 32)
+            });
         AppState::with_center(config, center, admin_token)
     }
 

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use rand::RngCore;
+use rand::Rng;
 use wxgate_client::CredentialCenter;
 use wxgate_proto::Message;
 
@@ -70,7 +70,7 @@ impl Pipeline<'_> {
     /// # Errors
     /// [`PushError::Refused`] for a check that fails, [`PushError::Unstored`] when a
     /// message for forwarding cannot be stored.
-    pub async fn handle<R: RngCore>(
+    pub async fn handle<R: Rng>(
         &self,
         account: &Account,
         admitted: Admitted,
@@ -213,7 +213,9 @@ impl RulesOnly for Account {
             .expect("a current-thread runtime");
         let handled =
             runtime.block_on(
-                Pipeline::default().handle(self, admitted, query, body, now, || rng.clone()),
+                Pipeline::default().handle(self, admitted, query, body, now, || {
+                    <rand::rngs::StdRng as rand::SeedableRng>::from_rng(rng)
+                }),
             );
         handled.map_err(|error| match error {
             PushError::Refused(refusal) => refusal,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use rand::Rng;
+use rand::RngExt;
 use serde::Serialize;
 use wxgate_proto::console::{self, Mode, Severity};
 use wxgate_proto::push::build;
@@ -213,7 +213,7 @@ async fn stages(
         ));
         return None;
     }
-    let msg_id = rand::thread_rng().gen_range(1u64 << 60..u64::MAX);
+    let msg_id = rand::rng().random_range(1u64 << 60..u64::MAX);
     probe.message(msg_id, checks).await;
     probe.stale(msg_id ^ 1, checks).await;
     Some(())
@@ -408,8 +408,8 @@ impl Probe<'_> {
     /// right one passed.
     async fn verification(&self, checks: &mut Vec<Check>) -> bool {
         let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
-        let echostr = rand::thread_rng()
-            .gen_range(10u64.pow(17)..10u64.pow(18))
+        let echostr = rand::rng()
+            .random_range(10u64.pow(17)..10u64.pow(18))
             .to_string();
         let exchange = target
             .send(
@@ -423,8 +423,8 @@ impl Probe<'_> {
         let verified = echo.status == Status::Pass;
         checks.push(echo);
 
-        let forged_echo = rand::thread_rng()
-            .gen_range(10u64.pow(17)..10u64.pow(18))
+        let forged_echo = rand::rng()
+            .random_range(10u64.pow(17)..10u64.pow(18))
             .to_string();
         let forged = target
             .send(

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rand::distributions::{Alphanumeric, DistString};
-use rand::rngs::OsRng;
+use rand::distr::{Alphanumeric, SampleString};
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
 use wxgate_proto::console::Mode;
 
 use super::ModeArg;
@@ -46,12 +47,12 @@ pub struct InitArgs {
 
 /// A random Token: 32 letters and digits from the OS's CSPRNG.
 pub fn random_token() -> String {
-    Alphanumeric.sample_string(&mut OsRng, 32)
+    Alphanumeric.sample_string(&mut UnwrapErr(SysRng), 32)
 }
 
 /// A random EncodingAESKey: 43 letters and digits (any such string decodes to 32 bytes).
 pub fn random_aes_key() -> String {
-    Alphanumeric.sample_string(&mut OsRng, 43)
+    Alphanumeric.sample_string(&mut UnwrapErr(SysRng), 43)
 }
 
 /// Runs `wxgate init`.

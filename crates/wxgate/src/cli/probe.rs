@@ -6,7 +6,7 @@
 use crate::text::error_chain;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, RngCore};
+use rand::{Rng, RngExt};
 use serde::Serialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::{self, PushParams};
@@ -192,8 +192,8 @@ impl Target {
 
     /// The verification query for `echostr`, signed with `token` at `timestamp`.
     pub fn verification_query(&self, token: &str, timestamp: i64, echostr: &str) -> String {
-        let mut rng = rand::thread_rng();
-        let nonce = rng.gen_range(100_000_000u32..1_000_000_000).to_string();
+        let mut rng = rand::rng();
+        let nonce = rng.random_range(100_000_000u32..1_000_000_000).to_string();
         if let (Some(_), Some(crypt)) = (&self.wecom, &self.crypt) {
             let mut random = [0u8; 16];
             rng.fill_bytes(&mut random);
@@ -217,8 +217,8 @@ impl Target {
         openid: &str,
         timestamp: i64,
     ) -> push::PushRequest {
-        let mut rng = rand::thread_rng();
-        let nonce = rng.gen_range(100_000_000u32..1_000_000_000).to_string();
+        let mut rng = rand::rng();
+        let nonce = rng.random_range(100_000_000u32..1_000_000_000).to_string();
         let mut random = [0u8; 16];
         rng.fill_bytes(&mut random);
         let mode = if self.crypt.is_some() {

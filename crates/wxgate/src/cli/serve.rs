@@ -134,8 +134,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
             return Ok(existing);
         }
     }
-    use rand::distributions::{Alphanumeric, DistString};
-    let token = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 40);
+    use rand::distr::{Alphanumeric, SampleString};
+    let token = Alphanumeric.sample_string(&mut rand::rand_core::UnwrapErr(rand::rngs::SysRng), 40);
     crate::storage::files::write_private(&path, token.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rand::Rng;
+use rand::RngExt;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use wxgate_proto::console::Mode;
@@ -184,7 +184,7 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
 }
 
 fn message_xml(message: &SimMessage, to: &str, from: &str, now: i64) -> String {
-    let msg_id = rand::thread_rng().gen_range(1u64 << 60..u64::MAX);
+    let msg_id = rand::rng().random_range(1u64 << 60..u64::MAX);
     match message {
         SimMessage::Text { content } => build::text(to, from, now, content, msg_id),
         SimMessage::Image { media_id } => build::image(to, from, now, media_id, msg_id),
@@ -273,8 +273,8 @@ async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> 
     let timeout = Duration::from_millis(args.timeout_ms);
     let now = wxgate_client::clock::now();
     if let SimMessage::Verify = args.message {
-        let echostr = rand::thread_rng()
-            .gen_range(10u64.pow(17)..10u64.pow(18))
+        let echostr = rand::rng()
+            .random_range(10u64.pow(17)..10u64.pow(18))
             .to_string();
         let query = target.verification_query(&target.token, now, &echostr);
         let exchange = target.send(&client, &query, None, timeout).await;

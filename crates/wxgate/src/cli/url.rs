@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use rand::distributions::{Alphanumeric, DistString};
+use rand::distr::{Alphanumeric, SampleString};
 use wxgate_proto::urls::{self, EnvVersion, Scope};
 
 /// Build OAuth2, website-login, QR and mini-program URLs.
@@ -116,7 +116,7 @@ pub fn run(args: UrlArgs) -> anyhow::Result<ExitCode> {
     let state = |given: &Option<String>| {
         given
             .clone()
-            .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::thread_rng(), 16))
+            .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 16))
     };
     let result = match &args.kind {
         UrlKind::Oauth {

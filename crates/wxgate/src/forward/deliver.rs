@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::RngExt;
 use secrecy::ExposeSecret;
 use tokio::sync::oneshot;
 use wxgate_proto::reply::Reply;
@@ -124,7 +124,7 @@ impl Forwarder {
             tracing::error!(account = %record.account, delivery_id = id, attempts = record.attempts, "dead-lettered after {max_age}s of failed deliveries: {error}; see `wxgate inbox list --state dead`, retry with `wxgate inbox retry {id}`");
         } else {
             let base = 1i64 << (record.attempts.saturating_sub(1)).min(8);
-            let delay = (base as f64 * rand::thread_rng().gen_range(0.5..1.5)).ceil() as i64;
+            let delay = (base as f64 * rand::rng().random_range(0.5..1.5)).ceil() as i64;
             record.next_attempt_at = now + delay.clamp(1, max_backoff);
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(account = %record.account, delivery_id = id, attempt = record.attempts, "delivery failed: {error}; next attempt in {}s", record.next_attempt_at - now);

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use rand::RngCore;
+use rand::Rng;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use wxgate_proto::console::Mode;
@@ -567,7 +567,7 @@ impl Account {
         crypt: Option<&MsgCrypt>,
         format: Format,
         now: i64,
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Answer {
         let body = match (plain, crypt) {
             (None, _) => return Answer::Success,

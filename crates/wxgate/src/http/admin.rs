@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rand::distributions::{Alphanumeric, DistString};
+use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
@@ -125,7 +125,7 @@ async fn jssdk_config(
         .ok_or_else(|| ClientError::UnknownAccount(name.clone()))?
         .to_owned();
     let ticket = center.get(&name, CredentialKind::JsapiTicket).await?;
-    let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
+    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
     let config = wx_config(
         &app_id,
         &ticket.value,

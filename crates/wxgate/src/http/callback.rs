@@ -155,7 +155,7 @@ pub async fn message(
     };
     let pipeline = state.pipeline();
     let handled = pipeline
-        .handle(&account, admitted, &query, body, now, rand::thread_rng)
+        .handle(&account, admitted, &query, body, now, rand::rng)
         .await;
     let Handled {
         answer,

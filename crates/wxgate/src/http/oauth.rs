@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rand::RngCore;
+use rand::Rng;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use url::Url;
@@ -122,7 +122,7 @@ pub async fn authorize(
         target.as_str(),
         scope.as_str(),
         expires_at,
-        rand::thread_rng().next_u64(),
+        rand::rng().next_u64(),
     );
     match oauth_authorize_url_at(state.open_base(), app_id, &callback, scope, &signed) {
         Ok(url) => redirect(&url),
