@@ -45,7 +45,7 @@ async fn pending_count(url: &str) -> i64 {
         .await
         .unwrap();
     match summary {
-        redis::Value::Array(items) => redis::from_redis_value(&items[0]).unwrap(),
+        redis::Value::Array(items) => redis::from_redis_value_ref(&items[0]).unwrap(),
         other => panic!("{other:?}"),
     }
 }

@@ -49,7 +49,7 @@ impl RedisError {
     pub fn is_syntax_refusal(&self) -> bool {
         match self {
             RedisError::Command(error) => {
-                error.kind() == ::redis::ErrorKind::ResponseError
+                error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::ResponseError)
                     && error
                         .detail()
                         .is_some_and(|d| d.starts_with("syntax error"))
@@ -63,10 +63,11 @@ impl RedisError {
     /// [`RedisError::Unreachable`]; anything else Redis answered is
     /// [`RedisError::Command`].
     pub(crate) fn of_step(error: ::redis::RedisError) -> RedisError {
-        use ::redis::ErrorKind::{BusyLoadingError, ClusterDown, MasterDown, TryAgain};
+        use ::redis::ErrorKind::Server;
+        use ::redis::ServerErrorKind::{BusyLoading, ClusterDown, MasterDown, TryAgain};
         let passing = matches!(
             error.kind(),
-            BusyLoadingError | ClusterDown | MasterDown | TryAgain
+            Server(BusyLoading | ClusterDown | MasterDown | TryAgain)
         );
         if error.is_io_error() || error.is_unrecoverable_error() || passing {
             RedisError::Unreachable(error)
@@ -80,7 +81,7 @@ impl RedisError {
 mod tests {
     use std::time::Duration;
 
-    use ::redis::ErrorKind;
+    use ::redis::{ErrorKind, ServerErrorKind};
 
     use super::RedisError;
 
@@ -94,12 +95,18 @@ mod tests {
 
     #[test]
     fn an_outage_is_told_from_a_refusal() {
-        let syntax = answered(ErrorKind::ResponseError, "syntax error");
+        let syntax = answered(
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "syntax error",
+        );
         assert!(syntax.is_syntax_refusal() && !syntax.is_unavailable());
-        let other = answered(ErrorKind::ResponseError, "unknown command 'GETEX'");
+        let other = answered(
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "unknown command 'GETEX'",
+        );
         assert!(!other.is_syntax_refusal() && !other.is_unavailable());
         let loading = answered(
-            ErrorKind::BusyLoadingError,
+            ErrorKind::Server(ServerErrorKind::BusyLoading),
             "Redis is loading the dataset in memory",
         );
         assert!(loading.is_unavailable() && !loading.is_syntax_refusal());

@@ -110,7 +110,15 @@ impl RedisLink {
         }
         // Whatever fails while connecting (refused, reset, a wrong password) leaves
         // Redis out of reach.
-        let connection = bounded("connecting", self.client.get_multiplexed_async_connection())
+        // Our deadlines bound every step; redis's own defaults (1 s to connect, 500 ms
+        // per answer) would cut the longer ones short.
+        let unbounded = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
+        let opening = self
+            .client
+            .get_multiplexed_async_connection_with_config(&unbounded);
+        let connection = bounded("connecting", opening)
             .await
             .map_err(|error| match error {
                 RedisError::Command(error) => RedisError::Unreachable(error),
