@@ -178,7 +178,7 @@ impl CustomMessage {
 impl Client {
     /// A client for `api_base` (e.g. [`DEFAULT_API_BASE`], or the emulator's address).
     pub fn new(api_base: &str) -> Client {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client_builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("the TLS backend initialises");

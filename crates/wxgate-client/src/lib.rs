@@ -12,6 +12,7 @@ pub mod api;
 pub mod clock;
 pub mod credential;
 mod error;
+pub mod tls;
 
 pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
 pub use credential::{
@@ -19,3 +20,4 @@ pub use credential::{
     CredentialStore, Fence, MemoryStore, StoreError, TokenEndpoint,
 };
 pub use error::{hint, redact_url, Error, SECRET_PARAMS};
+pub use tls::{http_client, http_client_builder};

@@ -551,7 +551,7 @@ async fn oauth_codes_are_single_use_and_expire() {
     let authorize = |state: &str| {
         format!("{base}/connect/oauth2/authorize?appid={APP_ID}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&response_type=code&scope=snsapi_userinfo&state={state}")
     };
-    let http = reqwest::Client::builder()
+    let http = wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -12,6 +12,24 @@ use wxgate_proto::{envelope, EncodingAesKey, Format, Message, MsgCrypt};
 
 use crate::Emulator;
 
+/// A reqwest client on rustls with the ring provider and the webpki roots, as
+/// `wxgate_client::http_client` builds it (the emulator does not depend on the client).
+/// reqwest has no provider of its own here: a bare builder would panic.
+fn http_client() -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("a client on a preconfigured rustls builds")
+}
+
 /// Sends pushes to one callback URL.
 #[derive(Debug, Clone)]
 pub struct Pusher {
@@ -47,7 +65,7 @@ impl Pusher {
     /// A pusher for a plaintext-mode account.
     pub fn new(url: &str, token: &str) -> Pusher {
         Pusher {
-            client: reqwest::Client::new(),
+            client: http_client(),
             url: url.to_owned(),
             token: token.to_owned(),
             mode: Mode::Plain,

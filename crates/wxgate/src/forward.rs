@@ -117,7 +117,7 @@ impl Forwarder {
             inbox,
             // A redirect is a failed attempt: following it would send the signed body
             // (or a GET) to an address the operator never configured.
-            http: reqwest::Client::builder()
+            http: wxgate_client::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(5))
                 .build()

@@ -81,7 +81,7 @@ fn http_get(url: &str) -> (u16, String) {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let response = reqwest::get(&url).await.unwrap();
+        let response = wxgate_client::http_client().get(&url).send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     })
 }

@@ -36,7 +36,7 @@ async fn post_plain(client: &reqwest::Client, server: &TestServer, xml: &str) ->
 #[tokio::test]
 async fn msgid_of_100_kb_is_refused() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let xml = text_push(
         now(),
         &format!("<Content>x</Content><MsgId>{}</MsgId>", "7".repeat(100_000)),
@@ -60,7 +60,7 @@ async fn msgid_of_100_kb_is_refused() {
 #[tokio::test]
 async fn msgid_that_is_not_a_64_bit_number_is_refused() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     for bad in ["abc", "-1", "18446744073709551616", "1.5", "", "0x1f"] {
         let xml = text_push(now(), &format!("<Content>x</Content><MsgId>{bad}</MsgId>"));
         let (status, reason) = post_plain(&client, &server, &xml).await;
@@ -79,7 +79,7 @@ async fn msgid_that_is_not_a_64_bit_number_is_refused() {
 #[tokio::test]
 async fn duplicated_msgid_is_refused() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     for (field, rest) in [
         (
@@ -122,7 +122,7 @@ async fn duplicated_msgid_is_refused() {
 #[tokio::test]
 async fn content_over_64_kib_is_refused_and_64_kib_is_answered() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let max = wxgate_proto::limits::MAX_TEXT_BYTES;
     let over = text_push(
         now(),
@@ -146,7 +146,7 @@ async fn content_over_64_kib_is_refused_and_64_kib_is_answered() {
 #[tokio::test]
 async fn dedup_stays_under_its_byte_budget_after_many_large_signed_pushes() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let signed = push_request(
         Mode::Plain,
@@ -221,7 +221,7 @@ fn text_of(xml: &str) -> String {
 #[tokio::test]
 async fn nul_and_control_characters_never_reach_an_echo_reply() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     for (id, (account, mode, encrypted)) in [
         ("plain", Mode::Plain, false),
         ("compat", Mode::Compat, true),
@@ -299,7 +299,7 @@ async fn forwarded_service_reply_with_control_characters_is_written_as_xml_1_0()
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(wxgate::http::serve(listener, state, std::future::pending()));
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     for (id, mode) in [(1, Mode::Plain), (2, Mode::Compat)] {
         let ts = now();
         let request = push_request(mode, &build::text("gh_test", "oUser", ts, "hi", id), ts);
@@ -372,7 +372,7 @@ async fn ten_thousand_unknown_account_requests_log_a_handful_of_lines() {
         tokio::task::spawn_blocking(move || start_logging_binary(&run_dir, &log_path))
             .await
             .unwrap();
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..16)

@@ -60,7 +60,7 @@ async fn json_of(response: reqwest::Response) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_the_bearer_token() {
     let (_emu, server) = start().await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let url = format!("{}/api/accounts/main/access_token", server.base);
     let (status, body) = call(client.get(&url)).await;
     assert_eq!(status, 401);
@@ -83,7 +83,7 @@ async fn admin_api_needs_the_bearer_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_storage_and_credentials_without_values() {
     let (_emu, server) = start().await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let url = format!("{}/api/status", server.base);
     assert_eq!(call(client.get(&url)).await.0, 401, "admin only");
     let (status, before) = call(admin(&client, reqwest::Method::GET, &url)).await;
@@ -119,7 +119,7 @@ async fn status_reports_storage_and_credentials_without_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_token_requests_fetch_once() {
     let (emu, server) = start().await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let url = format!("{}/api/accounts/main/access_token", server.base);
     let mut tasks = Vec::new();
     for _ in 0..200 {
@@ -145,7 +145,7 @@ async fn concurrent_token_requests_fetch_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jssdk_config_signs_the_page_url_without_fragment() {
     let (emu, server) = start().await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let page = "https://app.example.com/shop/?tab=cart#/checkout";
     let response = admin(
         &client,
@@ -203,7 +203,7 @@ async fn jssdk_config_signs_the_page_url_without_fragment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_calls_are_forwarded_with_the_managed_token() {
     let (emu, server) = start().await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let post = |path: &str, body: Value| {
         admin(
             &client,
@@ -298,7 +298,7 @@ async fn location(client: &reqwest::Client, url: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth_end_to_end_with_replay_and_tamper_refusals() {
     let (emu, server) = start().await;
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -386,7 +386,7 @@ async fn an_expired_state_is_refused() {
     let server =
         TestServer::start_with(|base| format!("{}state_ttl_s = 1\n", config(&emu_base, base)))
             .await;
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -410,7 +410,7 @@ async fn oauth_domain_mismatch_is_caught_before_wechat_says_10003() {
         config(&emu_base, base).replace("domain = \"127.0.0.1\"", "domain = \"m.example.com\"")
     })
     .await;
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -471,7 +471,7 @@ async fn a_restart_with_the_redb_store_fetches_no_new_token() {
         let (mut child, base) = tokio::task::spawn_blocking(move || start_binary(&run_dir))
             .await
             .unwrap();
-        let client = reqwest::Client::new();
+        let client = wxgate_client::http_client();
         let (status, body) = call(admin(
             &client,
             reqwest::Method::GET,

@@ -113,7 +113,7 @@ async fn a_full_disk_recovers_without_a_restart() {
     let (_child, base) = tokio::task::spawn_blocking(move || start_binary(&dir))
         .await
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let mut acked = HashSet::new();
     for msg_id in 1..=20 {
         assert_eq!(push_one(&client, &base, msg_id).await.0, 200);

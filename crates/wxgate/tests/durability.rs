@@ -64,7 +64,7 @@ async fn push_one(client: &reqwest::Client, base: &str, msg_id: u64) -> u16 {
 
 /// Pushes `msg_ids` with `concurrency` requests at a time; returns those answered 200.
 async fn push_all(base: &str, msg_ids: Vec<u64>, concurrency: usize) -> HashSet<String> {
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let queue = Arc::new(Mutex::new(msg_ids));
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = Vec::new();
@@ -161,7 +161,7 @@ async fn kill_9_repeats_only_the_last_group_commit_window() {
     let dir = temp_dir("kill9");
     write_config(&dir, &hook.url, 50, 1);
     let (mut child, base) = start(&dir).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let acked = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = Vec::new();
     for i in 0..200u64 {
@@ -238,7 +238,9 @@ fn file_size(path: &Path) -> u64 {
 }
 
 async fn retries_total(base: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    let text = wxgate_client::http_client()
+        .get(format!("{base}/metrics"))
+        .send()
         .await
         .unwrap()
         .text()

@@ -234,7 +234,7 @@ async fn fast_service_reply_is_the_passive_reply() {
     let (hook, seen) = service(Behaviour::Fast).await;
     let (_emu, emu_base) = emulator().await;
     let gw = gateway(&forward_config(&temp_dir("fast"), &hook, &emu_base, 4000)).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     for (mode, id) in [(Mode::Plain, 1), (Mode::Safe, 2)] {
         let (status, body, _) = push_text(&client, &gw.base, "hello", id, mode).await;
         assert_eq!(status, 200);
@@ -258,7 +258,7 @@ async fn a_retry_from_wechat_is_never_delivered_twice() {
     let (hook, seen) = service(Behaviour::Fast).await;
     let (_emu, emu_base) = emulator().await;
     let gw = gateway(&forward_config(&temp_dir("retry"), &hook, &emu_base, 4000)).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let mut replies = Vec::new();
     for _ in 0..3 {
         let (status, body, _) = push_text(&client, &gw.base, "once", 4242, Mode::Safe).await;
@@ -279,7 +279,7 @@ async fn slow_service_gets_success_then_a_late_customer_service_reply() {
     let (emu, emu_base) = emulator().await;
     emu.record_interaction("oUser");
     let gw = gateway(&forward_config(&temp_dir("slow"), &hook, &emu_base, 300)).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let (status, body, elapsed) =
         push_text(&client, &gw.base, "take your time", 7, Mode::Plain).await;
     assert_eq!((status, body.as_str()), (200, "success"));
@@ -314,7 +314,7 @@ async fn a_service_that_is_down_gets_the_message_once_it_is_back() {
     let (hook, seen) = service(Behaviour::DownFor(2)).await;
     let (_emu, emu_base) = emulator().await;
     let gw = gateway(&forward_config(&temp_dir("down"), &hook, &emu_base, 300)).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let (status, body, _) = push_text(&client, &gw.base, "are you there", 9, Mode::Plain).await;
     assert_eq!(
         (status, body.as_str()),
@@ -352,7 +352,7 @@ async fn garbage_from_the_service_is_logged_and_wechat_gets_success() {
         4000,
     ))
     .await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let (status, body, _) = push_text(&client, &gw.base, "x", 11, Mode::Safe).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     let record = wait_for_record("the delivered state", &gw, 1, |r| {
@@ -369,7 +369,7 @@ async fn a_wrong_secret_on_our_side_is_caught_by_the_service_and_retried() {
     let text = forward_config(&temp_dir("hmac"), &hook, &emu_base, 300)
         .replace(FORWARD_SECRET, "a-different-secret-000000");
     let gw = gateway(&text).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let (status, body, _) = push_text(&client, &gw.base, "x", 12, Mode::Plain).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     wait_for("a retry", || seen.lock().unwrap().bad_signatures >= 2).await;
@@ -386,7 +386,7 @@ async fn inbox_admin_api_lists_shows_retries_and_purges() {
     let (hook, _seen) = service(Behaviour::Fast).await;
     let (_emu, emu_base) = emulator().await;
     let gw = gateway(&forward_config(&temp_dir("admin"), &hook, &emu_base, 4000)).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     push_text(&client, &gw.base, "a", 21, Mode::Plain).await;
     let get = |path: &str| {
         client
@@ -431,7 +431,9 @@ async fn inbox_admin_api_lists_shows_retries_and_purges() {
             .as_u16(),
         401
     );
-    let metrics = reqwest::get(format!("{}/metrics", gw.base))
+    let metrics = wxgate_client::http_client()
+        .get(format!("{}/metrics", gw.base))
+        .send()
         .await
         .unwrap()
         .text()
@@ -510,7 +512,7 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
     .unwrap();
     let start = move || start_binary(&dir);
     let (mut child, base) = tokio::task::spawn_blocking(start.clone()).await.unwrap();
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
@@ -697,7 +699,7 @@ async fn a_gigabyte_answer_is_a_failed_attempt_read_no_further_than_max_reply_by
     ))
     .await;
     let before = rss_kb(std::process::id()).unwrap();
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let (status, body, _) = push_text(&client, &gw.base, "x", 41, Mode::Plain).await;
     assert_eq!((status, body.as_str()), (200, "success"));
     let record = wait_for_record("a failed attempt", &gw, 1, |r| r.last_error.is_some()).await;
@@ -761,7 +763,7 @@ async fn a_redirecting_service_is_a_failed_attempt_and_the_other_address_gets_no
         let (_emu, emu_base) = emulator().await;
         let name = format!("redirect{}", status.as_u16());
         let gw = gateway(&forward_config(&temp_dir(&name), &hook, &emu_base, 300)).await;
-        let client = reqwest::Client::new();
+        let client = wxgate_client::http_client();
         let (code, body, _) = push_text(&client, &gw.base, "x", 42, Mode::Plain).await;
         assert_eq!((code, body.as_str()), (200, "success"));
         let record = wait_for_record("a failed attempt", &gw, 1, |r| r.last_error.is_some()).await;
@@ -814,7 +816,7 @@ async fn a_hanging_service_holds_at_most_max_in_flight_sockets_for_attempt_timeo
         .map(|msg_id| {
             let base = gw.base.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
+                let client = wxgate_client::http_client();
                 push_text(&client, &base, "x", 500 + msg_id, Mode::Plain)
                     .await
                     .0

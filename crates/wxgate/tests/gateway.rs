@@ -21,7 +21,7 @@ fn text_reply(xml: &str) -> (ReplyMessage, String) {
 #[tokio::test]
 async fn url_verification_echoes_verbatim_in_every_mode() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     for mode in ["plain", "compat", "safe"] {
         for echostr in ["5518803317220094471", "hello-echo-42"] {
             let request = push::verification(TOKEN, &now().to_string(), "1234", echostr);
@@ -52,7 +52,7 @@ async fn url_verification_echoes_verbatim_in_every_mode() {
 #[tokio::test]
 async fn messages_are_answered_in_each_mode() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let mut msg_id = 1000;
     // (account, how WeChat sends, reply encrypted?)
     for (account, mode, encrypted) in [
@@ -108,7 +108,7 @@ async fn messages_are_answered_in_each_mode() {
 #[tokio::test]
 async fn nonces_of_encrypted_replies_are_fresh() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let mut nonces = std::collections::HashSet::new();
     for id in 0..10 {
         let ts = now();
@@ -132,7 +132,7 @@ async fn nonces_of_encrypted_replies_are_fresh() {
 #[tokio::test]
 async fn every_refusal_has_its_status() {
     let server = TestServer::start(&config_text("max_body_bytes = 4096")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let url = |account: &str, query: &str| format!("{}/wx/{account}?{query}", server.base);
     let ts = now();
     let xml = build::text("gh_test", "oUser", ts, "x", 1);
@@ -247,7 +247,7 @@ async fn every_refusal_has_its_status() {
 #[tokio::test]
 async fn chunked_body_over_the_limit_is_refused_without_reading_it_all() {
     let server = TestServer::start(&config_text("max_body_bytes = 4096")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let request = push_request(
         Mode::Plain,
@@ -277,7 +277,7 @@ fn futures_stream(
 #[tokio::test]
 async fn retries_are_answered_once() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let xml = build::text("gh_test", "oUser", ts, "retry me", 424242);
     let mut bodies = Vec::new();
@@ -302,7 +302,7 @@ async fn retries_are_answered_once() {
 #[tokio::test]
 async fn health_and_metrics() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let (status, _, body) = get(&client, &format!("{}/healthz", server.base)).await;
     assert_eq!((status, body.as_str()), (200, "ok"));
     let request = push::verification(TOKEN, &now().to_string(), "1", "e");
@@ -335,7 +335,7 @@ async fn health_and_metrics() {
 #[tokio::test]
 async fn concurrent_pushes_to_several_accounts() {
     let server = TestServer::start(&config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let mut tasks = Vec::new();
     for i in 0..60u64 {
         let client = client.clone();

@@ -432,7 +432,7 @@ async fn echostr_with_html_goes_back_as_plain_text_that_no_browser_sniffs() {
     let (_server, base) = start("nosniff", "", &[]).await;
     let echostr = "%3Cscript%3Ealert(1)%3C%2Fscript%3E";
     let url = format!("{base}/wx/plain?{}&echostr={echostr}", signed_query());
-    let response = reqwest::get(&url).await.unwrap();
+    let response = wxgate_client::http_client().get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     assert_eq!(headers["content-type"], "text/plain; charset=utf-8");

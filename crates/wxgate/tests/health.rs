@@ -23,7 +23,7 @@ async fn healthz_reports_whether_redis_answers() {
          [[account]]\nname = \"a\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\n"
     );
     let (_child, base) = start_instance("healthz-redis", &config).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     assert_eq!(healthz(&client, &base).await, (200, "ok".to_owned()));
     let _ = redis.kill();
     let _ = redis.wait();

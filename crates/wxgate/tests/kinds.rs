@@ -91,7 +91,7 @@ async fn emulator() -> (Emulator, String) {
 #[tokio::test]
 async fn json_pushes_are_answered_in_json_in_every_mode() {
     let server = TestServer::start(&mini_config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     for mode in [Mode::Plain, Mode::Compat, Mode::Safe] {
         let account = format!("mini-{}", mode.as_str());
         let request = request_as(mode, Format::Json, &tempsession(now()), now());
@@ -125,7 +125,7 @@ async fn json_pushes_are_answered_in_json_in_every_mode() {
 #[tokio::test]
 async fn a_forged_msg_signature_on_a_json_push_is_403() {
     let server = TestServer::start(&mini_config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let genuine = request_as(Mode::Safe, Format::Json, &tempsession(ts), ts);
     // The same body under a made-up msg_signature.
@@ -167,7 +167,7 @@ async fn a_forged_msg_signature_on_a_json_push_is_403() {
 #[tokio::test]
 async fn oversized_duplicated_and_deeply_nested_json_is_400() {
     let server = TestServer::start(&mini_config_text("")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let cases = [
         (
@@ -278,7 +278,7 @@ async fn a_text_rule_on_a_mini_program_answers_success_and_sends_through_the_api
     let (emu, emu_base) = emulator().await;
     emu.record_interaction("oUser");
     let server = TestServer::start(&mini_config_text(&format!("api_base = \"{emu_base}\""))).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let message = build::json(&build::text(
         "gh_test",
@@ -383,7 +383,7 @@ async fn forwarding_gives_the_service_the_same_json_for_a_json_and_an_xml_push()
             .await
             .unwrap()
     });
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let xml = build::text(
         "gh_test",

@@ -34,7 +34,7 @@ async fn start(oauth_extra: &str) -> (Emulator, TestServer) {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -53,7 +53,7 @@ async fn a_shrunk_length_field_reads_no_plaintext_from_the_answer_or_the_log() {
         tokio::task::spawn_blocking(move || start_binary_logged(&run_dir, &log_path))
             .await
             .unwrap();
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
 
     let secret = "the vault code is 4711-0815, tell nobody";
     let message = build::text("gh_test", "oVictimOpenId7", now(), secret, 7_000_001);

@@ -72,7 +72,7 @@ async fn three_instances_fetch_one_token_and_refresh_it_once() {
         instances.push(start_instance(&name, &config).await);
     }
     let bases: Vec<String> = instances.iter().map(|(_, base)| base.clone()).collect();
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let fetch_all = |n: usize| {
         let mut tasks = Vec::new();
         for i in 0..n {
@@ -240,7 +240,7 @@ async fn oauth_authorize_on_one_instance_callback_on_another() {
         let name = format!("scale-oauth-{i}");
         instances.push(start_instance(&name, &config).await);
     }
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -328,7 +328,7 @@ async fn a_retry_on_another_instance_is_not_delivered_twice() {
         let name = format!("scale-fwd-{i}");
         instances.push(start_instance(&name, &config).await);
     }
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let ts = now();
     let message = wxgate_proto::push::build::text("gh_test", "oUser", ts, "retry me", 777_777);
     let mut replies = Vec::new();
@@ -420,7 +420,7 @@ async fn a_redis_restart_under_load_loses_nothing() {
              [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
         );
     let (mut child, base) = start_instance("scale-restart", &config).await;
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
@@ -612,7 +612,7 @@ async fn kill_9_one_instance_under_forwarding_load_survivors_deliver_everything(
     let bases: Vec<String> = instances.iter().map(|(_, base)| base.clone()).collect();
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(HashSet::new()));
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
@@ -668,7 +668,7 @@ async fn kill_9_one_instance_under_forwarding_load_survivors_deliver_everything(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let mut reclaimed = 0u64;
     for (_, base) in &instances {
         let metrics = client
@@ -725,7 +725,7 @@ async fn pushes_abandoned_by_the_client_and_retried_are_delivered_at_once() {
          [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n"
     );
     let (mut child, base) = start_instance("scale-abandoned", &config).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     // The test Redis runs without appendonly: the status says what that risks.
     let warning = status(&client, &base).await["storage"]["redis"]["warning"].clone();
     assert!(
@@ -804,7 +804,7 @@ async fn a_classic_refresh_waits_for_redis() {
     let (_child, base) = start_instance("scale-classic", &config).await;
     let _ = redis.kill();
     let _ = redis.wait();
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let token = || async {
         let response = client
             .get(format!("{base}/api/accounts/a/access_token"))

@@ -115,7 +115,7 @@ async fn failed_wechat_calls_log_no_app_secret_token_or_code() {
         tokio::task::spawn_blocking(move || start_binary_logged(&run_dir, &log_path))
             .await
             .unwrap();
-    let client = reqwest::Client::builder()
+    let client = wxgate_client::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -506,7 +506,7 @@ fn tls_config(roots: Arc<rustls::RootCertStore>) -> rustls::ClientConfig {
 
 fn http_client(roots: Arc<rustls::RootCertStore>) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .use_preconfigured_tls(tls_config(roots))
+        .tls_backend_preconfigured(tls_config(roots))
         .redirect(reqwest::redirect::Policy::none())
         .build()
 }

@@ -157,7 +157,7 @@ pub fn call_admin(
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
-        let response = reqwest::Client::new()
+        let response = wxgate_client::http_client()
             .request(method, format!("{base}{path}"))
             .bearer_auth(&token)
             .send()

@@ -269,7 +269,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> {
-    let client = reqwest::Client::builder().build()?;
+    let client = wxgate_client::http_client_builder().build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let now = wxgate_client::clock::now();
     if let SimMessage::Verify = args.message {
