@@ -43,8 +43,6 @@ fn is_local(host: &str) -> bool {
         })
 }
 
-/// Runs every check in order; later network checks are skipped when an earlier one
-
 /// 1. The console's URL rules. A local host is a development setup: rules are warnings.
 pub(super) fn url_rules(text: &str, checks: &mut Vec<Check>) -> Option<ParsedUrl> {
     let Some(url) = parse_url(text) else {
