@@ -398,3 +398,50 @@ async fn doctor_explains_an_echoed_encrypted_echostr() {
         "{verification}"
     );
 }
+
+/// A server that answers a mini-program's XML push with a passive text: doctor warns
+/// that the user would not see it (the JSON judgement already does for JSON).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_about_a_passive_text_reply_to_an_xml_mini_program() {
+    let router = Router::new().route(
+        "/wx",
+        get(
+            |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                q.get("echostr").cloned().unwrap_or_default()
+            },
+        )
+        .post(|body: String| async move {
+            let message = wxgate_proto::Message::parse(&body).unwrap();
+            let reply = wxgate_proto::Reply::Text {
+                content: "hi".into(),
+            };
+            reply.render_for(&message, wxgate_client::clock::now())
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let url = format!("http://{addr}/wx");
+    let run = |kind: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let dir = temp_dir(&format!("doctor-passive-{kind}"));
+            json(&wxgate(
+                &dir,
+                &["doctor", &url, "--token", TOKEN, "--kind", kind, "--json"],
+            ))
+        })
+    };
+    let report = run("miniprogram").await.unwrap();
+    let warning = find_check(&report, "message: passive reply");
+    assert_eq!(warning["status"], "warn", "{report:#}");
+    assert!(warning["hint"]
+        .as_str()
+        .unwrap()
+        .contains("customer-service"));
+    let report = run("official_account").await.unwrap();
+    assert!(
+        !report["checks"].to_string().contains("passive reply"),
+        "an Official Account shows it: {report:#}"
+    );
+}

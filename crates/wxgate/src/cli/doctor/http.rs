@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use rand::RngExt;
 use wxgate_proto::push::build;
-use wxgate_proto::Message;
+use wxgate_proto::reply::{Reply, ReplyMessage};
+use wxgate_proto::{Format, Message};
 
 use crate::cli::probe::{judge_echo, judge_reply, Check, Exchange, Status, Target};
 use crate::config::AccountKind;
@@ -110,7 +111,18 @@ impl Probe<'_> {
                 self.timeout,
             )
             .await;
-        let verdict = judge_reply(target, &sent, target.encrypts(), &exchange, now);
+        let mut verdict = judge_reply(target, &sent, target.encrypts(), &exchange, now);
+        // `judge_reply` warns for a JSON push; an XML mini-program shows no more.
+        let shown =
+            |reply: &ReplyMessage| matches!(reply.reply, Reply::TransferCustomerService { .. });
+        if !self.kind.shows_passive_replies() && target.format == Format::Xml {
+            if let Some(reply) = verdict.reply.as_ref().filter(|r| !shown(r)) {
+                verdict.checks.push(
+                    Check::new("passive reply", Status::Warn, format!("a {} reply to a {} push", reply.reply.msg_type(), self.kind.as_str()))
+                        .hint("a mini-program shows no passive reply but transfer_customer_service (WeChat's docs): answer `success` and send it through the customer-service message API"),
+                );
+            }
+        }
         for mut check in verdict.checks {
             if target.wecom.is_some() {
                 check.detail = check.detail.replace("AppID", "CorpID");
