@@ -66,6 +66,35 @@ pub enum FormatArg {
     Json,
 }
 
+/// The kinds of account (`kind` in wxgate.toml), as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// An Official Account (公众号).
+    #[value(name = "official_account")]
+    OfficialAccount,
+    /// A mini-program (小程序).
+    #[value(name = "miniprogram")]
+    MiniProgram,
+    /// A mini-game (小游戏).
+    #[value(name = "minigame")]
+    MiniGame,
+    /// A WeCom application (企业微信 自建应用).
+    #[value(name = "wecom")]
+    WeCom,
+}
+
+impl From<KindArg> for crate::config::AccountKind {
+    fn from(kind: KindArg) -> crate::config::AccountKind {
+        use crate::config::AccountKind;
+        match kind {
+            KindArg::OfficialAccount => AccountKind::OfficialAccount,
+            KindArg::MiniProgram => AccountKind::MiniProgram,
+            KindArg::MiniGame => AccountKind::MiniGame,
+            KindArg::WeCom => AccountKind::WeCom,
+        }
+    }
+}
+
 impl From<FormatArg> for wxgate_proto::Format {
     fn from(format: FormatArg) -> wxgate_proto::Format {
         match format {

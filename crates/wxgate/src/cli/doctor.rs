@@ -1,19 +1,25 @@
-//! `wxgate doctor`: probe a live callback endpoint the way WeChat does.
+//! `wxgate doctor`: probe a live callback endpoint the way WeChat does, for the kind of
+//! account behind it. `doctor/target` says whom to probe, `doctor/net` runs the stages
+//! before HTTP (URL rules, DNS, TCP, TLS), `doctor/http` the requests as WeChat sends
+//! them.
 
-use std::net::SocketAddr;
+mod http;
+mod net;
+mod target;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use rand::RngExt;
 use serde::Serialize;
-use wxgate_proto::console::{self, Mode, Severity};
-use wxgate_proto::push::build;
-use wxgate_proto::{EncodingAesKey, Message, MsgCrypt};
 
-use crate::cli::probe::{judge_echo, judge_reply, print_checks, Check, Status, Target};
+use super::{FormatArg, KindArg, ModeArg};
+use crate::cli::probe::{print_checks, Check, Status};
+use http::Probe;
+use target::Setup;
+pub use target::TargetError;
 
 /// Probe a live callback endpoint the way WeChat does and say why it fails.
 ///
@@ -21,24 +27,53 @@ use crate::cli::probe::{judge_echo, judge_reply, print_checks, Check, Status, Ta
 /// signature, a message and its reply, the latency against 5 s, and a stale timestamp.
 /// Each ✗ gives the likely cause and the fix.
 ///
+/// The target is an account of the config (its kind, data format, mode and secrets:
+/// a mini-program's JSON pushes, a WeCom application's encrypted verification), or a
+/// URL with --token and the secrets as flags (--kind and --format say what it serves).
+///
 /// Exit status: 0 nothing failed (warnings allowed), 1 a check failed, 2 usage error.
 ///
-/// Example:
+/// Examples:
 ///   wxgate doctor https://wx.example.com/wx/shop --token MyToken123 --app-id wx1234567890abcdef --aes-key KEY
+///   wxgate doctor https://wx.example.com/wx/mini --config wxgate.toml --account mini
+///   wxgate doctor https://wx.example.com/wx/corp --token T --kind wecom --corp-id ww3f2e1d0c9b8a7654 --aes-key KEY
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DoctorArgs {
-    /// The callback URL as entered in the console (服务器地址).
-    pub url: String,
-    /// The Token (令牌).
+    /// The callback URL as entered in the console (服务器地址); with a config, the
+    /// default is the account's path on the config's listen address.
+    pub url: Option<String>,
+    /// The Token (令牌), for a URL without a config.
     #[arg(long)]
-    pub token: String,
+    pub token: Option<String>,
     /// The AppID, to send and check encrypted messages (with --aes-key).
     #[arg(long = "app-id")]
     pub app_id: Option<String>,
     /// The EncodingAESKey: messages are sent in safe mode and replies must be encrypted.
     #[arg(long = "aes-key")]
     pub aes_key: Option<String>,
+    /// The kind of account behind a URL without a config (default official_account).
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// The 数据格式 of a mini-program or mini-game behind a URL without a config
+    /// (default xml).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// How to send, for a URL without a config (default: safe with --aes-key, else plain).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// A WeCom application's CorpID, with --kind wecom.
+    #[arg(long = "corp-id")]
+    pub corp_id: Option<String>,
+    /// A WeCom application's AgentId, with --kind wecom.
+    #[arg(long = "agent-id")]
+    pub agent_id: Option<u64>,
+    /// The config file (default ./wxgate.toml) when no --token is given.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// An account of the config (default: the first).
+    #[arg(long)]
+    pub account: Option<String>,
     /// Extra CA certificate (PEM) to trust, e.g. a test CA.
     #[arg(long)]
     pub ca: Option<PathBuf>,
@@ -53,6 +88,9 @@ pub struct DoctorArgs {
 #[derive(Debug, Serialize)]
 struct DoctorReport {
     url: String,
+    kind: &'static str,
+    format: &'static str,
+    mode: &'static str,
     ok: bool,
     checks: Vec<Check>,
 }
@@ -60,23 +98,14 @@ struct DoctorReport {
 /// Runs `wxgate doctor`.
 ///
 /// # Errors
-/// Unreadable --ca file, or an invalid key (reported as usage errors).
+/// Only failures to print; usage errors exit 2.
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let crypt = match (&args.aes_key, &args.app_id) {
-        (Some(key), Some(app_id)) => match EncodingAesKey::parse(key) {
-            Ok(key) => Some(MsgCrypt::new(&key, app_id)),
-            Err(err) => {
-                eprintln!("error: --aes-key: {err}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        (Some(_), None) => {
-            eprintln!(
-                "error: --aes-key needs --app-id (the AppID is inside every encrypted message)"
-            );
+    let setup = match target::resolve(&args) {
+        Ok(setup) => setup,
+        Err(err) => {
+            eprintln!("error: {err}");
             return Ok(ExitCode::from(2));
         }
-        _ => None,
     };
     let extra_ca = match &args.ca {
         Some(path) => match std::fs::read(path) {
@@ -91,19 +120,31 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let checks = runtime.block_on(diagnose(&args, crypt, extra_ca.as_deref()));
+    let checks = runtime.block_on(diagnose(&args, &setup, extra_ca.as_deref()));
     let ok = checks.iter().all(|c| c.status != Status::Fail);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&DoctorReport {
-                url: args.url.clone(),
-                ok,
-                checks
-            })?
-        );
+    let target = &setup.target;
+    let mode = if target.encrypts() {
+        target.mode.as_str()
     } else {
-        println!("wxgate doctor {}\n", args.url);
+        "plain"
+    };
+    if args.json {
+        let report = DoctorReport {
+            url: target.url.clone(),
+            kind: setup.kind.as_str(),
+            format: target.format.as_str(),
+            mode,
+            ok,
+            checks,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "wxgate doctor {} ({}, {}, {mode} mode)\n",
+            target.url,
+            setup.kind.as_str(),
+            target.format.as_str()
+        );
         print_checks(&checks);
         println!(
             "\n{}",
@@ -121,85 +162,39 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-struct ParsedUrl {
-    https: bool,
-    host: String,
-    port: u16,
-}
-
-fn parse_url(url: &str) -> Option<ParsedUrl> {
-    let parsed = reqwest::Url::parse(url).ok()?;
-    let https = match parsed.scheme() {
-        "https" => true,
-        "http" => false,
-        _ => return None,
-    };
-    let host = parsed
-        .host_str()?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    Some(ParsedUrl {
-        https,
-        port: parsed.port_or_known_default()?,
-        host,
-    })
-}
-
-fn is_local(host: &str) -> bool {
-    host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-            std::net::IpAddr::V6(v6) => v6.is_loopback(),
-        })
-}
-
 /// Runs every check in order; later network checks are skipped when an earlier one
 /// makes them meaningless.
-async fn diagnose(
-    args: &DoctorArgs,
-    crypt: Option<MsgCrypt>,
-    extra_ca: Option<&[u8]>,
-) -> Vec<Check> {
+async fn diagnose(args: &DoctorArgs, setup: &Setup, extra_ca: Option<&[u8]>) -> Vec<Check> {
     let mut checks = Vec::new();
     // A stage returns `None` when what follows it would be meaningless.
-    let _ = stages(args, crypt, extra_ca, &mut checks).await;
+    let _ = stages(args, setup, extra_ca, &mut checks).await;
     checks
 }
 
 async fn stages(
     args: &DoctorArgs,
-    crypt: Option<MsgCrypt>,
+    setup: &Setup,
     extra_ca: Option<&[u8]>,
     checks: &mut Vec<Check>,
 ) -> Option<()> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let url = url_rules(&args.url, checks)?;
-    let addr = dns(&url, timeout, checks).await?;
-    let stream = tcp(addr, &url, timeout, checks).await?;
-    let roots = root_store(extra_ca);
-    tls(stream, &url, roots.clone(), timeout, checks).await?;
-    let client = match http_client(roots) {
+    let target = &setup.target;
+    // 1.–4. Before HTTP.
+    let url = net::url_rules(&target.url, checks)?;
+    let addr = net::dns(&url, timeout, checks).await?;
+    let stream = net::tcp(addr, &url, timeout, checks).await?;
+    let roots = net::root_store(extra_ca);
+    net::tls(stream, &url, roots.clone(), timeout, checks).await?;
+    let client = match net::http_client(roots) {
         Ok(client) => client,
         Err(err) => {
             checks.push(Check::new("HTTP client", Status::Fail, err.to_string()));
             return None;
         }
     };
-    let target = Target {
-        url: args.url.clone(),
-        token: args.token.clone(),
-        mode: if crypt.is_some() {
-            Mode::Safe
-        } else {
-            Mode::Plain
-        },
-        crypt,
-        format: wxgate_proto::Format::Xml,
-        wecom: None,
-    };
     let probe = Probe {
-        target: &target,
+        target,
+        kind: setup.kind,
         client: &client,
         timeout,
         now: wxgate_client::clock::now(),
@@ -214,356 +209,7 @@ async fn stages(
         return None;
     }
     let msg_id = rand::rng().random_range(1u64 << 60..u64::MAX);
-    probe.message(msg_id, checks).await;
+    probe.messages(msg_id, checks).await;
     probe.stale(msg_id ^ 1, checks).await;
     Some(())
-}
-
-/// 1. The console's URL rules. A local host is a development setup: rules are warnings.
-fn url_rules(text: &str, checks: &mut Vec<Check>) -> Option<ParsedUrl> {
-    let Some(url) = parse_url(text) else {
-        checks.push(
-            Check::new(
-                "URL",
-                Status::Fail,
-                format!("{text:?} is not an http:// or https:// URL"),
-            )
-            .hint("write the full URL, e.g. https://wx.example.com/wx/shop"),
-        );
-        return None;
-    };
-    let local = is_local(&url.host);
-    let findings = console::check_url(text);
-    if findings.is_empty() {
-        checks.push(Check::new(
-            "URL rules",
-            Status::Pass,
-            "http(s), port 80/443, no #, % or query, public host",
-        ));
-    }
-    for finding in findings {
-        let status = match finding.severity {
-            Severity::Error if !local => Status::Fail,
-            _ => Status::Warn,
-        };
-        let note = if local && finding.severity == Severity::Error {
-            " (local development: not fatal here, but the console will refuse it)"
-        } else {
-            ""
-        };
-        checks.push(
-            Check::new("URL rules", status, format!("{}{note}", finding.problem)).hint(finding.fix),
-        );
-    }
-
-    Some(url)
-}
-
-/// 2. DNS: the address WeChat would connect to.
-async fn dns(url: &ParsedUrl, timeout: Duration, checks: &mut Vec<Check>) -> Option<SocketAddr> {
-    let addrs: Vec<SocketAddr> = match tokio::time::timeout(
-        timeout,
-        tokio::net::lookup_host((url.host.as_str(), url.port)),
-    )
-    .await
-    {
-        Ok(Ok(addrs)) => addrs.collect(),
-        Ok(Err(err)) => {
-            checks.push(
-                Check::new(
-                    "DNS",
-                    Status::Fail,
-                    format!("{} does not resolve: {err}", url.host),
-                )
-                .hint("add an A record for the host at your DNS provider, and check for typos"),
-            );
-            return None;
-        }
-        Err(_) => {
-            checks.push(
-                Check::new(
-                    "DNS",
-                    Status::Fail,
-                    format!("resolving {} timed out", url.host),
-                )
-                .hint("the DNS server does not answer"),
-            );
-            return None;
-        }
-    };
-    let Some(addr) = addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-    else {
-        checks.push(
-            Check::new("DNS", Status::Fail, format!("{} has no address", url.host))
-                .hint("add an A record"),
-        );
-        return None;
-    };
-    let private = match addr.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback(),
-    };
-    if private && !is_local(&url.host) {
-        checks.push(
-            Check::new(
-                "DNS",
-                Status::Warn,
-                format!("{} resolves to {} , a private address", url.host, addr.ip()),
-            )
-            .hint("WeChat resolves the host from the internet: it needs a public IP"),
-        );
-    } else {
-        checks.push(Check::new(
-            "DNS",
-            Status::Pass,
-            format!("{} → {}", url.host, addr.ip()),
-        ));
-    }
-
-    Some(addr)
-}
-
-/// 3. TCP.
-async fn tcp(
-    addr: SocketAddr,
-    url: &ParsedUrl,
-    timeout: Duration,
-    checks: &mut Vec<Check>,
-) -> Option<tokio::net::TcpStream> {
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => {
-            checks.push(Check::new(
-                "TCP connect",
-                Status::Pass,
-                format!("{addr} accepts connections"),
-            ));
-            Some(stream)
-        }
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-            checks.push(
-                Check::new("TCP connect", Status::Fail, format!("{addr} refused the connection"))
-                    .hint(format!("nothing listens on port {}: start the server, or check the reverse proxy's listen port", url.port)),
-            );
-            None
-        }
-        Ok(Err(err)) => {
-            checks.push(
-                Check::new("TCP connect", Status::Fail, format!("{addr}: {err}"))
-                    .hint("check routing and the firewall"),
-            );
-            None
-        }
-        Err(_) => {
-            checks.push(
-                Check::new("TCP connect", Status::Fail, format!("{addr} did not answer within {} ms", timeout.as_millis()))
-                    .hint(format!("a firewall or cloud security group drops port {}: open it to WeChat's IPs (getcallbackip)", url.port)),
-            );
-            None
-        }
-    }
-}
-
-/// 4. TLS, for https.
-async fn tls(
-    stream: tokio::net::TcpStream,
-    url: &ParsedUrl,
-    roots: Arc<rustls::RootCertStore>,
-    timeout: Duration,
-    checks: &mut Vec<Check>,
-) -> Option<()> {
-    if url.https {
-        match tls_check(stream, &url.host, roots.clone(), timeout).await {
-            Ok(detail) => checks.push(Check::new("TLS", Status::Pass, detail)),
-            Err(check) => {
-                checks.push(check);
-                return None;
-            }
-        }
-    } else {
-        drop(stream);
-        checks.push(Check::new(
-            "TLS",
-            Status::Skip,
-            "plain http (allowed, but https is recommended)",
-        ));
-    }
-
-    Some(())
-}
-
-/// The HTTP checks, sent as WeChat sends them.
-struct Probe<'a> {
-    target: &'a Target,
-    client: &'a reqwest::Client,
-    timeout: Duration,
-    now: i64,
-}
-
-impl Probe<'_> {
-    /// URL verification, and a verification signed with the wrong Token; whether the
-    /// right one passed.
-    async fn verification(&self, checks: &mut Vec<Check>) -> bool {
-        let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
-        let echostr = rand::rng()
-            .random_range(10u64.pow(17)..10u64.pow(18))
-            .to_string();
-        let exchange = target
-            .send(
-                client,
-                &target.verification_query(&target.token, now, &echostr),
-                None,
-                timeout,
-            )
-            .await;
-        let echo = judge_echo(&exchange, &echostr);
-        let verified = echo.status == Status::Pass;
-        checks.push(echo);
-
-        let forged_echo = rand::rng()
-            .random_range(10u64.pow(17)..10u64.pow(18))
-            .to_string();
-        let forged = target
-            .send(
-                client,
-                &target.verification_query(&format!("{}x", target.token), now, &forged_echo),
-                None,
-                timeout,
-            )
-            .await;
-        let name = "forged signature is refused";
-        checks.push(match forged.status {
-            Some(200) if forged.body.trim() == forged_echo => Check::new(name, Status::Fail, "a GET signed with the wrong Token was echoed")
-                .hint("the server does not check `signature`: anyone can impersonate WeChat; verify sha1(sort(token, timestamp, nonce))"),
-            Some(status) => Check::new(name, Status::Pass, format!("HTTP {status}")),
-            None => Check::new(name, Status::Warn, forged.error.unwrap_or_default()),
-        });
-        verified
-    }
-
-    /// A text message: the reply judged as WeChat would.
-    async fn message(&self, msg_id: u64, checks: &mut Vec<Check>) {
-        let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
-        let (to, openid) = (PROBE_TO, PROBE_OPENID);
-        let xml = build::text(to, openid, now, "wxgate doctor probe", msg_id);
-        let sent = Message::parse(&xml).expect("built message parses");
-        let request = target.push(&xml, to, openid, now);
-        let encrypted = target.crypt.is_some();
-        let exchange = target
-            .send(client, &request.query, Some(request.body), timeout)
-            .await;
-        let verdict = judge_reply(target, &sent, encrypted, &exchange, now);
-        for mut check in verdict.checks {
-            check.name = format!("message: {}", check.name);
-            checks.push(check);
-        }
-    }
-
-    /// A message signed an hour ago should be refused.
-    async fn stale(&self, msg_id: u64, checks: &mut Vec<Check>) {
-        let (target, client, timeout, now) = (self.target, self.client, self.timeout, self.now);
-        let (to, openid) = (PROBE_TO, PROBE_OPENID);
-        let stale = now - 3600;
-        let xml = build::text(to, openid, stale, "wxgate doctor stale probe", msg_id);
-        let request = target.push(&xml, to, openid, stale);
-        let exchange = target
-            .send(client, &request.query, Some(request.body), timeout)
-            .await;
-        let name = "stale timestamp (1 hour old) is refused";
-        checks.push(match exchange.status {
-            Some(200) => Check::new(name, Status::Warn, "a request signed an hour ago was accepted")
-                .hint("replayed requests are accepted: reject timestamps more than a few minutes from the server clock"),
-            Some(status) => Check::new(name, Status::Pass, format!("HTTP {status}")),
-            None => Check::new(name, Status::Warn, exchange.error.unwrap_or_default()),
-        });
-    }
-}
-
-const PROBE_TO: &str = "gh_wxgatedoctor";
-const PROBE_OPENID: &str = "oWxgateDoctorProbe0000000000";
-
-fn root_store(extra_ca: Option<&[u8]>) -> Arc<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(pem) = extra_ca {
-        for cert in rustls_pemfile::certs(&mut &pem[..]).flatten() {
-            let _ = roots.add(cert);
-        }
-    }
-    Arc::new(roots)
-}
-
-fn tls_config(roots: Arc<rustls::RootCertStore>) -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
-
-fn http_client(roots: Arc<rustls::RootCertStore>) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(roots))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-}
-
-async fn tls_check(
-    stream: tokio::net::TcpStream,
-    host: &str,
-    roots: Arc<rustls::RootCertStore>,
-    timeout: Duration,
-) -> Result<String, Check> {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(roots)));
-    let server_name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
-        Check::new(
-            "TLS",
-            Status::Fail,
-            format!("{host} is not a valid TLS server name: {e}"),
-        )
-    })?;
-    let result = tokio::time::timeout(timeout, connector.connect(server_name, stream)).await;
-    let err = match result {
-        Ok(Ok(tls)) => {
-            let (_, session) = tls.get_ref();
-            let version = session
-                .protocol_version()
-                .map(|v| format!("{v:?}"))
-                .unwrap_or_default();
-            return Ok(format!("certificate valid for {host} ({version})"));
-        }
-        Ok(Err(err)) => err,
-        Err(_) => {
-            return Err(Check::new("TLS", Status::Fail, "handshake timed out")
-                .hint("the port speaks something other than TLS, or a proxy hangs"))
-        }
-    };
-    let detail = err.to_string();
-    let tls_error = err
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    let hint = match tls_error {
-        Some(rustls::Error::InvalidCertificate(cert)) => match cert {
-            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => "the certificate has expired: renew it (and reload the server)",
-            rustls::CertificateError::NotValidYet | rustls::CertificateError::NotValidYetContext { .. } => "the certificate is not valid yet: check the server clock and the certificate dates",
-            rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => "the certificate does not cover this host name: issue one for this domain (SNI virtual hosts need it as default)",
-            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature => "the certificate is self-signed or its chain is incomplete: serve the full chain (leaf + intermediates) from a public CA; WeChat rejects self-signed certificates",
-            rustls::CertificateError::Revoked => "the certificate was revoked: issue a new one",
-            _ => "the certificate is not acceptable: use one from a public CA, for this host, with the full chain",
-        },
-        Some(rustls::Error::AlertReceived(_)) | Some(rustls::Error::PeerIncompatible(_)) => {
-            "the server refused the handshake: enable TLS 1.2 or 1.3 with modern ciphers"
-        }
-        Some(rustls::Error::InvalidMessage(_)) | Some(rustls::Error::General(_)) => {
-            "the port does not speak TLS: is this an http port behind an https URL?"
-        }
-        _ if detail.contains("InvalidContentType") || detail.contains("corrupt message") => {
-            "the port does not speak TLS: is this an http port behind an https URL?"
-        }
-        _ => "the TLS handshake failed: check the certificate chain and the TLS versions",
-    };
-    Err(Check::new("TLS", Status::Fail, detail).hint(hint))
 }

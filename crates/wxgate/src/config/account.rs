@@ -64,11 +64,11 @@ impl Validator<'_> {
         let has_key = aes_key.is_some() || key_written;
         let mode = self.mode(
             raw.mode.as_ref(),
-            mode_span,
+            mode_span.clone(),
             (aes_key.is_some(), has_key),
             key("mode"),
         );
-        self.wecom_mode(index, kind, mode, has_key);
+        self.wecom_mode(index, kind, (mode, mode_span), has_key);
         let (rules, rule_spans) = self.rules(index, raw.rule);
         let has_secret = !app_secret.expose_secret().is_empty();
         self.customer_service_rules(

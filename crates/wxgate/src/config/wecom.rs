@@ -10,6 +10,14 @@ use super::raw::RawAccount;
 use super::validate::Validator;
 use super::AccountKind;
 
+/// CorpIDs that are placeholders (`wxgate init` writes the first), never a real corp's.
+const PLACEHOLDER_CORP_IDS: [&str; 4] = [
+    "ww0000000000000000",
+    "wx0000000000000000",
+    "ww1234567890abcdef",
+    "wwabcdef1234567890",
+];
+
 /// Who an account is, as its ciphertexts and the credential center know it.
 pub(super) struct Identity {
     /// The AppID, or a WeCom application's CorpID: the trailer of its ciphertexts.
@@ -94,11 +102,20 @@ impl Validator<'_> {
         }
         let receive_id = match &raw.corp_id {
             Some(corp_id) => {
-                self.console(
+                let well_formed = self.console(
                     corp_id.span(),
                     key("corp_id"),
                     console::check_corp_id(corp_id.get_ref()),
                 );
+                if well_formed && PLACEHOLDER_CORP_IDS.contains(&corp_id.get_ref().as_str()) {
+                    self.push(
+                        Severity::Warning,
+                        Some(corp_id.span()),
+                        key("corp_id"),
+                        format!("CorpID {:?} is a placeholder: WeCom's ciphertexts end with the real one, so every push would fail to decrypt", corp_id.get_ref()),
+                        "replace it with the CorpID (企业ID) from 我的企业 → 企业信息",
+                    );
+                }
                 corp_id.get_ref().clone()
             }
             None => {
@@ -123,11 +140,29 @@ impl Validator<'_> {
             }
             value
         });
-        let secret = raw
+        if agent_id.is_none() && raw.agent_id.is_none() {
+            self.push(
+                Severity::Warning,
+                Some(raw.name.span()),
+                key("agent_id"),
+                "agent_id is missing: every push of the application carries its AgentId, and a message sent through WeCom's API (message/send) needs it",
+                "set agent_id to the application's AgentId (应用管理 → 应用 → AgentId)",
+            );
+        }
+        let secret_text = raw
             .corp_secret
             .as_ref()
-            .map(|secret| SecretString::from(secret.get_ref().as_str()))
-            .unwrap_or_else(|| SecretString::from(""));
+            .map_or("", |s| s.get_ref().as_str());
+        if secret_text.is_empty() {
+            self.push(
+                Severity::Warning,
+                Some(raw.corp_secret.as_ref().map_or(raw.name.span(), Spanned::span)),
+                key("corp_secret"),
+                "corp_secret is empty: without the application's Secret wxgate cannot get its access token (gettoken), so no reply can be sent later through message/send",
+                "copy the Secret from 应用管理 → 应用 → Secret into corp_secret (leave it empty only if every reply is passive)",
+            );
+        }
+        let secret = SecretString::from(secret_text);
         Identity {
             receive_id,
             agent_id,
@@ -140,7 +175,7 @@ impl Validator<'_> {
         &mut self,
         index: usize,
         kind: AccountKind,
-        mode: Mode,
+        (mode, mode_span): (Mode, std::ops::Range<usize>),
         has_key: bool,
     ) {
         if kind != AccountKind::WeCom {
@@ -157,7 +192,7 @@ impl Validator<'_> {
         } else if mode != Mode::Safe {
             self.push(
                 Severity::Error,
-                None,
+                Some(mode_span),
                 format!("account[{index}].mode"),
                 format!(
                     "mode = \"{}\": a WeCom application always encrypts",
