@@ -151,7 +151,9 @@ impl AppState {
             .iter()
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
             .collect();
-        if !forwards.is_empty() {
+        // The inbox also keeps the rule replies that go out through the
+        // customer-service API until they are sent.
+        if !forwards.is_empty() || config.accounts.iter().any(|a| a.replies_through_api()) {
             let inbox = crate::inbox::open(config, db, state.shared.as_ref()).await?;
             let kinds = config.accounts.iter().map(|a| (a.name.clone(), a.kind));
             let kinds = kinds.collect();
@@ -192,7 +194,6 @@ impl AppState {
         Pipeline {
             shared: self.shared.as_ref(),
             forwarder: self.forwarder.as_ref(),
-            center: Some(&self.center),
         }
     }
 

@@ -133,6 +133,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Where the local server is: the address a running `serve` wrote to
+/// `data_dir/serve.addr` (so `serve --listen` is followed), else `listen` from the
+/// config; an unspecified IP as loopback.
+pub(crate) fn local_server(config: &crate::config::Config) -> std::net::SocketAddr {
+    crate::storage::files::ServeAddr::read(&config.data_dir)
+        .unwrap_or_else(|| crate::storage::files::reachable(config.listen))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

@@ -174,6 +174,19 @@ pub struct AccountConfig {
     pub data_format: Format,
 }
 
+impl AccountConfig {
+    /// Whether a rule's reply reaches this account's users only through the
+    /// customer-service API (a text, image or news reply on a mini-program or
+    /// mini-game): such replies are kept in the inbox until they are sent.
+    pub fn replies_through_api(&self) -> bool {
+        !self.kind.shows_passive_replies()
+            && self.rules.iter().any(|rule| {
+                rule.reply_type()
+                    .is_some_and(|reply| reply != "transfer_customer_service")
+            })
+    }
+}
+
 /// `[account.forward]`: where messages no rule answered are delivered.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
@@ -248,7 +261,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = read(path)?;
-        Config::parse(&text, &file)
+        let mut config = Config::parse(&text, &file)?;
+        config.data_dir = data_dir_beside(path, &config.data_dir, &file)?;
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `file` names it in errors.
@@ -294,6 +309,45 @@ impl Config {
                 .into()
         })
     }
+}
+
+/// A relative `data_dir` is relative to the config file's directory, so a server started
+/// from another directory finds the same data. Earlier releases took it relative to the
+/// working directory: when the data is there (a `wxgate.redb`) and not beside the
+/// config file, starting afresh would lose the tokens, the inbox and the admin token,
+/// so this refuses and says how to move it.
+///
+/// # Errors
+/// The data sits where the old rule put it and not where the new one does.
+fn data_dir_beside(
+    config_file: &Path,
+    data_dir: &Path,
+    file: &str,
+) -> Result<PathBuf, ConfigError> {
+    if data_dir.is_absolute() {
+        return Ok(data_dir.to_owned());
+    }
+    let base = config_file.parent().filter(|p| !p.as_os_str().is_empty());
+    let resolved = base.map_or_else(|| data_dir.to_owned(), |base| base.join(data_dir));
+    let database = "wxgate.redb";
+    let old = data_dir.join(database);
+    let same_place = match (old.canonicalize(), resolved.join(database).canonicalize()) {
+        (Ok(old), Ok(new)) => old == new,
+        _ => false,
+    };
+    if old.exists() && !same_place && !resolved.join(database).exists() {
+        return Err(ConfigError {
+            file: file.to_owned(),
+            line: None,
+            key: "data_dir".into(),
+            message: format!(
+                "data_dir {data_dir:?} is relative to the config file's directory ({resolved}), but this install's data is in {old_dir} (relative to the working directory, as before); move it: `mv {old_dir} {resolved}`, or set data_dir to an absolute path",
+                resolved = resolved.display(),
+                old_dir = data_dir.display(),
+            ),
+        });
+    }
+    Ok(resolved)
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

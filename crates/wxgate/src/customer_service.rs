@@ -4,15 +4,9 @@
 //! `transfer_customer_service` on a mini-program or mini-game, which shows no other
 //! passive reply (WeChat's docs).
 //!
-//! ```text
-//! push ─▶ rules: a text reply on a mini-program ─▶ `success` to WeChat now
-//!                                              └▶ task: custom_send(openid, text)
-//! ```
-//! The send runs in a task of its own, so a request WeChat abandons cannot cancel it.
-//! It is not stored: a process that stops between the answer and the send loses the
-//! reply (a forwarded message's reply is recorded with its inbox record instead).
-
-use std::sync::Arc;
+//! Here: which message the API can carry for a reply, and one send. When and how
+//! often a send is tried, and where the reply waits meanwhile (the inbox), is the
+//! forwarder's (`forward/reply.rs`).
 
 use wxgate_client::{CredentialCenter, CustomMessage};
 use wxgate_proto::reply::Reply;
@@ -77,32 +71,6 @@ pub async fn send(
         })
         .await?;
     Ok(())
-}
-
-/// Sends a rule's reply to the sender of a push in a task of its own; a failure is
-/// logged with its reason.
-pub fn spawn_rule_reply(
-    center: Arc<CredentialCenter>,
-    account: &str,
-    kind: AccountKind,
-    openid: &str,
-    reply: Reply,
-) {
-    let Some(message) = message_for(kind, &reply) else {
-        tracing::error!(account, "a {} reply cannot be sent through the customer-service message API; `wxgate check` lists the rules that need it", reply.msg_type());
-        return;
-    };
-    let (account, openid) = (account.to_owned(), openid.to_owned());
-    tokio::spawn(async move {
-        match send(&center, &account, &openid, &message).await {
-            Ok(()) => {
-                tracing::debug!(account = %account, "rule reply sent through the customer-service message API")
-            }
-            Err(err) => {
-                tracing::error!(account = %account, "the rule's {} reply could not be sent through the customer-service message API: {err}", reply.msg_type())
-            }
-        }
-    });
 }
 
 #[cfg(test)]

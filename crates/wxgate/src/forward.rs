@@ -29,6 +29,7 @@ use crate::inbox::{Accepted, Inbox, InboxError, Record};
 
 mod deliver;
 mod error;
+mod reply;
 mod wire;
 mod worker;
 
@@ -50,6 +51,8 @@ pub struct ForwardStats {
     pub dead_letters: AtomicU64,
     /// Replies sent through the customer-service API.
     pub late_replies: AtomicU64,
+    /// Sends through the customer-service API that failed (each attempt).
+    pub reply_failures: AtomicU64,
     /// Sum of successful delivery latencies, µs.
     pub latency_us_sum: AtomicU64,
 }
@@ -159,7 +162,7 @@ impl Forwarder {
         let stored = tokio::spawn(async move {
             let accepted = forwarder
                 .inbox
-                .accept(&account, &dedup_key, json, now)
+                .accept(Record::new(0, &account, &dedup_key, json, now))
                 .await?;
             Ok::<_, ForwardError>(match accepted {
                 Accepted::Duplicate(record) => Stored::Duplicate(record),

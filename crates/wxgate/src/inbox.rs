@@ -105,30 +105,23 @@ impl Inbox {
         }
     }
 
-    /// Commits a new pending record, or returns the existing one for a retry. The
+    /// Commits `template` as a new pending record (numbered by the inbox), or returns
+    /// the existing one for a retry (same account and dedup key). The
     /// record is stored (redb: fsync; Redis: as durable as Redis is configured) when
     /// this returns. With Redis unreachable, the local fallback takes it.
     ///
     /// # Errors
     /// Storage errors: the caller must not acknowledge the message to WeChat.
-    pub async fn accept(
-        &self,
-        account: &str,
-        dedup_key: &str,
-        message: serde_json::Value,
-        now: i64,
-    ) -> Result<Accepted, InboxError> {
+    pub async fn accept(&self, template: Record) -> Result<Accepted, InboxError> {
         match self {
-            Inbox::Local(local) => local.accept(account, dedup_key, message, now).await,
-            Inbox::Shared { queue, fallback } => {
-                match queue.accept(account, dedup_key, message.clone(), now).await {
-                    Ok(accepted) => Ok(accepted),
-                    Err(error) => {
-                        tracing::warn!(account, "the Redis inbox is unavailable ({error}); the message goes to this instance's local inbox and this instance delivers it");
-                        fallback.accept(account, dedup_key, message, now).await
-                    }
+            Inbox::Local(local) => local.accept(template).await,
+            Inbox::Shared { queue, fallback } => match queue.accept(&template).await {
+                Ok(accepted) => Ok(accepted),
+                Err(error) => {
+                    tracing::warn!(account = %template.account, "the Redis inbox is unavailable ({error}); the message goes to this instance's local inbox and this instance delivers it");
+                    fallback.accept(template).await
                 }
-            }
+            },
         }
     }
 

@@ -4,7 +4,8 @@
 //! ```text
 //! open (msg_signature, decrypt, parse) ─▶ decide (dedup, rules)
 //!   ├ a reply or `success` ─▶ remembered across instances (Redis), when shared
-//!   ├ a reply the account shows only through the customer-service API ─▶ sent there
+//!   ├ a reply the account shows only through the customer-service API ─▶ the inbox,
+//!   │   then sent there
 //!   └ no rule matched, the account forwards ─▶ the inbox, then the service's reply
 //! ─▶ seal (encrypted with the key that opened the push, in its format)
 //! ```
@@ -15,7 +16,6 @@
 use std::sync::Arc;
 
 use rand::Rng;
-use wxgate_client::CredentialCenter;
 use wxgate_proto::Message;
 
 use crate::forward::{ForwardError, Forwarded, Forwarder};
@@ -59,8 +59,6 @@ pub struct Pipeline<'a> {
     pub shared: Option<&'a SharedSeen>,
     /// The forwarder, when an account forwards.
     pub forwarder: Option<&'a Arc<Forwarder>>,
-    /// The credential center, for replies sent through the customer-service API.
-    pub center: Option<&'a Arc<CredentialCenter>>,
 }
 
 impl Pipeline<'_> {
@@ -118,28 +116,26 @@ impl Pipeline<'_> {
                     _ => (plain, outcome),
                 }
             }
-            Decided::CustomerService(reply) => {
-                let (_, outcome) = match shared {
-                    Some(shared) => shared.answer_once(name, &key(), None).await,
-                    None => (None, Outcome::Ok),
-                };
-                let (kind, openid) = (account.config.kind, &opened.message.from_user_name);
-                match (outcome, self.center) {
-                    (Outcome::Ok, Some(center)) => crate::customer_service::spawn_rule_reply(
-                        center.clone(),
-                        name,
-                        kind,
-                        openid,
-                        reply,
-                    ),
-                    (Outcome::Ok, None) => tracing::error!(
-                        account = name,
-                        "a rule's reply needs the customer-service API, but no credential center is running"
-                    ),
-                    _ => {}
+            // Stored with the message before WeChat is answered, so neither a restart
+            // nor a WeChat retry loses or repeats it; the inbox recognises the retries.
+            Decided::CustomerService(reply) => match self.forwarder {
+                Some(forwarder) => {
+                    let new = forwarder
+                        .reply_through_api(name, &opened.message, &reply, now)
+                        .await
+                        .map_err(PushError::Unstored)?;
+                    let outcome = if new { Outcome::Ok } else { Outcome::Duplicate };
+                    (None, outcome)
                 }
-                (None, outcome)
-            }
+                None => {
+                    tracing::error!(
+                        account = name,
+                        "a rule's {} reply needs the customer-service API, but no inbox is open to keep it",
+                        reply.msg_type()
+                    );
+                    (None, Outcome::Ok)
+                }
+            },
             // The inbox recognises WeChat's retries itself (in Redis across instances),
             // so nothing is claimed before the message is stored: a request cancelled
             // in between must not turn the retry into a `success` for a lost message.
@@ -184,8 +180,7 @@ impl Pipeline<'_> {
     }
 }
 
-/// The pipeline with nothing but the account (no Redis, no forwarder, no credential
-/// center), run to the end on a runtime of its own: what the protocol tests call.
+/// The pipeline with nothing but the account (no Redis, no forwarder), run to the end on a runtime of its own: what the protocol tests call.
 #[cfg(test)]
 pub(crate) trait RulesOnly {
     /// Runs a push through [`Pipeline::handle`] with [`Account::admit`] first.

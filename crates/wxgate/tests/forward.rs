@@ -652,7 +652,13 @@ async fn retention_deletes_old_delivered_records() {
             ("m:3", 1, DeliveryState::Delivered),
         ] {
             let Accepted::New(mut record) = inbox
-                .accept("fwd", key, serde_json::json!({}), now() - age * day)
+                .accept(wxgate::inbox::Record::new(
+                    0,
+                    "fwd",
+                    key,
+                    serde_json::json!({}),
+                    now() - age * day,
+                ))
                 .await
                 .unwrap()
             else {

@@ -277,7 +277,8 @@ async fn oversized_duplicated_and_deeply_nested_json_is_400() {
 async fn a_text_rule_on_a_mini_program_answers_success_and_sends_through_the_api() {
     let (emu, emu_base) = emulator().await;
     emu.record_interaction("oUser");
-    let server = TestServer::start(&mini_config_text(&format!("api_base = \"{emu_base}\""))).await;
+    let config = mini_config_text(&format!("api_base = \"{emu_base}\""));
+    let server = TestServer::open("kinds-rule-reply", &config).await;
     let client = wxgate_client::http_client();
     let ts = now();
     let message = build::json(&build::text(
@@ -536,6 +537,7 @@ fn the_probe_judges_json_answers_as_wechat_would() {
         content_type: "application/json".into(),
         elapsed: Duration::from_millis(3),
         error: None,
+        refused: false,
     };
     let status_of = |checks: &[wxgate::cli::probe::Check], name: &str| {
         checks.iter().find(|c| c.name == name).map(|c| c.status)

@@ -23,7 +23,13 @@ fn queue(url: &str, name: &str, reclaim_after: Duration) -> RedisQueue {
 
 async fn accept(queue: &RedisQueue, key: &str) -> Accepted {
     queue
-        .accept("acct", key, json!({ "msg_id": key }), now())
+        .accept(&Record::new(
+            0,
+            "acct",
+            key,
+            json!({ "msg_id": key }),
+            now(),
+        ))
         .await
         .unwrap()
 }
@@ -283,7 +289,7 @@ async fn retention_deletes_old_delivered_records_only() {
     let mut records = Vec::new();
     for (key, age) in [("m:1", 10), ("m:2", 10), ("m:3", 10), ("m:4", 1)] {
         match a
-            .accept("acct", key, json!({}), now() - age * day)
+            .accept(&Record::new(0, "acct", key, json!({}), now() - age * day))
             .await
             .unwrap()
         {

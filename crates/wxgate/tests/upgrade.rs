@@ -64,11 +64,11 @@ async fn check(db: Arc<Db>) {
     );
     // WeChat's retry of an old message is still recognised; a new one gets the next id.
     assert!(matches!(
-        inbox.accept("fwd", "oUser:900002", serde_json::json!({}), NOW).await.unwrap(),
+        inbox.accept(wxgate::inbox::Record::new(0, "fwd", "oUser:900002", serde_json::json!({}), NOW)).await.unwrap(),
         Accepted::Duplicate(record) if record.id == 2
     ));
     assert!(matches!(
-        inbox.accept("fwd", "oUser:900007", serde_json::json!({}), NOW).await.unwrap(),
+        inbox.accept(wxgate::inbox::Record::new(0, "fwd", "oUser:900007", serde_json::json!({}), NOW)).await.unwrap(),
         Accepted::New(record) if record.id == 7
     ));
 }

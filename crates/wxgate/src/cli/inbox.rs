@@ -116,7 +116,8 @@ pub struct AdminTarget {
     /// The config file (default ./wxgate.toml).
     #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
-    /// The server's base URL (default: from `listen`).
+    /// The server's base URL (default: where the running `serve` listens, from
+    /// data_dir/serve.addr; else `listen`).
     #[arg(long, global = true)]
     pub url: Option<String>,
     /// The admin token (default: admin_token, or data_dir/admin_token).
@@ -138,7 +139,7 @@ pub fn call_admin(
     let base = target
         .url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", config.listen));
+        .unwrap_or_else(|| format!("http://{}", super::local_server(&config)));
     let token = match target.admin_token.clone().or(config
         .admin_token
         .as_ref()

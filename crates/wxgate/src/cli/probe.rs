@@ -125,6 +125,27 @@ pub struct Exchange {
     pub elapsed: Duration,
     /// Transport error, when there was no answer.
     pub error: Option<String>,
+    /// No answer because the connection was refused (nothing listens there).
+    pub refused: bool,
+}
+
+impl Exchange {
+    /// What to do about an exchange that got no HTTP answer: start the server (a
+    /// refused connection), answer faster (no answer in time), or look at the
+    /// connection itself.
+    pub fn no_answer_hint(&self) -> &'static str {
+        if self.refused {
+            "nothing listens there: start `wxgate serve` (sim, status and inbox then find it through data_dir/serve.addr), or give the server's address with --url"
+        } else if self
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("no answer within"))
+        {
+            "WeChat waits 5 s, then retries up to three times and finally shows 「该公众号暂时无法提供服务」: answer `success` at once and reply later through the customer-service API"
+        } else {
+            "the connection failed before an HTTP answer (DNS, TLS, a reset): `wxgate doctor --url URL` checks each step"
+        }
+    }
 }
 
 impl Target {
@@ -172,12 +193,14 @@ impl Target {
                 content_type,
                 elapsed,
                 error: None,
+                refused: false,
             },
             Ok(Err(err)) => Exchange {
                 status: None,
                 body: String::new(),
                 content_type: String::new(),
                 elapsed,
+                refused: err.is_connect() && refused(&err),
                 error: Some(error_chain(&err)),
             },
             Err(_) => Exchange {
@@ -186,6 +209,7 @@ impl Target {
                 content_type: String::new(),
                 elapsed,
                 error: Some(format!("no answer within {} ms", timeout.as_millis())),
+                refused: false,
             },
         }
     }
@@ -264,7 +288,7 @@ pub fn judge_echo(exchange: &Exchange, echostr: &str) -> Check {
             Status::Fail,
             exchange.error.clone().unwrap_or_default(),
         )
-        .hint("no HTTP answer: see the connection checks above");
+        .hint(exchange.no_answer_hint());
     };
     match status {
         200 => {}
@@ -342,8 +366,12 @@ pub fn judge_reply(
     let mut checks = Vec::new();
     let Some(status) = exchange.status else {
         checks.push(
-            Check::new("answer", Status::Fail, exchange.error.clone().unwrap_or_default())
-                .hint("WeChat waits 5 s, then retries up to three times and finally shows 「该公众号暂时无法提供服务」: answer `success` at once and reply later through the customer-service API"),
+            Check::new(
+                "answer",
+                Status::Fail,
+                exchange.error.clone().unwrap_or_default(),
+            )
+            .hint(exchange.no_answer_hint()),
         );
         return ReplyVerdict {
             checks,
@@ -589,4 +617,17 @@ fn truncate(text: &str, max: usize) -> String {
     } else {
         format!("{}…", text.chars().take(max).collect::<String>())
     }
+}
+
+/// Whether a transport error is a refused connection (ECONNREFUSED somewhere in its
+/// chain).
+fn refused(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = error.source();
+    }
+    false
 }

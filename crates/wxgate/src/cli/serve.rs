@@ -106,6 +106,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(anyhow::Error::msg)?,
         );
+        // Removed again when serving ends (on an error too); a kill -9 leaves it,
+        // and the next start writes it anew.
+        let _addr_file = crate::storage::files::ServeAddr::write(&config.data_dir, local)
+            .with_context(|| format!("cannot write {}", config.data_dir.join(crate::storage::files::SERVE_ADDR_FILE).display()))?;
         println!("wxgate listening on http://{local} (Ctrl-C to stop)");
         http::serve(listener, state.clone(), shutdown).await?;
         state.shutdown().await;
@@ -218,13 +222,14 @@ fn print_demo_banner(config: &Config, local: SocketAddr) {
     let signature = url_signature(account.token.expose_secret(), &timestamp, nonce);
     let base = format!("http://{local}/wx/{}", account.name);
     let plain = format!(
-        "<xml><ToUserName><![CDATA[gh_demo]]></ToUserName><FromUserName><![CDATA[oDemoUser]]></FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello wxgate]]></Content><MsgId>1</MsgId></xml>"
+        "<xml><ToUserName><![CDATA[gh_demo]]></ToUserName><FromUserName><![CDATA[oDemoUser]]></FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello wxgate]]></Content><MsgId>{timestamp}</MsgId></xml>"
     );
     println!(
         "\nNo wxgate.toml here: running the embedded demo account (its secrets are public; `wxgate init` makes real ones).\n\
          \n  Callback URL    {base}\n  Token           {}\n  EncodingAESKey  {}\n  AppID           {}\n  Mode            {}\n\
          \nVerify it as WeChat does (URL verification, prints hello-wxgate):\n  curl '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}&echostr=hello-wxgate'\n\
-         \nSend a text message (plaintext push; the reply echoes it):\n  curl -d '{plain}' '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}'\n",
+         \nSend a text message (plaintext push; the reply echoes it):\n  curl -d '{plain}' '{base}?signature={signature}&timestamp={timestamp}&nonce={nonce}'\n\
+         (A MsgId is answered once: sent again, even with a changed text, it gets the first answer, as WeChat's retries do. Change the MsgId to try a new message.)\n",
         account.token.expose_secret(),
         account.aes_key.as_ref().map(|k| k.to_console_string()).unwrap_or_default(),
         account.app_id,

@@ -162,11 +162,7 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
             .ok_or_else(|| anyhow::anyhow!("no account named {name:?} in the config"))?,
         None => &config.accounts[0],
     };
-    let host = if config.listen.ip().is_unspecified() {
-        std::net::SocketAddr::from(([127, 0, 0, 1], config.listen.port()))
-    } else {
-        config.listen
-    };
+    let host = super::local_server(&config);
     Ok(Target {
         url: format!("http://{host}/wx/{}", account.name),
         token: account.token.expose_secret().to_owned(),

@@ -30,17 +30,16 @@ impl Forwarder {
     /// Attempts a delivery and stores its outcome, then lets go of it (`in_flight`).
     pub(super) async fn attempt_and_record(self: Arc<Self>, mut record: Record, passive: Passive) {
         let id = record.id;
-        let outcome = self.attempt(&mut record).await;
-        let now = wxgate_client::clock::now();
-        let stored = match outcome {
-            Attempt::Delivered(reply) => self.delivered(&mut record, reply, passive, now).await,
-            Attempt::Failed(error) => {
-                if let Some(tx) = passive {
-                    let _ = tx.send(None);
-                }
-                self.failed(&mut record, &error, now);
-                false
+        let stored = if record.reply_due {
+            // The service has answered already: only its reply is left to send.
+            if let Some(tx) = passive {
+                let _ = tx.send(None);
             }
+            self.send_due(&mut record, wxgate_client::clock::now())
+                .await;
+            false
+        } else {
+            self.deliver(&mut record, passive).await
         };
         if !stored {
             if let Err(err) = self.inbox.update(&record).await {
@@ -54,6 +53,23 @@ impl Forwarder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+
+    /// One delivery to the service and what follows it. Returns whether the record's
+    /// final form is already stored.
+    async fn deliver(&self, record: &mut Record, passive: Passive) -> bool {
+        let outcome = self.attempt(record).await;
+        let now = wxgate_client::clock::now();
+        match outcome {
+            Attempt::Delivered(reply) => self.delivered(record, reply, passive, now).await,
+            Attempt::Failed(error) => {
+                if let Some(tx) = passive {
+                    let _ = tx.send(None);
+                }
+                self.failed(record, &error, now);
+                false
+            }
+        }
     }
 
     /// Marks a record delivered and hands its reply on: passively to the waiting
@@ -100,8 +116,10 @@ impl Forwarder {
             }
             None => Some(reply),
         };
-        if let Some(reply) = undelivered {
-            record.reply_outcome = Some(self.send_late(record, &reply).await);
+        if undelivered.is_some() {
+            // Stored with the record: until it is sent, the record is not delivered.
+            record.reply_due = true;
+            self.send_due(record, now).await;
             stored = false;
         }
         stored
@@ -109,7 +127,7 @@ impl Forwarder {
 
     /// Schedules the next attempt with exponential backoff and jitter, or dead-letters
     /// the record after `max_age_s`.
-    fn failed(&self, record: &mut Record, error: &ForwardError, now: i64) {
+    pub(super) fn failed(&self, record: &mut Record, error: &ForwardError, now: i64) {
         let id = record.id;
         let (max_age, max_backoff) = self
             .accounts
@@ -218,46 +236,7 @@ impl Forwarder {
 
     /// Whether the account's users see `reply` as a passive reply.
     fn shows(&self, account: &str, reply: &Reply) -> bool {
-        let kind = self.kinds.get(account).copied().unwrap_or_default();
-        kind.shows_passive_replies() || matches!(reply, Reply::TransferCustomerService { .. })
-    }
-
-    /// Sends a reply through the customer-service message API: a reply that came
-    /// after the passive window (`late`), or any reply but transfer_customer_service
-    /// on a mini-program or mini-game (`customer_service`). Returns the outcome
-    /// recorded with the delivery.
-    async fn send_late(&self, record: &Record, reply: &Reply) -> String {
-        let openid = record.message["from_user_name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let kind = self.kinds.get(&record.account).copied().unwrap_or_default();
-        let (done, why) = if kind.shows_passive_replies() {
-            ("late", "the reply came after the passive window")
-        } else {
-            (
-                "customer_service",
-                "a mini-program shows no passive reply but transfer_customer_service",
-            )
-        };
-        let Some(message) = crate::customer_service::message_for(kind, reply) else {
-            tracing::error!(account = %record.account, delivery_id = record.id, "{why}, and a {} reply cannot be sent through the customer-service API (text, image and news can)", reply.msg_type());
-            return format!(
-                "dropped: {} cannot be sent through the customer-service API",
-                reply.msg_type()
-            );
-        };
-        let center = &self.center;
-        match crate::customer_service::send(center, &record.account, &openid, &message).await {
-            Ok(()) => {
-                self.stats.late_replies.fetch_add(1, Ordering::Relaxed);
-                done.to_owned()
-            }
-            Err(err) => {
-                tracing::error!(account = %record.account, delivery_id = record.id, "{why}; sending it through the customer-service API failed: {err}");
-                format!("{done} reply failed: {err}")
-            }
-        }
+        self.shows_passive(account) || matches!(reply, Reply::TransferCustomerService { .. })
     }
 }
 

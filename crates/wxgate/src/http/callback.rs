@@ -177,7 +177,17 @@ pub async fn message(
             return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
         }
     };
-    tracing::debug!(account = %name, msg_type = %message.msg_type, outcome = outcome.as_str(), "message handled");
+    if outcome == Outcome::Duplicate {
+        // Seen before (WeChat's retry, or a message sent again by hand with the same
+        // MsgId): answered as the first time, whatever its content now says.
+        let slot = state.metrics.slot(&name);
+        // Within the log's rate, like the refusals: a replayed push cannot flood it.
+        if state.log_limit.check(slot, outcome).is_some() {
+            tracing::info!(account = %name, msg_type = %message.msg_type, "answered from the dedup cache: this message (same MsgId, or sender and CreateTime) was answered before, so it gets that answer again; send a new MsgId to try a changed message");
+        }
+    } else {
+        tracing::debug!(account = %name, msg_type = %message.msg_type, outcome = outcome.as_str(), "message handled");
+    }
     state.metrics.record(
         state.metrics.slot(&name),
         Method::Post,

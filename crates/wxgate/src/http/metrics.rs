@@ -51,11 +51,13 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
              # HELP wxgate_forward_retries_total Failed delivery attempts scheduled again.\n# TYPE wxgate_forward_retries_total counter\nwxgate_forward_retries_total {}\n\
              # HELP wxgate_forward_dead_letters_total Deliveries given up after max_age_s.\n# TYPE wxgate_forward_dead_letters_total counter\nwxgate_forward_dead_letters_total {}\n\
              # HELP wxgate_forward_late_replies_total Replies sent through the customer-service API.\n# TYPE wxgate_forward_late_replies_total counter\nwxgate_forward_late_replies_total {}\n\
+             # HELP wxgate_forward_reply_failures_total Attempts to send a reply through the customer-service API that failed (the record stays pending, or is dead when no retry can mend it).\n# TYPE wxgate_forward_reply_failures_total counter\nwxgate_forward_reply_failures_total {}\n\
              # HELP wxgate_forward_delivery_seconds Time for the service to answer successful deliveries.\n# TYPE wxgate_forward_delivery_seconds summary\n\
              wxgate_forward_delivery_seconds_sum {}\nwxgate_forward_delivery_seconds_count {delivered}\n",
             stats.retries.load(Relaxed),
             stats.dead_letters.load(Relaxed),
             stats.late_replies.load(Relaxed),
+            stats.reply_failures.load(Relaxed),
             stats.latency_us_sum.load(Relaxed) as f64 / 1e6,
         );
     }

@@ -74,21 +74,9 @@ impl LocalInbox {
     ///
     /// # Errors
     /// Storage errors: the caller must not acknowledge the message to WeChat.
-    pub async fn accept(
-        &self,
-        account: &str,
-        dedup_key: &str,
-        message: serde_json::Value,
-        now: i64,
-    ) -> Result<Accepted, InboxError> {
+    pub async fn accept(&self, template: Record) -> Result<Accepted, InboxError> {
         let (answer, result) = oneshot::channel();
-        self.send(Job::Accept {
-            account: account.to_owned(),
-            dedup_key: dedup_key.to_owned(),
-            message,
-            now,
-            answer,
-        })?;
+        self.send(Job::Accept { template, answer })?;
         result.await.map_err(|_| InboxError::Stopped)?
     }
 

@@ -61,12 +61,21 @@ pub struct Record {
     pub delivered_at: Option<i64>,
     /// The service's `reply`, when it gave one.
     pub service_reply: Option<serde_json::Value>,
-    /// How that reply reached the user: `passive`, `late`, or why it did not.
+    /// How that reply reached the user: `passive`, `late`, `customer_service`, or why
+    /// it did not.
     pub reply_outcome: Option<String>,
+    /// The reply in `service_reply` has yet to reach the user through the
+    /// customer-service API (a rule's reply on a mini-program, or a service's reply
+    /// that came too late to be passive). While it is set, an attempt sends that reply
+    /// and never posts the message to the service again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply_due: bool,
 }
 
 impl Record {
-    /// A new pending record, due now.
+    /// A new pending record, due now. As the template of
+    /// [`Inbox::accept`](crate::inbox::Inbox::accept), its `id` is ignored: the inbox
+    /// numbers the record.
     pub fn new(
         id: u64,
         account: &str,
@@ -87,6 +96,7 @@ impl Record {
             delivered_at: None,
             service_reply: None,
             reply_outcome: None,
+            reply_due: false,
         }
     }
 }

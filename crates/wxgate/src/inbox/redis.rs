@@ -147,15 +147,14 @@ impl RedisQueue {
     ///
     /// # Errors
     /// Redis errors: the message was not stored.
-    pub async fn accept(
-        &self,
-        account: &str,
-        dedup_key: &str,
-        message: serde_json::Value,
-        now: i64,
-    ) -> Result<Accepted, InboxError> {
+    pub async fn accept(&self, template: &Record) -> Result<Accepted, InboxError> {
         // Redis numbers the record: the script puts its id in place of the 0.
-        let template = Record::new(0, account, dedup_key, message, now);
+        let template = Record {
+            id: 0,
+            ..template.clone()
+        };
+        let (account, dedup_key, now) =
+            (&template.account, &template.dedup_key, template.received_at);
         let json = to_json(&template)?;
         debug_assert!(json.starts_with("{\"id\":0,"));
         let mut invocation = self.scripts.accept.prepare_invoke();

@@ -4,10 +4,56 @@
 //! secret file open to group or others gets a warning instead.
 
 use std::io;
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 /// The name of the database file inside `data_dir`.
 pub const DATABASE_FILE: &str = "wxgate.redb";
+
+/// The file in `data_dir` where a running `serve` keeps the address it listens on.
+pub const SERVE_ADDR_FILE: &str = "serve.addr";
+
+/// `data_dir/serve.addr` while `serve` runs: written (0600) once it listens, removed
+/// when dropped, so `sim`, `status` and `inbox` reach the server wherever `--listen`
+/// put it.
+#[derive(Debug)]
+pub struct ServeAddr {
+    path: PathBuf,
+}
+
+impl ServeAddr {
+    /// Writes `addr` into `data_dir/serve.addr`.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write(data_dir: &Path, addr: SocketAddr) -> io::Result<ServeAddr> {
+        let path = data_dir.join(SERVE_ADDR_FILE);
+        write_private(&path, format!("{addr}\n").as_bytes())?;
+        Ok(ServeAddr { path })
+    }
+
+    /// The address a running `serve` wrote into `data_dir`, if any; an unspecified IP
+    /// (`0.0.0.0`, `::`) as loopback, which is where a local command reaches it.
+    pub fn read(data_dir: &Path) -> Option<SocketAddr> {
+        let text = std::fs::read_to_string(data_dir.join(SERVE_ADDR_FILE)).ok()?;
+        text.trim().parse().ok().map(reachable)
+    }
+}
+
+impl Drop for ServeAddr {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `addr` as a local client reaches it: an unspecified IP becomes loopback.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if !ip.is_unspecified() => addr,
+        IpAddr::V4(_) => SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())),
+        IpAddr::V6(_) => SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())),
+    }
+}
 
 /// Creates `dir` (and its parents) with mode 0700 for the last component; returns
 /// whether it was created now.

@@ -68,6 +68,26 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let config = Config::parse(&make_config(&base), "test.toml").expect("test config is valid");
         let state = Arc::new(AppState::new(&config));
+        TestServer::serve(listener, base, state)
+    }
+
+    /// Starts a server as `serve` builds it (the redb store, the inbox and the
+    /// forwarder) in a fresh data directory named after `name`.
+    pub async fn open(name: &str, config_text: &str) -> TestServer {
+        let dir = std::env::temp_dir().join(format!("wxgate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!("data_dir = \"{}\"\n{config_text}", dir.display());
+        let config = Config::parse(&text, "test.toml").expect("test config is valid");
+        let state = AppState::open(&config, "admin-token-0123456789".into())
+            .await
+            .expect("the state opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        TestServer::serve(listener, base, Arc::new(state))
+    }
+
+    fn serve(listener: tokio::net::TcpListener, base: String, state: Arc<AppState>) -> TestServer {
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(http::serve(listener, state.clone(), async {
             let _ = rx.await;
@@ -83,6 +103,7 @@ impl TestServer {
     pub async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());
         self.handle.take().unwrap().await.unwrap().unwrap();
+        self.state.shutdown().await;
     }
 }
 

@@ -24,10 +24,8 @@ use crate::storage::{Db, StoreError};
 #[derive(Debug)]
 pub(super) enum Job {
     Accept {
-        account: String,
-        dedup_key: String,
-        message: serde_json::Value,
-        now: i64,
+        /// The new record; its id is given here.
+        template: Record,
         answer: oneshot::Sender<Result<Accepted, InboxError>>,
     },
     Update {
@@ -163,21 +161,15 @@ fn write_batch(
         .unwrap_or(1)
         .max(id_base + 1);
     for job in batch {
-        let (account, dedup_key_of_push, message, now) = match job {
+        let template = match job {
             Job::Update { record, .. } => {
                 tables.write(record)?;
                 continue;
             }
             Job::Flush { .. } => continue,
-            Job::Accept {
-                account,
-                dedup_key,
-                message,
-                now,
-                ..
-            } => (account, dedup_key, message, *now),
+            Job::Accept { template, .. } => template,
         };
-        let dedup = dedup_key(account, dedup_key_of_push);
+        let dedup = dedup_key(&template.account, &template.dedup_key);
         let existing = dedup_table.get(dedup.as_str())?.map(|id| id.value());
         if let Some(id) = existing {
             let bytes = tables.records.get(id)?.map(|v| v.value().to_vec());
@@ -186,7 +178,10 @@ fn write_batch(
                 continue;
             }
         }
-        let record = Record::new(next_id, account, dedup_key_of_push, message.clone(), now);
+        let record = Record {
+            id: next_id,
+            ..template.clone()
+        };
         next_id += 1;
         tables.write(&record)?;
         dedup_table.insert(dedup.as_str(), record.id)?;

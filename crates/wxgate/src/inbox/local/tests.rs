@@ -19,7 +19,13 @@ fn temp_db(name: &str) -> (std::path::PathBuf, Arc<Db>) {
 
 async fn stored(inbox: &LocalInbox, key: &str, received_at: i64) -> Record {
     match inbox
-        .accept("acct", key, json!({ "msg_id": key }), received_at)
+        .accept(Record::new(
+            0,
+            "acct",
+            key,
+            json!({ "msg_id": key }),
+            received_at,
+        ))
         .await
         .unwrap()
     {
@@ -116,7 +122,10 @@ async fn purge_takes_only_the_asked_states_and_never_pending() {
     );
     // A purged record's dedup key is gone: the same key is a new message again.
     assert!(matches!(
-        inbox.accept("acct", "m:1", json!({}), NOW).await.unwrap(),
+        inbox
+            .accept(Record::new(0, "acct", "m:1", json!({}), NOW))
+            .await
+            .unwrap(),
         Accepted::New(_)
     ));
 }
