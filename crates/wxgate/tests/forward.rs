@@ -312,7 +312,10 @@ async fn slow_service_gets_success_then_a_late_customer_service_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_is_down_gets_the_message_once_it_is_back() {
     let (hook, seen) = service(Behaviour::DownFor(2)).await;
-    let (_emu, emu_base) = emulator().await;
+    let (emu, emu_base) = emulator().await;
+    // The user wrote within 48 h, so the service's (late) reply can be sent; until it
+    // is, the record is not delivered.
+    emu.record_interaction("oUser");
     let gw = gateway(&forward_config(&temp_dir("down"), &hook, &emu_base, 300)).await;
     let client = wxgate_client::http_client();
     let (status, body, _) = push_text(&client, &gw.base, "are you there", 9, Mode::Plain).await;
@@ -339,6 +342,8 @@ async fn a_service_that_is_down_gets_the_message_once_it_is_back() {
     })
     .await;
     assert_eq!(record.attempts, 3);
+    assert_eq!(record.reply_outcome.as_deref(), Some("late"), "{record:?}");
+    assert!(!record.reply_due);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

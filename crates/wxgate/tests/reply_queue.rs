@@ -234,7 +234,7 @@ async fn a_late_reply_that_fails_is_not_delivered() {
     let config = format!(
         "data_dir = \"{}\"\nadmin_token = \"{ADMIN}\"\napi_base = \"http://{api}\"\n\
          [[account]]\nname = \"oa\"\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
-         [account.forward]\nurl = \"{hook}/hook\"\nsecret = \"forward-secret-0123456789\"\ntimeout_ms = 200\n",
+         [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\ntimeout_ms = 200\n",
         dir.display()
     );
     let client = wxgate_client::http_client();

@@ -35,6 +35,7 @@ impl Forwarder {
             if let Some(tx) = passive {
                 let _ = tx.send(None);
             }
+            record.attempts += 1;
             self.send_due(&mut record, wxgate_client::clock::now())
                 .await;
             false
@@ -92,6 +93,15 @@ impl Forwarder {
             }
             return false;
         };
+        if replied(record) {
+            // Delivered again (`inbox retry`, or resumed after a restart) after the user
+            // already had this message's reply: the user gets no second one.
+            tracing::info!(account = %record.account, delivery_id = record.id, "delivered again; its reply was sent before ({}), so this one is not sent", record.reply_outcome.as_deref().unwrap_or_default());
+            if let Some(tx) = passive {
+                let _ = tx.send(None);
+            }
+            return false;
+        }
         record.service_reply = reply_json(&reply);
         let mut stored = false;
         let undelivered = match passive {
@@ -238,6 +248,15 @@ impl Forwarder {
     fn shows(&self, account: &str, reply: &Reply) -> bool {
         self.shows_passive(account) || matches!(reply, Reply::TransferCustomerService { .. })
     }
+}
+
+/// Whether the user already had the record's reply: passively, or through the
+/// customer-service API.
+fn replied(record: &Record) -> bool {
+    matches!(
+        record.reply_outcome.as_deref(),
+        Some("passive" | "late" | "customer_service")
+    )
 }
 
 /// Reads an answer up to `limit` bytes, refusing it as soon as it is longer.

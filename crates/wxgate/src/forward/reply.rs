@@ -90,7 +90,6 @@ impl Forwarder {
     /// Sends the record's due reply and records how it went in `record`: delivered
     /// when sent; dead when it can never be sent; otherwise due again after a backoff.
     pub(super) async fn send_due(&self, record: &mut Record, now: i64) {
-        record.attempts += 1;
         let late = self.shows_passive(&record.account);
         match self.send_reply(record, late).await {
             Sent::Done(outcome) => {
