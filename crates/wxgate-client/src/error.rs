@@ -68,12 +68,6 @@ pub enum Error {
         /// The credential asked for.
         what: &'static str,
     },
-    /// The account is not a WeCom application, so it has no WeCom API call.
-    #[error("account {account} is not a WeCom application (kind = \"wecom\"), so wxgate cannot call WeCom's API for it")]
-    NotWeCom {
-        /// Account name.
-        account: String,
-    },
     /// WeCom's message/send has no form for this message.
     #[error(
         "WeCom's message/send cannot carry a {msgtype} message: reply with text, image or news"

@@ -128,6 +128,15 @@ impl Validator<'_> {
             .as_ref()
             .map(|secret| SecretString::from(secret.get_ref().as_str()))
             .unwrap_or_else(|| SecretString::from(""));
+        if let (Some(corp_secret), None) = (&raw.corp_secret, &raw.agent_id) {
+            self.push(
+                Severity::Error,
+                Some(corp_secret.span()),
+                key("agent_id"),
+                "corp_secret needs agent_id: a Secret belongs to one application, whose token wxgate keeps apart from the corp's other applications and whose messages (message/send) name it",
+                "copy the AgentId from 应用管理 → 应用 → (the application), next to its Secret",
+            );
+        }
         Identity {
             receive_id,
             agent_id,
