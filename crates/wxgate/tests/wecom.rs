@@ -45,7 +45,7 @@ fn encode(text: &str) -> String {
 async fn verification_answers_the_decrypted_echostr() {
     let v = vectors();
     let server = TestServer::start(&corp_config(&v, "")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let get = &v["encrypted"][0];
     let url = |echostr: &str, signature: &str| {
         format!(
@@ -91,7 +91,7 @@ async fn verification_for_another_corp_is_the_one_decryption_refusal() {
     let server = TestServer::start(&text).await;
     let get = &v["encrypted"][0];
     let (status, _, body) = common::get(
-        &reqwest::Client::new(),
+        &wxgate_client::http_client(),
         &format!(
             "{}/wx/corp?msg_signature={}&timestamp={}&nonce={}&echostr={}",
             server.base,
@@ -110,7 +110,7 @@ async fn verification_for_another_corp_is_the_one_decryption_refusal() {
 async fn a_push_is_opened_with_the_corp_id_and_answered_encrypted() {
     let v = vectors();
     let server = TestServer::start(&corp_config(&v, "")).await;
-    let client = reqwest::Client::new();
+    let client = wxgate_client::http_client();
     let push = &v["encrypted"][1];
     let body = format!(
         "<xml><ToUserName><![CDATA[{}]]></ToUserName><Encrypt><![CDATA[{}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>",
