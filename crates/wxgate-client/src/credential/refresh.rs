@@ -252,16 +252,17 @@ impl CredentialCenter {
             now,
             self.config.daily_quota,
         );
+        // WeCom hands out the same token until it expires (with the seconds it has
+        // left): it keeps the time it was first fetched, so its refresh margin stays
+        // the one of its whole life. A refresh ahead cannot replace it, so the
+        // refresher waits for its expiry instead of asking again every tick.
+        let same = (attempt.current.as_ref()).filter(|c| c.value == fetched.value);
         let credential = Arc::new(Credential {
             value: fetched.value,
             expires_at: now + fetched.expires_in,
-            fetched_at: now,
+            fetched_at: same.map_or(now, |c| c.fetched_at),
         });
-        // WeCom hands out the same token until it expires: a refresh ahead that gets it
-        // back cannot replace it, so the refresher waits for its expiry instead of
-        // asking again every tick.
-        let same = attempt.current.as_ref().map(|c| &c.value) == Some(&credential.value);
-        let held = if attempt.ahead && same && credential.is_due(now) {
+        let held = if attempt.ahead && same.is_some() && credential.is_due(now) {
             tracing::debug!(
                 account = attempt.account,
                 "the refresh ahead got the same {} back; it is replaced at its expiry",
