@@ -37,6 +37,7 @@ fn lookups(c: &mut Criterion) {
                 name: "main".into(),
                 app_id: "wx1234567890abcdef".into(),
                 secret: "0123456789abcdef0123456789abcdef".into(),
+                source: wxgate_client::TokenSource::WeChat,
             }],
         );
         center

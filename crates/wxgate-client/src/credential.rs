@@ -12,6 +12,9 @@
 //!   this AppID: it is logged and counted.
 //! * Failed refreshes back off exponentially (1 s … 60 s). A fetched credential is used
 //!   even when storing it fails. Fetches are counted per day against the quota.
+//! * A WeCom application ([`TokenSource::WeCom`]) gets its token from `gettoken` on
+//!   `qyapi_base`, with the same gate, refresh, backoff, quota and store; asking for
+//!   its jsapi_ticket is [`crate::Error::NotForWeCom`].
 //! * Storage is behind [`CredentialStore`]: in memory here, redb and Redis elsewhere.
 //!   Its `try_lock` returns a [`Fence`], so a distributed store can make one instance
 //!   refresh while the others wait and then read the result.
@@ -29,7 +32,7 @@ mod store;
 use serde::{Deserialize, Serialize};
 
 pub use center::CredentialCenter;
-pub use config::{AccountSecrets, CenterConfig, TokenEndpoint};
+pub use config::{AccountSecrets, CenterConfig, TokenEndpoint, TokenSource};
 pub use stats::CenterStats;
 pub use store::{CredentialStore, Fence, MemoryStore, StoreError, StoreFuture};
 

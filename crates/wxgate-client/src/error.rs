@@ -60,6 +60,28 @@ pub enum Error {
     /// No such account in the credential center.
     #[error("unknown account {0:?}")]
     UnknownAccount(String),
+    /// The account is a WeCom application, which has no such credential here.
+    #[error("account {account} is a WeCom application: wxgate does not manage its {what} (WeCom's JS-SDK ticket comes from /cgi-bin/get_jsapi_ticket on qyapi_base, with the access_token this center hands out); ask for access_token instead")]
+    NotForWeCom {
+        /// Account name.
+        account: String,
+        /// The credential asked for.
+        what: &'static str,
+    },
+    /// WeCom's message/send has no form for this message.
+    #[error(
+        "WeCom's message/send cannot carry a {msgtype} message: reply with text, image or news"
+    )]
+    WeComMessage {
+        /// The customer-service message type.
+        msgtype: &'static str,
+    },
+    /// WeCom accepted message/send but not its recipient (`invaliduser`).
+    #[error("WeCom did not deliver to {touser:?}: not a member's UserID in the application's visible range (可见范围)")]
+    RecipientRefused {
+        /// The UserID WeCom named.
+        touser: String,
+    },
 }
 
 impl Error {

@@ -44,6 +44,7 @@ fn center_with(
             name: "main".into(),
             app_id: APP_ID.into(),
             secret: secret.into(),
+            source: wxgate_client::TokenSource::WeChat,
         }],
     )
 }
@@ -130,6 +131,7 @@ async fn the_background_refresher_refreshes_short_lived_tokens() {
             name: "main".into(),
             app_id: APP_ID.into(),
             secret: SECRET.into(),
+            source: wxgate_client::TokenSource::WeChat,
         }],
     );
     let refresher = center.spawn_refresher();

@@ -4,7 +4,7 @@
 //! default, `secret=` included.
 
 use serde_json::json;
-use wxgate_client::{Client, CustomMessage, Scene};
+use wxgate_client::{Client, CustomMessage, Scene, WeComClient};
 
 const APP_ID: &str = "wx1234567890abcdef";
 const SECRET: &str = "feedfacefeedfacefeedfacefeedface";
@@ -24,6 +24,7 @@ fn closed_port() -> String {
 #[tokio::test]
 async fn failed_calls_never_print_a_secret_token_or_code() {
     let client = Client::new(&closed_port());
+    let wecom = WeComClient::new(&closed_port());
     let body = json!({});
     let scene = Scene::Id(1);
     let text = CustomMessage::Text("hi".into());
@@ -80,6 +81,14 @@ async fn failed_calls_never_print_a_secret_token_or_code() {
         ("menu_delete", client.menu_delete(t).await.err()),
         ("user_info", client.user_info(t, "o1").await.err()),
         ("callback_ips", client.callback_ips(t).await.err()),
+        (
+            "wecom gettoken",
+            wecom.gettoken("ww0123456789abcdef", SECRET).await.err(),
+        ),
+        (
+            "wecom message_send",
+            wecom.message_send(t, 1000002, "u1", &text).await.err(),
+        ),
     ];
     for (call, error) in errors {
         let error = error.unwrap_or_else(|| panic!("{call}: nothing listens, the call fails"));

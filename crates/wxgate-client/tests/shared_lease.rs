@@ -36,6 +36,7 @@ fn center(base: &str, store: Arc<dyn CredentialStore>) -> Arc<CredentialCenter> 
             name: "main".into(),
             app_id: APP_ID.into(),
             secret: SECRET.into(),
+            source: wxgate_client::TokenSource::WeChat,
         }],
     )
 }

@@ -24,6 +24,35 @@ impl App {
     }
 }
 
+/// One WeCom application (企业微信 自建应用) known to the emulator.
+#[derive(Debug, Clone)]
+pub struct WeComApp {
+    /// CorpID.
+    pub corp_id: String,
+    /// AgentID.
+    pub agent_id: u64,
+    /// The application's Secret.
+    pub secret: String,
+    /// The members (UserIDs) in its visible range; `None` accepts every UserID.
+    pub users: Option<Vec<String>>,
+    /// Its trusted IPs (企业可信IP); `None` accepts every caller. A call with its token
+    /// from another address gets 60020 (`gettoken` itself is not restricted).
+    pub trusted_ips: Option<Vec<IpAddr>>,
+}
+
+impl WeComApp {
+    /// An application that accepts every UserID and every caller.
+    pub fn new(corp_id: &str, agent_id: u64, secret: &str) -> WeComApp {
+        WeComApp {
+            corp_id: corp_id.to_owned(),
+            agent_id,
+            secret: secret.to_owned(),
+            users: None,
+            trusted_ips: None,
+        }
+    }
+}
+
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -39,6 +68,13 @@ pub struct EmulatorConfig {
     pub ip_whitelist: Option<Vec<IpAddr>>,
     /// The OpenID the OAuth consent page signs in as.
     pub oauth_openid: String,
+    /// Known WeCom applications (served at `/cgi-bin/gettoken` and
+    /// `/cgi-bin/message/send`).
+    pub wecom_apps: Vec<WeComApp>,
+    /// In its last this-many seconds, `gettoken` hands out a new WeCom token (the old one
+    /// stays valid until it expires); before, the current one. 0: the current one until
+    /// it expires, as WeCom's documentation says (有效期内重复获取返回相同结果).
+    pub wecom_renew_window_s: i64,
 }
 
 impl EmulatorConfig {
@@ -51,6 +87,14 @@ impl EmulatorConfig {
             daily_token_quota: 2000,
             ip_whitelist: None,
             oauth_openid: "oEmulatorUser000000000000000".to_owned(),
+            wecom_apps: Vec::new(),
+            wecom_renew_window_s: 300,
         }
+    }
+
+    /// Adds a WeCom application.
+    pub fn with_wecom_app(mut self, app: WeComApp) -> EmulatorConfig {
+        self.wecom_apps.push(app);
+        self
     }
 }

@@ -5,13 +5,18 @@
 //! `/cgi-bin/stable_token` returns the current one unless `force_refresh`; a wrong
 //! secret gets 40125, an unknown AppID 40013; daily quotas give 45009; an optional IP
 //! whitelist gives 40164; OAuth codes are single use (40163) and live 5 minutes; the
-//! customer-service window is 48 hours (45015). Every call is recorded so tests can
-//! assert on them. [`pusher`] plays WeChat's side of the callback.
+//! customer-service window is 48 hours (45015). WeCom applications ([`WeComApp`]) get
+//! `/cgi-bin/gettoken` (40013 an unknown CorpID, 40001 a wrong Secret) and
+//! `/cgi-bin/message/send` (42001 expired, 40014 invalid or revoked, 60020 a caller
+//! outside the trusted IPs, 81013 a user outside the visible range). Every call is
+//! recorded so tests can assert on them. [`pusher`] plays WeChat's side of the
+//! callback, and WeCom's.
 //!
 //! Its parts: `config` (apps and behaviour), `state` (what the emulator remembers and
 //! records), `routes` (the router and the answer helpers) with `routes::tokens`
 //! (access tokens and tickets), `routes::oauth` (web authorization) and `routes::calls`
-//! (the calls that take an access_token), and [`pusher`].
+//! (the calls that take an access_token), `routes::wecom` (WeCom's token and
+//! application messages), and [`pusher`].
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -33,9 +38,9 @@ pub mod pusher;
 mod routes;
 mod state;
 
-pub use config::{App, EmulatorConfig};
-pub use state::Call;
+pub use config::{App, EmulatorConfig, WeComApp};
 use state::Inner;
+pub use state::{Call, WeComSent};
 
 /// The emulator: cheap to clone, shared with its server.
 #[derive(Debug, Clone)]
@@ -100,6 +105,24 @@ impl Emulator {
         }
         inner.stable.remove(app_id);
         inner.classic.remove(app_id);
+    }
+
+    /// Revokes every token of a WeCom application (WeCom may revoke one early): 40014.
+    pub fn revoke_wecom_tokens(&self, corp_id: &str, agent_id: u64) {
+        let mut inner = self.lock();
+        let revoked: Vec<String> = (inner.wecom_tokens.iter())
+            .filter(|(_, t)| t.corp_id == corp_id && t.agent_id == agent_id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for token in revoked {
+            inner.wecom_tokens.remove(&token);
+        }
+        inner.wecom_current.remove(&(corp_id.to_owned(), agent_id));
+    }
+
+    /// The messages WeCom's `message/send` accepted so far.
+    pub fn wecom_sent(&self) -> Vec<WeComSent> {
+        self.lock().wecom_sent.clone()
     }
 
     /// Records that `openid` interacted now (opens the 48-hour customer-service window).

@@ -1,7 +1,8 @@
 //! WeChat's side of the callback: URL verification and pushes in any mode, with
 //! WeChat's retry policy (5-second timeout, 3 tries in all, the same signed request each
 //! time). The reply is opened as WeChat would open it. A push is XML, or JSON as a
-//! mini-program with 数据格式 JSON sends it; its format is read from the message.
+//! mini-program with 数据格式 JSON sends it; its format is read from the message. A
+//! WeCom pusher ([`Pusher::wecom`]) sends as a WeCom application's callback does.
 
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ pub struct Pusher {
     /// Tries in all (WeChat: 3).
     pub tries: u32,
     emulator: Option<Emulator>,
+    /// A WeCom application's CorpID and AgentID: pushes and the verification as WeCom
+    /// sends them.
+    wecom: Option<(String, u64)>,
 }
 
 /// What happened to one push.
@@ -73,7 +77,26 @@ impl Pusher {
             timeout: Duration::from_secs(5),
             tries: 3,
             emulator: None,
+            wecom: None,
         }
+    }
+
+    /// A pusher for a WeCom application: every push encrypted with `corp_id` as the
+    /// trailer, signed with `msg_signature` only, with `AgentID` in the envelope; the
+    /// verification GET carries an encrypted echostr.
+    ///
+    /// # Errors
+    /// An invalid EncodingAESKey.
+    pub fn wecom(
+        url: &str,
+        token: &str,
+        aes_key: &str,
+        corp_id: &str,
+        agent_id: u64,
+    ) -> Result<Pusher, wxgate_proto::Error> {
+        let mut pusher = Pusher::new(url, token).encrypted(Mode::Safe, aes_key, corp_id)?;
+        pusher.wecom = Some((corp_id.to_owned(), agent_id));
+        Ok(pusher)
     }
 
     /// Sends in compat or safe mode with this key and AppID.
@@ -104,7 +127,22 @@ impl Pusher {
             .random_range(10u64.pow(17)..10u64.pow(18))
             .to_string();
         let timestamp = crate::unix_now().to_string();
-        let query = push::verification(&self.token, &timestamp, &nonce(), &echostr).query;
+        let query = match (&self.wecom, &self.crypt) {
+            (Some(_), Some(crypt)) => {
+                let mut random = [0u8; 16];
+                rand::rng().fill_bytes(&mut random);
+                let nonce = nonce();
+                push::wecom_verification(
+                    &self.token,
+                    crypt,
+                    (&timestamp, &nonce),
+                    &random,
+                    &echostr,
+                )
+                .query
+            }
+            _ => push::verification(&self.token, &timestamp, &nonce(), &echostr).query,
+        };
         match self
             .client
             .get(format!("{}?{query}", self.url))
@@ -139,20 +177,21 @@ impl Pusher {
             .as_ref()
             .map(|m| m.from_user_name.clone())
             .unwrap_or_default();
-        let request = push::message_as(
-            &PushParams {
-                token: &self.token,
-                mode: self.mode,
-                crypt: self.crypt.as_ref(),
-                timestamp: &timestamp,
-                nonce: &nonce,
-                random: &random,
-                openid: &openid,
-            },
-            format,
-            message_text,
-            &to,
-        );
+        let params = PushParams {
+            token: &self.token,
+            mode: self.mode,
+            crypt: self.crypt.as_ref(),
+            timestamp: &timestamp,
+            nonce: &nonce,
+            random: &random,
+            openid: &openid,
+        };
+        let request = match &self.wecom {
+            Some((corp_id, agent_id)) => {
+                push::wecom_message(&params, message_text, corp_id, Some(*agent_id))
+            }
+            None => push::message_as(&params, format, message_text, &to),
+        };
         let content_type = match format {
             Format::Xml => "text/xml",
             Format::Json => "application/json",

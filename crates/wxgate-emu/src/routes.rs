@@ -15,10 +15,12 @@ use crate::Emulator;
 mod calls;
 mod oauth;
 mod tokens;
+mod wecom;
 
 use calls::*;
 use oauth::*;
 use tokens::*;
+use wecom::*;
 
 impl Emulator {
     /// The router (serve it with `into_make_service_with_connect_info::<SocketAddr>()`).
@@ -44,6 +46,8 @@ impl Emulator {
             .route("/cgi-bin/menu/delete", get(menu_delete))
             .route("/cgi-bin/user/info", get(user_info))
             .route("/cgi-bin/getcallbackip", get(callback_ip))
+            .route("/cgi-bin/gettoken", get(gettoken))
+            .route("/cgi-bin/message/send", post(message_send))
             .fallback(|uri: Uri| async move {
                 Json(error(
                     404,

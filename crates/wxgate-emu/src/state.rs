@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{json, Value};
 
-use crate::{App, Emulator};
+use crate::{App, Emulator, WeComApp};
 
 /// A recorded API call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,29 @@ pub struct Call {
 pub(crate) struct TokenInfo {
     pub(crate) app_id: String,
     pub(crate) expires_at: i64,
+}
+
+/// A valid WeCom access token: its application and expiry.
+#[derive(Debug, Clone)]
+pub(crate) struct WeComToken {
+    pub(crate) corp_id: String,
+    pub(crate) agent_id: u64,
+    pub(crate) expires_at: i64,
+}
+
+/// A message WeCom's `message/send` accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeComSent {
+    /// The CorpID of the token's application.
+    pub corp_id: String,
+    /// The `agentid` of the request (the token's application).
+    pub agent_id: u64,
+    /// `touser`.
+    pub touser: String,
+    /// `msgtype`.
+    pub msgtype: String,
+    /// The text's `content`, or the image's `media_id`, or the first article's title.
+    pub content: String,
 }
 
 /// An OAuth code handed out by the consent page.
@@ -59,6 +82,12 @@ pub(crate) struct Inner {
     pub(crate) interactions: HashMap<String, i64>,
     pub(crate) menus: HashMap<String, Value>,
     pub(crate) invalid_tokens: HashSet<String>,
+    /// Valid WeCom tokens (a WeChat token is not one, and the other way round).
+    pub(crate) wecom_tokens: HashMap<String, WeComToken>,
+    /// The token `gettoken` hands out per (CorpID, AgentID).
+    pub(crate) wecom_current: HashMap<(String, u64), String>,
+    /// What `message/send` accepted, in order.
+    pub(crate) wecom_sent: Vec<WeComSent>,
 }
 
 /// `n` random letters and digits.
@@ -91,6 +120,11 @@ impl Emulator {
             body: body.to_owned(),
             errcode,
         });
+    }
+
+    /// The WeCom application of this corp with this AgentID.
+    pub(crate) fn wecom_app(&self, corp_id: &str, agent_id: u64) -> Option<&WeComApp> {
+        (self.config.wecom_apps.iter()).find(|a| a.corp_id == corp_id && a.agent_id == agent_id)
     }
 
     /// The app with this AppID.

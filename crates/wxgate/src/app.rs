@@ -10,6 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use wxgate_client::{
     AccountSecrets, CenterConfig, Client, CredentialCenter, CredentialStore, MemoryStore,
+    TokenSource,
 };
 
 use crate::config::{Config, ForwardConfig, HttpConfig};
@@ -52,13 +53,13 @@ pub fn credential_center(
         .accounts
         .iter()
         .filter(|a| !a.app_secret.expose_secret().is_empty())
-        // WeCom's token comes from another endpoint (gettoken on qyapi_base), which
-        // the credential center does not fetch yet: such an account is not managed.
-        .filter(|a| a.kind != crate::config::AccountKind::WeCom)
-        .map(|a| AccountSecrets {
-            name: a.name.clone(),
-            app_id: a.app_id.clone(),
-            secret: a.app_secret.clone(),
+        .filter_map(|a| {
+            Some(AccountSecrets {
+                name: a.name.clone(),
+                app_id: a.app_id.clone(),
+                secret: a.app_secret.clone(),
+                source: token_source(a)?,
+            })
         })
         .collect();
     CredentialCenter::new(
@@ -67,10 +68,23 @@ pub fn credential_center(
         CenterConfig {
             endpoint: config.token_endpoint,
             daily_quota: config.daily_token_quota,
+            qyapi_base: config.qyapi_base.clone(),
             ..CenterConfig::default()
         },
         accounts,
     )
+}
+
+/// Where an account's token comes from: a WeCom application's from `gettoken` on
+/// `qyapi_base`, every other kind's from `api_base`. `None` for a WeCom application
+/// without agent_id, which the config refuses with a corp_secret.
+fn token_source(account: &crate::config::AccountConfig) -> Option<TokenSource> {
+    match account.kind {
+        crate::config::AccountKind::WeCom => account
+            .agent_id
+            .map(|agent_id| TokenSource::WeCom { agent_id }),
+        _ => Some(TokenSource::WeChat),
+    }
 }
 
 /// The OAuth memory's budgets a configuration states: `peak_sign_ins_per_s ×

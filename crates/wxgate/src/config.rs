@@ -62,6 +62,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The WeChat API base URL (the emulator's in tests).
     pub api_base: String,
+    /// The WeCom API base URL (`gettoken`, `message/send`; the emulator's in tests).
+    pub qyapi_base: String,
     /// The base of WeChat's authorization pages (the emulator's in tests).
     pub open_base: String,
     /// How access tokens are fetched.

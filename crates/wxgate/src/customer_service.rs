@@ -2,13 +2,14 @@
 //! (`/cgi-bin/message/custom/send`) instead of the passive answer: an Official
 //! Account's reply that came after WeChat's 5 seconds, and every reply but
 //! `transfer_customer_service` on a mini-program or mini-game, which shows no other
-//! passive reply (WeChat's docs).
+//! passive reply (WeChat's docs). A WeCom application's reply goes through WeCom's
+//! `message/send` instead (`send_with` picks the API by the account's kind).
 //!
 //! Here: which message the API can carry for a reply, and one send. When and how
 //! often a send is tried, and where the reply waits meanwhile (the inbox), is the
 //! forwarder's (`forward/reply.rs`).
 
-use wxgate_client::{CredentialCenter, CustomMessage};
+use wxgate_client::{CredentialCenter, CustomMessage, TokenSource};
 use wxgate_proto::reply::Reply;
 
 use crate::config::AccountKind;
@@ -17,7 +18,7 @@ use crate::config::AccountKind;
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Without an AppSecret there is no access token to call the API with.
-    #[error("the account has no app_secret, so the customer-service message API cannot be called; set app_secret")]
+    #[error("the account has no app_secret (corp_secret and agent_id for a WeCom application), so the message API cannot be called; set it")]
     NoAppSecret,
     /// The access token or the API call failed.
     #[error(transparent)]
@@ -67,10 +68,30 @@ pub async fn send(
     }
     center
         .with_access_token(account, |token| async move {
-            center.client().custom_send(&token, openid, message).await
+            send_with(center, account, &token, openid, message).await
         })
         .await?;
     Ok(())
+}
+
+/// One send with `token`, through the API the account's kind has: WeCom's
+/// `message/send` (to a member's UserID, from the application's AgentID) for a WeCom
+/// application, the customer-service API (`message/custom/send`) for every other kind.
+async fn send_with(
+    center: &CredentialCenter,
+    account: &str,
+    token: &str,
+    touser: &str,
+    message: &CustomMessage,
+) -> Result<(), wxgate_client::Error> {
+    match center.token_source(account) {
+        Some(TokenSource::WeCom { agent_id }) => {
+            (center.wecom())
+                .message_send(token, agent_id, touser, message)
+                .await
+        }
+        _ => center.client().custom_send(token, touser, message).await,
+    }
 }
 
 #[cfg(test)]

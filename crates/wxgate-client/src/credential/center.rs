@@ -12,8 +12,10 @@ use secrecy::ExposeSecret;
 use super::stats::{Counters, DailyFetches};
 use super::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialKind, CredentialStore,
+    TokenSource,
 };
 use crate::api::Client;
+use crate::wecom::WeComClient;
 use crate::Error;
 
 /// Where a failed refresh left off: the next attempt waits until `until`.
@@ -33,6 +35,9 @@ pub(super) struct Slot {
     /// The value last rejected by WeChat: never reused from the store.
     pub(super) rejected: Mutex<Option<String>>,
     pub(super) fetches_today: DailyFetches,
+    /// Unix seconds until which the refresher leaves this credential alone: a refresh
+    /// ahead got the same value back (WeCom hands out one token until it expires).
+    pub(super) ahead_held_until: AtomicI64,
 }
 
 #[derive(Debug)]
@@ -50,6 +55,7 @@ impl AccountState {
 /// The credential center.
 pub struct CredentialCenter {
     pub(super) client: Client,
+    pub(super) wecom: WeComClient,
     pub(super) store: Arc<dyn CredentialStore>,
     pub(super) config: CenterConfig,
     pub(super) accounts: HashMap<String, AccountState>,
@@ -67,7 +73,8 @@ impl std::fmt::Debug for CredentialCenter {
 }
 
 impl CredentialCenter {
-    /// A center for these accounts.
+    /// A center for these accounts: WeChat's calls go through `client`, WeCom's to
+    /// `config.qyapi_base`.
     pub fn new(
         client: Client,
         store: Arc<dyn CredentialStore>,
@@ -76,6 +83,7 @@ impl CredentialCenter {
     ) -> Arc<Self> {
         Arc::new(CredentialCenter {
             client,
+            wecom: WeComClient::new(&config.qyapi_base),
             store,
             config,
             accounts: accounts
@@ -100,12 +108,22 @@ impl CredentialCenter {
         &self.client
     }
 
+    /// The WeCom API client (`qyapi_base`), for calls with a WeCom application's token.
+    pub fn wecom(&self) -> &WeComClient {
+        &self.wecom
+    }
+
+    /// Where an account's token comes from (`None` for an unknown account).
+    pub fn token_source(&self, account: &str) -> Option<TokenSource> {
+        self.accounts.get(account).map(|a| a.secrets.source)
+    }
+
     /// The store's name.
     pub fn store_name(&self) -> &'static str {
         self.store.name()
     }
 
-    /// The AppID of an account.
+    /// The AppID of an account (a WeCom application's CorpID).
     pub fn app_id(&self, account: &str) -> Option<&str> {
         self.accounts
             .get(account)
@@ -188,6 +206,15 @@ impl CredentialCenter {
         *slot.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some(failed.to_owned());
         if current.is_valid(self.now()) {
             Counters::bump(&self.counters.foreign);
+            if let TokenSource::WeCom { agent_id } = state.secrets.source {
+                tracing::warn!(
+                    account,
+                    corp_id = %state.secrets.app_id,
+                    agent_id,
+                    "WeCom rejected the access_token before its expiry although wxgate did not replace it: the application's Secret may have been reset, or WeCom revoked the token early; it is fetched again"
+                );
+                return true;
+            }
             tracing::warn!(
                 account,
                 app_id = %state.secrets.app_id,
@@ -225,11 +252,9 @@ impl CredentialCenter {
         let now = self.now();
         for (name, state) in &self.accounts {
             for kind in [CredentialKind::AccessToken, CredentialKind::JsapiTicket] {
-                let due = state
-                    .slot(kind)
-                    .current
-                    .load_full()
-                    .is_some_and(|c| c.is_due(now));
+                let slot = state.slot(kind);
+                let due = slot.current.load_full().is_some_and(|c| c.is_due(now))
+                    && slot.ahead_held_until.load(Ordering::Relaxed) <= now;
                 if due {
                     let _ = self.refresh(name, kind, true).await;
                 }

@@ -13,15 +13,52 @@ pub enum TokenEndpoint {
     Classic,
 }
 
+/// Where an account's access_token comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An Official Account, mini-program or mini-game: `app_id` and the AppSecret on
+    /// `api_base` (`stable_token` or `token`, as [`CenterConfig::endpoint`] says). It
+    /// has a jsapi_ticket too.
+    WeChat,
+    /// A WeCom application (企业微信 自建应用): `app_id` is the CorpID, the secret the
+    /// application's Secret, and the token comes from `gettoken` on
+    /// [`CenterConfig::qyapi_base`]. It has no jsapi_ticket here.
+    WeCom {
+        /// The application's AgentID: part of the store key (two applications of one
+        /// corp have two tokens), and the sender of `message/send`.
+        agent_id: u64,
+    },
+}
+
 /// One account's API credentials.
 #[derive(Debug, Clone)]
 pub struct AccountSecrets {
     /// The name used by callers.
     pub name: String,
-    /// AppID.
+    /// AppID; a WeCom application's CorpID.
     pub app_id: String,
-    /// AppSecret (never logged; `Debug` prints a placeholder).
+    /// AppSecret, or a WeCom application's Secret (never logged; `Debug` prints a
+    /// placeholder).
     pub secret: SecretString,
+    /// Where its token comes from.
+    pub source: TokenSource,
+}
+
+impl AccountSecrets {
+    /// The store key of one of its credentials: `wxgate:cred:{app_id}:{kind}`, and
+    /// `wxgate:cred:wecom:{corp_id}:{agent_id}:{kind}` for a WeCom application, whose
+    /// token belongs to the application, not to the corp. (A CorpID may start with
+    /// `wx` like an AppID; the `wecom:` segment keeps the two apart.)
+    pub fn store_key(&self, kind: super::CredentialKind) -> String {
+        match self.source {
+            TokenSource::WeChat => format!("wxgate:cred:{}:{}", self.app_id, kind.as_str()),
+            TokenSource::WeCom { agent_id } => format!(
+                "wxgate:cred:wecom:{}:{agent_id}:{}",
+                self.app_id,
+                kind.as_str()
+            ),
+        }
+    }
 }
 
 /// Settings of the center.
@@ -33,6 +70,8 @@ pub struct CenterConfig {
     pub daily_quota: u32,
     /// How often the refresher looks for credentials due for refresh.
     pub refresh_tick: Duration,
+    /// WeCom's API base URL, for [`TokenSource::WeCom`] accounts.
+    pub qyapi_base: String,
 }
 
 impl Default for CenterConfig {
@@ -41,6 +80,7 @@ impl Default for CenterConfig {
             endpoint: TokenEndpoint::Stable,
             daily_quota: 2000,
             refresh_tick: Duration::from_secs(1),
+            qyapi_base: crate::wecom::DEFAULT_QYAPI_BASE.to_owned(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,9 @@ use secrecy::ExposeSecret;
 
 use super::center::{AccountState, Backoff, Slot};
 use super::stats::Counters;
-use super::{Credential, CredentialCenter, CredentialKind, Fence, StoreError, TokenEndpoint};
+use super::{
+    Credential, CredentialCenter, CredentialKind, Fence, StoreError, TokenEndpoint, TokenSource,
+};
 use crate::api::Fetched;
 use crate::Error;
 
@@ -83,6 +86,12 @@ impl CredentialCenter {
     ) -> Pin<Box<dyn Future<Output = Result<Arc<Credential>, Error>> + Send + 'a>> {
         Box::pin(async move {
             let state = self.account(account)?;
+            if kind == CredentialKind::JsapiTicket && state.secrets.source != TokenSource::WeChat {
+                return Err(Error::NotForWeCom {
+                    account: account.to_owned(),
+                    what: kind.as_str(),
+                });
+            }
             let slot = state.slot(kind);
             let mut backoff = slot.gate.lock().await;
             let now = self.now();
@@ -106,7 +115,7 @@ impl CredentialCenter {
                 slot,
                 kind,
                 ahead,
-                key: format!("wxgate:cred:{}:{}", state.secrets.app_id, kind.as_str()),
+                key: state.secrets.store_key(kind),
                 rejected: slot
                     .rejected
                     .lock()
@@ -194,7 +203,8 @@ impl CredentialCenter {
     /// The lease could not be taken (the store is unreachable). A classic-endpoint
     /// refresh of a shared store's access_token would invalidate the token the other
     /// instances use, so it is refused (the current token is kept while valid); any
-    /// other refresh goes ahead without the lease.
+    /// other refresh goes ahead without the lease (WeCom's `gettoken` does not
+    /// invalidate the token other holders have).
     fn lock_failed(
         &self,
         attempt: &Attempt<'_>,
@@ -204,6 +214,7 @@ impl CredentialCenter {
         Counters::bump(&self.counters.store_failures);
         if self.store.shared()
             && attempt.kind == CredentialKind::AccessToken
+            && attempt.state.secrets.source == TokenSource::WeChat
             && self.config.endpoint == TokenEndpoint::Classic
         {
             if let Some(credential) = attempt.current.clone().filter(|c| c.is_valid(now)) {
@@ -241,11 +252,28 @@ impl CredentialCenter {
             now,
             self.config.daily_quota,
         );
-        Ok(Arc::new(Credential {
+        // WeCom hands out the same token until it expires (with the seconds it has
+        // left): it keeps the time it was first fetched, so its refresh margin stays
+        // the one of its whole life. A refresh ahead cannot replace it, so the
+        // refresher waits for its expiry instead of asking again every tick.
+        let same = (attempt.current.as_ref()).filter(|c| c.value == fetched.value);
+        let credential = Arc::new(Credential {
             value: fetched.value,
             expires_at: now + fetched.expires_in,
-            fetched_at: now,
-        }))
+            fetched_at: same.map_or(now, |c| c.fetched_at),
+        });
+        let held = if attempt.ahead && same.is_some() && credential.is_due(now) {
+            tracing::debug!(
+                account = attempt.account,
+                "the refresh ahead got the same {} back; it is replaced at its expiry",
+                attempt.kind.as_str()
+            );
+            credential.expires_at
+        } else {
+            0
+        };
+        attempt.slot.ahead_held_until.store(held, Ordering::Relaxed);
+        Ok(credential)
     }
 
     /// A failed fetch starts or extends the backoff (1 s doubling to 60 s); the current
@@ -299,6 +327,13 @@ impl CredentialCenter {
 
     async fn fetch(&self, state: &AccountState, kind: CredentialKind) -> Result<Fetched, Error> {
         let secrets = &state.secrets;
+        if let TokenSource::WeCom { .. } = secrets.source {
+            // `refresh` refuses a WeCom jsapi_ticket before it gets here.
+            return self
+                .wecom
+                .gettoken(&secrets.app_id, secrets.secret.expose_secret())
+                .await;
+        }
         match kind {
             CredentialKind::AccessToken => match self.config.endpoint {
                 TokenEndpoint::Stable => {

@@ -16,6 +16,7 @@ pub(super) struct RawConfig {
     pub(super) admin_token: Option<Spanned<String>>,
     pub(super) public_url: Option<Spanned<String>>,
     pub(super) api_base: Option<Spanned<String>>,
+    pub(super) qyapi_base: Option<Spanned<String>>,
     pub(super) open_base: Option<String>,
     pub(super) token_endpoint: Option<Spanned<String>>,
     pub(super) daily_token_quota: Option<u32>,

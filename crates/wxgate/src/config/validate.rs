@@ -84,11 +84,16 @@ impl Validator<'_> {
                 "[account.oauth] needs public_url, the base of the OAuth callback URL",
             );
         }
-        let api_base = raw
-            .api_base
-            .as_ref()
-            .map(|b| b.get_ref().trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| wxgate_client::DEFAULT_API_BASE.to_owned());
+        let api_base = self.api_base(
+            "api_base",
+            raw.api_base.as_ref(),
+            wxgate_client::DEFAULT_API_BASE,
+        );
+        let qyapi_base = self.api_base(
+            "qyapi_base",
+            raw.qyapi_base.as_ref(),
+            wxgate_client::DEFAULT_QYAPI_BASE,
+        );
         let token_endpoint = self.token_endpoint(raw.token_endpoint.as_ref());
         let redis_url = raw.storage.as_ref().and_then(|s| self.redis_url(s));
         let reclaim_after_s = self.reclaim_after_s(raw.storage.as_ref());
@@ -106,6 +111,7 @@ impl Validator<'_> {
             admin_token,
             public_url,
             api_base,
+            qyapi_base,
             open_base: raw
                 .open_base
                 .map(|b| b.trim_end_matches('/').to_owned())
@@ -184,6 +190,22 @@ impl Validator<'_> {
             self.error(Some(url.span()), "public_url".into(), format!("{problem}: public_url must be the absolute http(s) URL WeChat and browsers reach this server at, e.g. https://wx.example.com"));
         }
         Some(url.get_ref().trim_end_matches('/').to_owned())
+    }
+
+    /// `api_base` or `qyapi_base`: an absolute http(s) base URL, kept without its
+    /// trailing '/'.
+    fn api_base(&mut self, key: &str, base: Option<&Spanned<String>>, default: &str) -> String {
+        let Some(base) = base else {
+            return default.to_owned();
+        };
+        if let Err(problem) = base_url(base.get_ref()) {
+            self.error(
+                Some(base.span()),
+                key.into(),
+                format!("{problem}: {key} must be an absolute http(s) base URL, {default} (the default) or an emulator's http://127.0.0.1:PORT"),
+            );
+        }
+        base.get_ref().trim_end_matches('/').to_owned()
     }
 
     fn token_endpoint(&mut self, endpoint: Option<&Spanned<String>>) -> TokenEndpoint {

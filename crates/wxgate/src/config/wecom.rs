@@ -140,7 +140,12 @@ impl Validator<'_> {
             }
             value
         });
-        if agent_id.is_none() && raw.agent_id.is_none() {
+        let secret_given = raw
+            .corp_secret
+            .as_ref()
+            .is_some_and(|s| !s.get_ref().is_empty());
+        // With a Secret, a missing agent_id is an error (below); without, a warning.
+        if agent_id.is_none() && raw.agent_id.is_none() && !secret_given {
             self.push(
                 Severity::Warning,
                 Some(raw.name.span()),
@@ -160,6 +165,14 @@ impl Validator<'_> {
                 key("corp_secret"),
                 "corp_secret is empty: without the application's Secret wxgate cannot get its access token (gettoken), so no reply can be sent later through message/send",
                 "copy the Secret from 应用管理 → 应用 → Secret into corp_secret (leave it empty only if every reply is passive)",
+            );
+        } else if let (Some(corp_secret), None) = (&raw.corp_secret, &raw.agent_id) {
+            self.push(
+                Severity::Error,
+                Some(corp_secret.span()),
+                key("agent_id"),
+                "corp_secret needs agent_id: a Secret belongs to one application, whose token wxgate keeps apart from the corp's other applications and whose messages (message/send) name it",
+                "copy the AgentId from 应用管理 → 应用 → (the application), next to its Secret",
             );
         }
         let secret = SecretString::from(secret_text);

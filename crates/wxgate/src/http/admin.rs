@@ -1,7 +1,9 @@
 //! The credential center's HTTP API (`/api/accounts/{name}/…`), behind a bearer token.
 //!
 //! Every route takes the managed access_token from [`CredentialCenter`], retries once
-//! when WeChat rejects it, and maps errors to JSON in one place ([`HttpError`]).
+//! when WeChat rejects it, and maps errors to JSON in one place ([`HttpError`]). A
+//! WeCom application gets its access_token here; the routes that call WeChat's API on
+//! `api_base` refuse it ([`wechat_only`]).
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
-use wxgate_client::{CredentialKind, Error as ClientError, Scene};
+use wxgate_client::{CredentialKind, Error as ClientError, Scene, TokenSource};
 use wxgate_proto::signature::wx_config;
 
 use super::error::HttpError;
@@ -80,6 +82,17 @@ async fn access_token(
     Ok(Json(
         json!({ "access_token": credential.value, "expires_at": credential.expires_at }),
     ))
+}
+
+/// Refuses a WeCom application on a route that calls WeChat's API on `api_base`: its
+/// token would be refused there (and expired and fetched again for nothing).
+fn wechat_only(state: &AppState, name: &str) -> Result<(), HttpError> {
+    match state.center().token_source(name) {
+        Some(TokenSource::WeCom { .. }) => Err(HttpError::BadRequest(format!(
+            "account {name} is a WeCom application: this route calls WeChat's API (api_base); call WeCom's API (qyapi_base) with the token from /api/accounts/{name}/access_token"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 async fn jsapi_ticket(
@@ -184,6 +197,7 @@ async fn qrcode(
             ))
         }
     };
+    wechat_only(&state, &name)?;
     let center = state.center();
     let ticket = center
         .with_access_token(&name, |token| {
@@ -211,6 +225,7 @@ async fn forward(
     path: &'static str,
     body: &str,
 ) -> Result<Json<Value>, HttpError> {
+    wechat_only(state, name)?;
     let body: Value = serde_json::from_str(body)
         .map_err(|e| HttpError::BadRequest(format!("body must be JSON: {e}")))?;
     let center = state.center();
@@ -272,6 +287,7 @@ async fn menu_get(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
+    wechat_only(&state, &name)?;
     let center = state.center();
     let answer = center
         .with_access_token(&name, |token| async move {
@@ -285,6 +301,7 @@ async fn menu_delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
+    wechat_only(&state, &name)?;
     let center = state.center();
     center
         .with_access_token(&name, |token| async move {
@@ -341,19 +358,25 @@ fn account_status(state: &AppState) -> Vec<Value> {
                 }),
             };
             let managed = center.app_id(&config.name).is_some();
+            let wecom = matches!(
+                center.token_source(&config.name),
+                Some(TokenSource::WeCom { .. })
+            );
             json!({
                 "name": config.name,
                 "app_id": config.app_id,
                 "mode": config.mode.as_str(),
                 "rules": config.rules.len(),
                 "forward": config.forward.as_ref().map(|f| f.url.clone()),
-                "credentials": if managed {
+                "credentials": if wecom {
+                    json!({ "access_token": credential(CredentialKind::AccessToken) })
+                } else if managed {
                     json!({
                         "access_token": credential(CredentialKind::AccessToken),
                         "jsapi_ticket": credential(CredentialKind::JsapiTicket),
                     })
                 } else {
-                    json!("not managed: the account has no app_secret")
+                    json!("not managed: the account has no app_secret (corp_secret and agent_id for WeCom)")
                 },
             })
         })

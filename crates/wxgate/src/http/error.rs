@@ -67,6 +67,9 @@ impl HttpError {
             HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::Client(error) => match error {
                 ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+                ClientError::NotForWeCom { .. } | ClientError::WeComMessage { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
                 ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
