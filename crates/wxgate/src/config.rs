@@ -17,6 +17,7 @@ use validate::Validator;
 mod account;
 mod kinds;
 mod oauth;
+mod placeholder;
 mod raw;
 mod urls;
 mod validate;

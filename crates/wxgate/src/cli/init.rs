@@ -319,7 +319,7 @@ fn identity_lines(args: &InitArgs, plan: Plan) -> String {
         )),
     }
     lines.push_str(if plan.kind.shows_passive_replies() {
-        "app_secret = \"\"\n"
+        "app_secret = \"\"   # AppSecret (设置与开发 → 基本配置): for the access token, the API and late replies\n"
     } else {
         "app_secret = \"\"   # needed for replies other than transfer_customer_service\n"
     });
@@ -406,12 +406,19 @@ fn print_what_to_fill(args: &InitArgs, plan: Plan, path: &Path) {
             }
             println!("Set corp_secret in {file} to the application's Secret (应用管理 → 应用 → Secret) for its access token.");
         }
-        AccountKind::OfficialAccount if args.app_id.is_none() => {
-            println!("Replace app_id in {file} with your AppID (开发者ID, 设置与开发 → 基本配置).");
+        AccountKind::OfficialAccount => {
+            if args.app_id.is_none() {
+                println!(
+                    "Replace app_id in {file} with your AppID (开发者ID, 设置与开发 → 基本配置)."
+                );
+            }
+            println!("Set app_secret in {file} (AppSecret, same page) for the access token, the API and replies after 5 s; add this server's IP to the IP whitelist there.");
         }
-        AccountKind::MiniProgram | AccountKind::MiniGame if args.app_id.is_none() => {
-            println!("Replace app_id in {file} with your AppID (开发 → 开发管理 → 开发设置).");
+        AccountKind::MiniProgram | AccountKind::MiniGame => {
+            if args.app_id.is_none() {
+                println!("Replace app_id in {file} with your AppID (开发 → 开发管理 → 开发设置).");
+            }
+            println!("Set app_secret in {file} (AppSecret, same page) for the access token and the customer-service replies.");
         }
-        _ => {}
     }
 }

@@ -29,7 +29,6 @@ const PLACEHOLDER_TOKENS: [&str; 9] = [
     "123456",
     "abc123",
 ];
-const PLACEHOLDER_PREFIXES: [&str; 5] = ["your", "replace", "example", "changeme", "placeholder"];
 const KNOWN_PUBLIC_KEYS: [&str; 2] = [
     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
     "Nr8OKuMPaz3gq09gUI4Shh6wnqoquXgcF5bcUfKohjI",
@@ -169,7 +168,7 @@ impl Validator<'_> {
         if self.console(token.span(), key.clone(), console::check_token(text)) {
             let lower = text.to_ascii_lowercase();
             if PLACEHOLDER_TOKENS.contains(&lower.as_str())
-                || PLACEHOLDER_PREFIXES.iter().any(|p| lower.starts_with(p))
+                || super::placeholder::is_placeholder(text)
             {
                 self.push(
                     Severity::Warning,
@@ -259,6 +258,7 @@ impl Validator<'_> {
                 "secret must have at least 16 characters (random, shared with your service)",
             );
         }
+        self.placeholder_secret(&forward.secret, key("secret"), "the forward secret");
         let timeout_ms = forward.timeout_ms.unwrap_or(4000);
         if timeout_ms >= 5000 {
             self.push(

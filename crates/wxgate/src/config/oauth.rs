@@ -78,6 +78,7 @@ impl Validator<'_> {
                 "signing_key must have at least 32 characters (random, shared with your app)",
             );
         }
+        self.placeholder_secret(&raw.signing_key, key("signing_key"), "signing_key");
         let state_ttl_s = raw.state_ttl_s.unwrap_or(600);
         if !(1..=3600).contains(&state_ttl_s) {
             self.error(

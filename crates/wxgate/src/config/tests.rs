@@ -240,3 +240,34 @@ fn forward_backoff_limit() {
         "between 1 and 3600",
     );
 }
+
+/// The example's placeholders for admin_token, signing_key and the forward secret are
+/// warned about where they stand (`serve` runs with them, so `check` must say so).
+#[test]
+fn published_placeholder_secrets_are_warned() {
+    let text = include_str!("../../../../wxgate.example.toml");
+    let (config, findings) = check(text, "wxgate.example.toml").unwrap();
+    assert!(config.is_some());
+    let warned = |key_end: &str| {
+        findings.iter().any(|f| {
+            f.severity == Severity::Warning
+                && f.key.ends_with(key_end)
+                && f.problem.contains("placeholder")
+                && f.line.is_some()
+        })
+    };
+    assert!(warned("admin_token"), "{findings:#?}");
+    assert!(warned("oauth.signing_key"), "{findings:#?}");
+    assert!(warned("forward.secret"), "{findings:#?}");
+    // A random value is not warned about.
+    let own = minimal(
+        "[account.forward]\nurl = \"http://127.0.0.1:9000/hook\"\nsecret = \"k3J9sQ2mX8vL5pR1\"\n",
+    );
+    let (_, findings) = check(&format!("admin_token = \"Zq7Wm2Kx9Lp4Rt8V\"\n{own}"), "t").unwrap();
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.problem.contains("placeholder") && !f.key.ends_with("app_id")),
+        "{findings:#?}"
+    );
+}

@@ -174,6 +174,7 @@ impl Validator<'_> {
             if token.get_ref().len() < 16 {
                 self.error(Some(token.span()), "admin_token".into(), "admin_token must have at least 16 characters (use a random string, e.g. `openssl rand -hex 24`)");
             }
+            self.placeholder_secret(token, "admin_token".into(), "admin_token");
         } else if !listen.ip().is_loopback() {
             self.error(
                 listen_span.map(Spanned::span),
