@@ -177,7 +177,17 @@ fn check_names_each_wecom_mistake_with_a_fix() {
             "企业信息",
         ),
         (
+            // A Secret belongs to one application: without its AgentId, an error.
             good.replace("agent_id = 1000002\n", ""),
+            "account[0].agent_id",
+            "corp_secret needs agent_id",
+            "error",
+            "AgentId",
+        ),
+        (
+            // Without a Secret the callbacks still work: a warning.
+            good.replace("agent_id = 1000002\n", "")
+                .replace(&format!("corp_secret = \"{CORP_SECRET}\""), ""),
             "account[0].agent_id",
             "missing",
             "warning",
