@@ -9,6 +9,10 @@
 //! A rule without `when` (or with `when = {}`) matches everything: put it last as the
 //! default.
 
+mod lint;
+
+pub use lint::{lint, RuleFinding};
+
 use regex::Regex;
 use serde::Deserialize;
 use wxgate_proto::reply::{Article, Reply};

@@ -26,3 +26,30 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// `url` without what may hold a secret (user, password, query, fragment), for a
+/// start-up line; a placeholder when it does not parse.
+pub fn url_without_query(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn secrets_leave_the_url() {
+        assert_eq!(
+            super::url_without_query("https://u:p@svc.example.com:8443/hook?key=s#x"),
+            "https://svc.example.com:8443/hook"
+        );
+        assert_eq!(super::url_without_query("not a url"), "(unparsable URL)");
+    }
+}

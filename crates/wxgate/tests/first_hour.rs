@@ -239,3 +239,113 @@ async fn the_demo_sends_a_fresh_msg_id_and_says_when_it_answers_from_the_cache()
         "no message content in the log: {logged}"
     );
 }
+
+/// `check --json` of `text` written as `check.toml` in `dir`: the exit code and the
+/// findings as (key, severity, problem, fix).
+fn check(dir: &Path, text: &str) -> (Option<i32>, Vec<(String, String, String, String)>) {
+    std::fs::write(dir.join("check.toml"), text).unwrap();
+    let output = run(dir, &["check", "--config", "check.toml", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text_of(&output)));
+    let field = |f: &serde_json::Value, k: &str| f[k].as_str().unwrap_or_default().to_owned();
+    let findings = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                field(f, "key"),
+                field(f, "severity"),
+                field(f, "problem"),
+                field(f, "fix"),
+            )
+        })
+        .collect();
+    (output.status.code(), findings)
+}
+
+#[test]
+fn check_warns_about_the_example_placeholder_secrets() {
+    let dir = temp_dir("placeholders");
+    let example = include_str!("../../../wxgate.example.toml");
+    let (code, findings) = check(&dir, example);
+    assert_eq!(code, Some(1), "warnings make check exit 1: {findings:#?}");
+    for key in ["admin_token", "oauth.signing_key", "forward.secret"] {
+        assert!(
+            findings.iter().any(|(k, s, p, _)| k.ends_with(key)
+                && s == "warning"
+                && p.contains("placeholder")),
+            "{key}: {findings:#?}"
+        );
+    }
+}
+
+#[test]
+fn check_finds_rules_that_can_never_match() {
+    let dir = temp_dir("rules");
+    let account = |rules: &str, forward: bool| {
+        let forward = if forward {
+            "[account.forward]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"k3J9sQ2mX8vL5pR1wE\"\n"
+        } else {
+            ""
+        };
+        format!(
+            "[[account]]\nname = \"a\"\napp_id = \"wx5f3c8d2e1a9b7c64\"\ntoken = \"Zq7Wm2Kx9Lp4\"\n{forward}{rules}"
+        )
+    };
+    let rule =
+        |when: &str| format!("[[account.rule]]\nwhen = {{ {when} }}\nreply = {{ text = \"x\" }}\n");
+    let shadowed = account(
+        &format!(
+            "{}{}",
+            rule("msg_type = \"event\", event = \"subscribe\""),
+            rule("msg_type = \"event\", event = \"subscribe\", event_key = \"spring\"")
+        ),
+        false,
+    );
+    let (_, findings) = check(&dir, &shadowed);
+    assert!(
+        findings.iter().any(|(k, _, p, f)| k == "account[0].rule[1]"
+            && p.contains("never matches")
+            && f.contains("above rule[0]")),
+        "{findings:#?}"
+    );
+    let misspelt = account(
+        &format!(
+            "{}{}",
+            rule("event = \"subscibe\""),
+            rule("msg_type = \"txt\"")
+        ),
+        false,
+    );
+    let (_, findings) = check(&dir, &misspelt);
+    let fixes: Vec<&str> = findings.iter().map(|(_, _, _, f)| f.as_str()).collect();
+    assert!(
+        fixes.contains(&"did you mean event = \"subscribe\"?"),
+        "{findings:#?}"
+    );
+    assert!(
+        fixes.contains(&"did you mean msg_type = \"text\"?"),
+        "{findings:#?}"
+    );
+    let echo_and_forward = account(&rule("msg_type = \"text\""), true);
+    let (code, findings) = check(&dir, &echo_and_forward);
+    assert_eq!(code, Some(1));
+    assert!(
+        findings.iter().any(|(k, _, p, _)| k == "account[0].rule[0]"
+            && p.contains("[account.forward] gets no text message")),
+        "{findings:#?}"
+    );
+    // The start-up line says where messages are forwarded (without secrets).
+    std::fs::write(
+        dir.join("wxgate.toml"),
+        account(&rule("keyword = \"help\""), true).replace("/hook", "/hook?key=secret"),
+    )
+    .unwrap();
+    let log = dir.join("serve.log");
+    let (server, _, printed) = serve(&dir, &["--listen", "127.0.0.1:0"], &log);
+    let line = printed.iter().find(|l| l.starts_with("account a")).unwrap();
+    assert!(line.contains("forward=http://127.0.0.1:9/hook"), "{line}");
+    assert!(!line.contains("secret"), "{line}");
+    stop(server);
+}

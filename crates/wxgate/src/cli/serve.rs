@@ -92,8 +92,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             print_demo_banner(&config, local);
         }
         for account in &config.accounts {
+            let forward = account
+                .forward
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |f| crate::text::url_without_query(&f.url));
             println!(
-                "account {:<12} http://{local}/wx/{}  mode={} rules={}",
+                "account {:<12} http://{local}/wx/{}  mode={} rules={} forward={forward}",
                 account.name,
                 account.name,
                 account.mode.as_str(),

@@ -69,6 +69,16 @@ impl Validator<'_> {
         );
         self.wecom_mode(index, kind, (mode, mode_span), has_key);
         let (rules, rule_spans) = self.rules(index, raw.rule);
+        for finding in crate::rules::lint(&rules, raw.forward.is_some()) {
+            let (rule_index, span) = &rule_spans[finding.rule];
+            self.push(
+                Severity::Warning,
+                Some(span.clone()),
+                format!("account[{index}].rule[{rule_index}]"),
+                finding.problem,
+                finding.fix,
+            );
+        }
         let has_secret = !app_secret.expose_secret().is_empty();
         self.customer_service_rules(
             index,
