@@ -48,6 +48,7 @@ impl Emulator {
             .route("/cgi-bin/getcallbackip", get(callback_ip))
             .route("/cgi-bin/gettoken", get(gettoken))
             .route("/cgi-bin/message/send", post(message_send))
+            .route("/emu/interaction", post(interaction))
             .fallback(|uri: Uri| async move {
                 Json(error(
                     404,
@@ -72,7 +73,7 @@ fn respond_get(emu: &Emulator, uri: &Uri, answer: Value) -> Response {
     )
 }
 
-fn respond(
+pub(super) fn respond(
     emu: &Emulator,
     method: &str,
     path: &str,

@@ -349,3 +349,83 @@ fn check_finds_rules_that_can_never_match() {
     assert!(!line.contains("secret"), "{line}");
     stop(server);
 }
+
+/// A late reply can be tried locally: `sim` tells the emulator (the account's
+/// `api_base`) of the message it sends, which opens the user's 48-hour window, so the
+/// service's slow reply goes out through the customer-service API and the record is
+/// delivered as `late`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_opens_the_window_in_the_emulator_so_a_late_reply_is_sent() {
+    let emu = wxgate_emu::Emulator::new(wxgate_emu::EmulatorConfig::with_app(
+        wxgate_emu::App::new(APP_ID, APP_SECRET),
+    ));
+    let (api, _task) = emu
+        .spawn(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let service = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            axum::Json(
+                serde_json::json!({ "reply": { "type": "text", "content": "slow but sure" } }),
+            )
+        }),
+    );
+    let hook = serve_hook(service).await;
+    let dir = temp_dir("late");
+    std::fs::write(
+        dir.join("wxgate.toml"),
+        format!(
+            "admin_token = \"{ADMIN}\"\napi_base = \"http://{api}\"\n\
+             [[account]]\nname = \"oa\"\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+             [account.forward]\nurl = \"{hook}\"\nsecret = \"k3J9sQ2mX8vL5pR1wE\"\ntimeout_ms = 200\n"
+        ),
+    )
+    .unwrap();
+    let (dir2, log) = (dir.clone(), dir.join("serve.log"));
+    let (_server, base, _) =
+        tokio::task::spawn_blocking(move || serve(&dir2, &["--listen", "127.0.0.1:0"], &log))
+            .await
+            .unwrap();
+    let dir2 = dir.clone();
+    let sim = tokio::task::spawn_blocking(move || run(&dir2, &["sim", "--json", "text", "hello"]))
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
+    assert_eq!(report["reply"], "(none: success)", "{report:#}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "emulator" && c["status"] == "pass"),
+        "{report:#}"
+    );
+    let client = wxgate_client::http_client();
+    let mut record = serde_json::Value::Null;
+    for _ in 0..100 {
+        record = client
+            .get(format!("{base}/api/inbox/1"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if record["state"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(record["state"], "delivered", "{record:#}");
+    assert_eq!(record["reply_outcome"], "late", "{record:#}");
+    let sent: Vec<_> = emu
+        .calls()
+        .into_iter()
+        .filter(|c| c.path == "/cgi-bin/message/custom/send" && c.errcode == 0)
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].body.contains("slow but sure"), "{}", sent[0].body);
+}

@@ -4,9 +4,9 @@
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::{get_with_token, with_token, Params};
+use super::{get_with_token, respond, with_token, Params};
 use crate::state::{error, random};
 use crate::Emulator;
 
@@ -176,4 +176,22 @@ pub(super) async fn callback_ip(
         &q,
         |_| json!({ "ip_list": ["101.226.62.77", "101.226.62.78"] }),
     )
+}
+
+/// `POST /emu/interaction` `{"openid": "…"}`: the user wrote to the account now, which
+/// opens their 48-hour customer-service window (WeChat opens it on every message; the
+/// emulator hears of it this way, e.g. from `wxgate sim`). Not a WeChat route.
+pub(super) async fn interaction(State(emu): State<Emulator>, body: String) -> Response {
+    let request: Value = serde_json::from_str(&body).unwrap_or_default();
+    let answer = match request["openid"]
+        .as_str()
+        .filter(|o| !o.is_empty() && o.len() <= 128)
+    {
+        Some(openid) => {
+            emu.record_interaction(openid);
+            json!({ "errcode": 0, "errmsg": "ok", "window_s": 48 * 3600 })
+        }
+        None => error(40003, "invalid openid: send {\"openid\": \"…\"}"),
+    };
+    respond(&emu, "POST", "/emu/interaction", "", &body, answer)
 }

@@ -4,16 +4,19 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Args;
-use wxgate_emu::{App, Emulator, EmulatorConfig};
+use wxgate_emu::{App, Emulator, EmulatorConfig, WeComApp};
 
 /// Run an emulator of the WeChat API for local development and tests.
 ///
 /// It serves tokens (stable and classic), jsapi tickets, OAuth (consent signs in at
 /// once), QR codes, URL schemes and links, customer-service, template and menu calls,
 /// with WeChat's error codes. Point `api_base` and `open_base` in wxgate.toml at it.
+/// With --corp-id, --corp-secret and --agent-id it also serves that WeCom application
+/// (gettoken, message/send): point `qyapi_base` at it.
 ///
 /// Example:
 ///   wxgate emulate --listen 127.0.0.1:9900 --app-id wx1234567890abcdef --secret 0123456789abcdef0123456789abcdef
+///   wxgate emulate --corp-id ww1234567890abcdef --corp-secret S --agent-id 1000002
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct EmulateArgs {
@@ -32,6 +35,16 @@ pub struct EmulateArgs {
     /// Lifetime of tokens and tickets, seconds.
     #[arg(long, default_value_t = 7200)]
     pub token_ttl_s: i64,
+    /// A WeCom application the emulator also knows (gettoken, message/send): its
+    /// CorpID. Needs --corp-secret and --agent-id.
+    #[arg(long, requires_all = ["corp_secret", "agent_id"])]
+    pub corp_id: Option<String>,
+    /// The WeCom application's Secret.
+    #[arg(long, requires = "corp_id")]
+    pub corp_secret: Option<String>,
+    /// The WeCom application's AgentID.
+    #[arg(long, requires = "corp_id")]
+    pub agent_id: Option<u64>,
 }
 
 /// Runs `wxgate emulate` until Ctrl-C.
@@ -43,6 +56,13 @@ pub fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     app.oauth_domain = args.oauth_domain;
     let mut config = EmulatorConfig::with_app(app);
     config.token_ttl_s = args.token_ttl_s;
+    if let (Some(corp_id), Some(secret), Some(agent_id)) =
+        (&args.corp_id, &args.corp_secret, args.agent_id)
+    {
+        config
+            .wecom_apps
+            .push(WeComApp::new(corp_id, agent_id, secret));
+    }
     let emulator = Emulator::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,6 +70,10 @@ pub fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let (addr, task) = emulator.spawn(args.listen).await?;
         println!("WeChat API emulator on http://{addr} (AppID {}); set api_base = \"http://{addr}\" and open_base = \"http://{addr}\"", args.app_id);
+        if let Some(corp_id) = &args.corp_id {
+            println!("WeCom application {corp_id} is known too; set qyapi_base = \"http://{addr}\"");
+        }
+        println!("`wxgate sim` tells it of each message it sends (POST /emu/interaction), which opens that user's 48-hour window for late replies");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = task => {},

@@ -122,8 +122,9 @@ struct SimReport {
     ok: bool,
 }
 
-/// Builds the target from the flags or the config.
-fn target(args: &SimArgs) -> anyhow::Result<Target> {
+/// Builds the target from the flags or the config, and the emulator the account's API
+/// calls go to, when `api_base` is on this machine (see [`open_window`]).
+fn target(args: &SimArgs) -> anyhow::Result<(Target, Option<String>)> {
     if let Some(url) = &args.url {
         let token = args
             .token
@@ -144,14 +145,15 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
         if mode != Mode::Plain && crypt.is_none() {
             anyhow::bail!("mode {} needs --aes-key and --app-id", mode.as_str());
         }
-        return Ok(Target {
+        let target = Target {
             url: url.clone(),
             token,
             mode,
             crypt,
             format: args.format.map(Format::from).unwrap_or_default(),
             wecom: None,
-        });
+        };
+        return Ok((target, None));
     }
     let (config, _) = load_config(args.config.as_deref())?;
     let account = match &args.account {
@@ -163,7 +165,9 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
         None => &config.accounts[0],
     };
     let host = super::local_server(&config);
-    Ok(Target {
+    let emulator = (account.kind != AccountKind::WeCom && on_this_machine(&config.api_base))
+        .then(|| config.api_base.clone());
+    let target = Target {
         url: format!("http://{host}/wx/{}", account.name),
         token: account.token.expose_secret().to_owned(),
         mode: args.mode.map(Mode::from).unwrap_or(account.mode),
@@ -176,7 +180,39 @@ fn target(args: &SimArgs) -> anyhow::Result<Target> {
             corp_id: account.app_id.clone(),
             agent_id: account.agent_id,
         }),
+    };
+    Ok((target, emulator))
+}
+
+/// Whether `api_base` is on this machine: only then may it be an emulator that sim
+/// tells about the simulated user (never WeChat itself).
+fn on_this_machine(api_base: &str) -> bool {
+    url::Url::parse(api_base).is_ok_and(|url| match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     })
+}
+
+/// Tells the emulator at `api_base` that `openid` wrote to the account now, as WeChat
+/// learns of every message a user sends: their 48-hour customer-service window opens,
+/// so a late reply to this push can be sent. Anything but an emulator's `ok` (another
+/// server, no answer within a second) is ignored.
+async fn open_window(client: &reqwest::Client, api_base: &str, openid: &str) -> bool {
+    let call = client
+        .post(format!(
+            "{}/emu/interaction",
+            api_base.trim_end_matches('/')
+        ))
+        .json(&serde_json::json!({ "openid": openid }))
+        .timeout(Duration::from_secs(1))
+        .send();
+    let Ok(response) = call.await else {
+        return false;
+    };
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    answer["errcode"] == 0
 }
 
 fn message_xml(message: &SimMessage, to: &str, from: &str, now: i64) -> String {
@@ -218,7 +254,7 @@ fn message_xml(message: &SimMessage, to: &str, from: &str, now: i64) -> String {
 /// # Errors
 /// Bad flags or config (exit 1 via main).
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
-    let target = match target(&args) {
+    let (target, emulator) = match target(&args) {
         Ok(target) => target,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -228,7 +264,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(simulate(&args, &target))?;
+    let report = runtime.block_on(simulate(&args, &target, emulator.as_deref()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -264,7 +300,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> {
+async fn simulate(
+    args: &SimArgs,
+    target: &Target,
+    emulator: Option<&str>,
+) -> anyhow::Result<SimReport> {
     let client = wxgate_client::http_client_builder().build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let now = wxgate_client::clock::now();
@@ -294,12 +334,26 @@ async fn simulate(args: &SimArgs, target: &Target) -> anyhow::Result<SimReport> 
         .map_or(args.to.as_str(), |w| w.corp_id.as_str());
     let xml = message_xml(&args.message, to, &args.openid, now);
     let sent = Message::parse(&xml)?;
+    let window = match emulator {
+        Some(api_base) => open_window(&client, api_base, &args.openid).await,
+        None => false,
+    };
     let request = target.push(&xml, to, &args.openid, now);
     let encrypted = target.encrypts();
     let exchange = target
         .send(&client, &request.query, Some(request.body), timeout)
         .await;
-    let verdict = judge_reply(target, &sent, encrypted, &exchange, now);
+    let mut verdict = judge_reply(target, &sent, encrypted, &exchange, now);
+    if window {
+        verdict.checks.push(Check::new(
+            "emulator",
+            probe::Status::Pass,
+            format!(
+                "{} may get late replies for 48 h: the emulator at api_base heard of this message",
+                args.openid
+            ),
+        ));
+    }
     let reply = match (&verdict.reply, verdict.no_reply) {
         (Some(reply), _) => Some(describe(&reply.reply)),
         (None, true) => Some("(none: success)".to_owned()),
