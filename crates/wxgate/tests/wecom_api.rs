@@ -302,8 +302,8 @@ async fn a_late_reply_refused_60020_is_recorded_with_the_trusted_ip_hint() {
     let pusher = Pusher::wecom(&format!("{base}/wx/corp"), TOKEN, KEY, CORP_ID, AGENT).unwrap();
     let outcome = pusher.push(&member_text("from a new server", 78)).await;
     assert_eq!(outcome.status, Some(200));
-    let recorded = wait_for_outcome(&state, 1).await;
-    assert!(recorded.starts_with("late reply failed"), "{recorded}");
+    let record = wait_for_error(&state, 1).await;
+    let recorded = record.last_error.clone().unwrap_or_default();
     assert!(
         recorded.contains("60020") && recorded.contains("企业可信IP"),
         "{recorded}"
@@ -312,12 +312,33 @@ async fn a_late_reply_refused_60020_is_recorded_with_the_trusted_ip_hint() {
         recorded.contains("127.0.0.1"),
         "names the IP to add: {recorded}"
     );
-    assert!(emu.wecom_sent().is_empty());
+    // Not delivered: the reply waits, pending, and is tried again with backoff, so it
+    // goes out once the operator adds the IP.
     assert_eq!(
-        emu.count("/cgi-bin/message/send"),
-        1,
-        "no retry of an IP refusal"
+        record.state,
+        wxgate::inbox::DeliveryState::Pending,
+        "{record:?}"
     );
+    assert!(record.reply_due, "{record:?}");
+    assert_eq!(record.reply_outcome, None, "{record:?}");
+    assert!(emu.wecom_sent().is_empty());
+}
+
+/// Waits until record `id` holds a reply that failed to send.
+async fn wait_for_error(state: &wxgate::app::AppState, id: u64) -> wxgate::inbox::Record {
+    let inbox = state.forwarder().unwrap().inbox();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let record = inbox.get(id).await.unwrap();
+        if let Some(record) = record.filter(|r| r.reply_due && r.last_error.is_some()) {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "record {id} has no failed reply"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,7 +127,10 @@ impl Forwarder {
             None => Some(reply),
         };
         if undelivered.is_some() {
-            // Stored with the record: until it is sent, the record is not delivered.
+            // The request had gone before the passive hand-over (if one was tried): the
+            // reply was not shown. Stored with the record: until it is sent, the record
+            // is not delivered.
+            record.reply_outcome = None;
             record.reply_due = true;
             self.send_due(record, now).await;
             stored = false;

@@ -47,7 +47,7 @@ pub enum ForwardError {
     #[error("the service's answer broke off: {}", crate::text::error_chain(.0))]
     BrokeOff(reqwest::Error),
     /// The reply could not be sent through the customer-service API this time.
-    #[error("the reply was not sent through the customer-service API: {0}")]
+    #[error("the reply was not sent (customer-service API, or WeCom's message/send): {0}")]
     ReplyNotSent(#[source] crate::customer_service::SendError),
     /// No answer within `attempt_timeout_ms`.
     #[error("the service took longer than attempt_timeout_ms = {0}")]

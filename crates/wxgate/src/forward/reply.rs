@@ -109,6 +109,9 @@ impl Forwarder {
             }
             Sent::Again(error) => {
                 self.stats.reply_failures.fetch_add(1, Ordering::Relaxed);
+                // Not delivered while its reply is not (the service's delivery may
+                // have marked it so a moment ago).
+                record.state = DeliveryState::Pending;
                 self.failed(record, &ForwardError::ReplyNotSent(error), now);
             }
         }
