@@ -51,5 +51,5 @@ export WXGATE_TEST_REDIS="redis://127.0.0.1:$REDIS_PORT"
 
 # --- Build once, then run every test ---------------------------------------------
 log "cargo test --workspace"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets --no-fail-fast "$@"
 cargo test --workspace --doc
