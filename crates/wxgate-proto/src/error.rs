@@ -149,3 +149,17 @@ fn app_id_mismatch(expected: &str, got: Option<&str>) -> String {
         None => format!("the trailer inside the encrypted message is not an AppID (this account is configured with {expected:?}); the message was altered, or the EncodingAESKey differs from the console's"),
     }
 }
+
+/// At most 64 bytes of `text` (cut at a character boundary), for error messages: an
+/// element name or value chosen by a sender must not make a log line large.
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

@@ -212,7 +212,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         let mut children = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if !seen.insert(limits::json_name(&key).collect::<Vec<u8>>()) {
-                let field = limits::shorten(&key);
+                let field = crate::error::shorten(&key);
                 return Err(self.reader.fail(Error::DuplicateField { field }));
             }
             children.push(map.next_value_seed(ValueSeed {

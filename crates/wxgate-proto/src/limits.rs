@@ -36,13 +36,11 @@
 //! `ResultList/item`, `PublishEventInfo/fail_idx`), so repetition stays legal and the
 //! text bound applies.
 
+use crate::error::shorten;
 use crate::xml::Element;
 use crate::Error;
 
-/// Deepest nesting the XML reader accepts.
-pub const MAX_DEPTH: usize = 16;
-/// Most elements the XML reader accepts in one document.
-pub const MAX_ELEMENTS: usize = 4096;
+pub use crate::xml::{MAX_DEPTH, MAX_ELEMENTS};
 /// `ToUserName` and `FromUserName`.
 pub const MAX_ID_BYTES: usize = 128;
 /// `MsgType` and `Event`.
@@ -189,20 +187,6 @@ fn too_long(name: &str, bytes: usize, max: usize) -> Error {
         bytes,
         max,
     }
-}
-
-/// At most 64 bytes of `text` (cut at a character boundary), for error messages: an
-/// element name or value chosen by a sender must not make a log line large.
-pub(crate) fn shorten(text: &str) -> String {
-    const MAX: usize = 64;
-    if text.len() <= MAX {
-        return text.to_owned();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ use quick_xml::Reader;
 
 use crate::Error;
 
-pub use crate::limits::{MAX_DEPTH, MAX_ELEMENTS};
+/// Deepest nesting the XML reader accepts.
+pub const MAX_DEPTH: usize = 16;
+/// Most elements the XML reader accepts in one document.
+pub const MAX_ELEMENTS: usize = 4096;
 
 /// One XML element: its name, its text and its child elements, in document order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -155,7 +158,7 @@ fn resolve_reference<'a>(
         Ok(None) => resolve_xml_entity(reference).ok_or_else(|| {
             malformed(format!(
                 "bad entity or character reference: undefined entity &{};",
-                crate::limits::shorten(reference)
+                crate::error::shorten(reference)
             ))
         }),
         Err(e) => Err(malformed(format!("bad entity or character reference: {e}"))),
