@@ -240,9 +240,12 @@ async fn the_demo_sends_a_fresh_msg_id_and_says_when_it_answers_from_the_cache()
     );
 }
 
+/// One finding of `check --json`: key, severity, problem, fix.
+type Finding = (String, String, String, String);
+
 /// `check --json` of `text` written as `check.toml` in `dir`: the exit code and the
-/// findings as (key, severity, problem, fix).
-fn check(dir: &Path, text: &str) -> (Option<i32>, Vec<(String, String, String, String)>) {
+/// findings.
+fn check(dir: &Path, text: &str) -> (Option<i32>, Vec<Finding>) {
     std::fs::write(dir.join("check.toml"), text).unwrap();
     let output = run(dir, &["check", "--config", "check.toml", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
