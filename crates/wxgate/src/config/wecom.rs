@@ -100,7 +100,20 @@ impl Validator<'_> {
                 "write the application's Secret (应用管理 → 应用 → Secret) as corp_secret",
             );
         }
-        let receive_id = match &raw.corp_id {
+        let receive_id = self.wecom_corp_id(index, raw);
+        let agent_id = self.wecom_agent_id(index, raw);
+        let secret = self.wecom_secret(index, raw, agent_id);
+        Identity {
+            receive_id,
+            agent_id,
+            secret: Some(secret),
+        }
+    }
+
+    /// The CorpID: the trailer of the application's ciphertexts.
+    fn wecom_corp_id(&mut self, index: usize, raw: &RawAccount) -> String {
+        let key = |field: &str| format!("account[{index}].{field}");
+        match &raw.corp_id {
             Some(corp_id) => {
                 let well_formed = self.console(
                     corp_id.span(),
@@ -128,8 +141,13 @@ impl Validator<'_> {
                 );
                 String::new()
             }
-        };
-        let agent_id = raw.agent_id.as_ref().and_then(|agent_id| {
+        }
+    }
+
+    /// The AgentID, when given and a positive number.
+    fn wecom_agent_id(&mut self, index: usize, raw: &RawAccount) -> Option<u64> {
+        let key = |field: &str| format!("account[{index}].{field}");
+        raw.agent_id.as_ref().and_then(|agent_id| {
             let value = u64::try_from(*agent_id.get_ref()).ok().filter(|v| *v > 0);
             if value.is_none() {
                 self.error(
@@ -139,7 +157,17 @@ impl Validator<'_> {
                 );
             }
             value
-        });
+        })
+    }
+
+    /// The application's Secret (empty when not given), and what is missing around it.
+    fn wecom_secret(
+        &mut self,
+        index: usize,
+        raw: &RawAccount,
+        agent_id: Option<u64>,
+    ) -> SecretString {
+        let key = |field: &str| format!("account[{index}].{field}");
         let secret_given = raw
             .corp_secret
             .as_ref()
@@ -175,12 +203,7 @@ impl Validator<'_> {
                 "copy the AgentId from 应用管理 → 应用 → (the application), next to its Secret",
             );
         }
-        let secret = SecretString::from(secret_text);
-        Identity {
-            receive_id,
-            agent_id,
-            secret: Some(secret),
-        }
+        SecretString::from(secret_text)
     }
 
     /// A WeCom application is always encrypted: safe mode, with a key.

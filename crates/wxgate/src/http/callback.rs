@@ -177,17 +177,7 @@ pub async fn message(
             return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
         }
     };
-    if outcome == Outcome::Duplicate {
-        // Seen before (WeChat's retry, or a message sent again by hand with the same
-        // MsgId): answered as the first time, whatever its content now says.
-        let slot = state.metrics.slot(&name);
-        // Within the log's rate, like the refusals: a replayed push cannot flood it.
-        if state.log_limit.check(slot, outcome).is_some() {
-            tracing::info!(account = %name, msg_type = %message.msg_type, "answered from the dedup cache: this message (same MsgId, or sender and CreateTime) was answered before, so it gets that answer again; send a new MsgId to try a changed message");
-        }
-    } else {
-        tracing::debug!(account = %name, msg_type = %message.msg_type, outcome = outcome.as_str(), "message handled");
-    }
+    log_handled(&state, &name, &message.msg_type, outcome);
     state.metrics.record(
         state.metrics.slot(&name),
         Method::Post,
@@ -200,5 +190,20 @@ pub async fn message(
         Answer::Xml(body) | Answer::Json(body) => {
             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
+    }
+}
+
+/// The log line of a handled push: at info for one answered from the dedup cache (seen
+/// before: WeChat's retry, or a message sent again by hand with the same MsgId, which
+/// gets the first answer whatever its content now says), within the log's rate like
+/// the refusals, so a replayed push cannot flood it; at debug otherwise.
+fn log_handled(state: &AppState, name: &str, msg_type: &str, outcome: Outcome) {
+    if outcome != Outcome::Duplicate {
+        tracing::debug!(account = %name, msg_type, outcome = outcome.as_str(), "message handled");
+        return;
+    }
+    let slot = state.metrics.slot(name);
+    if state.log_limit.check(slot, outcome).is_some() {
+        tracing::info!(account = %name, msg_type, "answered from the dedup cache: this message (same MsgId, or sender and CreateTime) was answered before, so it gets that answer again; send a new MsgId to try a changed message");
     }
 }
