@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use center::CredentialCenter;
 pub use config::{AccountSecrets, CenterConfig, TokenEndpoint, TokenSource};
 pub use stats::CenterStats;
-pub use store::{CredentialStore, Fence, MemoryStore, StoreError, StoreFuture};
+pub use store::{CredentialStore, Fence, LocalLease, MemoryStore, StoreError, StoreFuture};
 
 /// Which credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -99,11 +99,26 @@ pub trait CredentialStore: Send + Sync + 'static {
     fn shared(&self) -> bool;
 }
 
+/// The refresh lease of a store that one process alone uses: always granted (the
+/// center's single flight already serialises the refreshes of the process), each grant
+/// numbered.
+#[derive(Debug, Default)]
+pub struct LocalLease {
+    granted: AtomicU64,
+}
+
+impl LocalLease {
+    /// A new grant, numbered after the last one.
+    pub fn grant(&self) -> Fence {
+        Fence::new(self.granted.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
 /// Credentials in process memory: lost on restart.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     map: Mutex<HashMap<String, Credential>>,
-    fence: AtomicU64,
+    lease: LocalLease,
 }
 
 impl CredentialStore for MemoryStore {
@@ -129,7 +144,7 @@ impl CredentialStore for MemoryStore {
         Box::pin(async { Ok(()) })
     }
     fn try_lock<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, Option<Fence>> {
-        let fence = Fence::new(self.fence.fetch_add(1, Ordering::Relaxed) + 1);
+        let fence = self.lease.grant();
         Box::pin(async move { Ok(Some(fence)) })
     }
     fn unlock<'a>(&'a self, _key: &'a str, _fence: Fence) -> StoreFuture<'a, ()> {

@@ -4,12 +4,13 @@
 //! redb reads and its fsync'd commits block: the store runs them on tokio's blocking
 //! pool (`spawn_blocking`), never on an async worker thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redb::{ReadableDatabase, TableDefinition};
-use wxgate_client::credential::{Fence, StoreError as CredentialStoreError, StoreFuture};
+use wxgate_client::credential::{
+    Fence, LocalLease, StoreError as CredentialStoreError, StoreFuture,
+};
 use wxgate_client::{Credential, CredentialStore};
 
 use crate::storage::{Db, StoreError};
@@ -21,7 +22,7 @@ const CREDENTIALS: TableDefinition<&str, &[u8]> = TableDefinition::new("credenti
 #[derive(Debug)]
 pub struct RedbStore {
     db: Arc<Db>,
-    fence: AtomicU64,
+    lease: LocalLease,
 }
 
 impl RedbStore {
@@ -38,7 +39,7 @@ impl RedbStore {
         })?;
         Ok(RedbStore {
             db,
-            fence: AtomicU64::new(0),
+            lease: LocalLease::default(),
         })
     }
 
@@ -115,7 +116,7 @@ impl CredentialStore for RedbStore {
         Box::pin(self.blocking(move |db| write(db, &key, &credential)))
     }
     fn try_lock<'a>(&'a self, _key: &'a str, _ttl: Duration) -> StoreFuture<'a, Option<Fence>> {
-        let fence = Fence::new(self.fence.fetch_add(1, Ordering::Relaxed) + 1);
+        let fence = self.lease.grant();
         Box::pin(async move { Ok(Some(fence)) })
     }
     fn unlock<'a>(&'a self, _key: &'a str, _fence: Fence) -> StoreFuture<'a, ()> {
@@ -131,6 +132,8 @@ impl CredentialStore for RedbStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
 
     /// The blocking pool exists on a current-thread runtime too: loads and saves work
