@@ -12,7 +12,9 @@ const ENGLISH: &str = "README.md";
 const CHINESE: &str = "README.zh-CN.md";
 
 fn repo_file(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
@@ -67,7 +69,10 @@ fn split_fences(markdown: &str) -> (Vec<(String, String)>, String) {
                 open = Some((info, body));
             }
             None if trimmed.starts_with("```") => {
-                open = Some((trimmed.trim_start_matches('`').trim().to_owned(), String::new()));
+                open = Some((
+                    trimmed.trim_start_matches('`').trim().to_owned(),
+                    String::new(),
+                ));
             }
             None => {
                 prose.push_str(line);
@@ -85,10 +90,11 @@ fn split_fences(markdown: &str) -> (Vec<(String, String)>, String) {
 fn named_keys(markdown: &str) -> BTreeSet<String> {
     let header = Regex::new(r"\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?").expect("regex");
     let assigned = Regex::new(r"(?:^|[\s{,])([A-Za-z_][A-Za-z0-9_]*)\s*=[^=]").expect("regex");
-    let bare = Regex::new(r"^(?:\[\[?[A-Za-z0-9_.]+\]\]?\s*)?([A-Za-z_][A-Za-z0-9_]*)$").expect("regex");
+    let bare =
+        Regex::new(r"^(?:\[\[?[A-Za-z0-9_.]+\]\]?\s*)?([A-Za-z_][A-Za-z0-9_]*)$").expect("regex");
     let span = Regex::new(r"`([^`\n]+)`").expect("regex");
     let mut out = BTreeSet::new();
-    let mut toml_text = |text: &str, out: &mut BTreeSet<String>| {
+    let toml_text = |text: &str, out: &mut BTreeSet<String>| {
         for cap in header.captures_iter(text) {
             out.extend(cap[1].split('.').map(str::to_owned));
         }
@@ -133,11 +139,20 @@ fn both_readmes_name_the_same_subcommands_and_keys() {
     let chinese = repo_file(CHINESE);
     let commands = subcommands();
     let keys = example_keys();
-    assert!(commands.len() >= 10, "clap lists {} subcommands", commands.len());
-    assert!(keys.len() >= 40, "wxgate.example.toml has {} keys", keys.len());
+    assert!(
+        commands.len() >= 10,
+        "clap lists {} subcommands",
+        commands.len()
+    );
+    assert!(
+        keys.len() >= 40,
+        "wxgate.example.toml has {} keys",
+        keys.len()
+    );
 
     let mut missing: Vec<String> = Vec::new();
-    let mut report = |what: &str, in_english: bool, in_chinese: bool| match (in_english, in_chinese) {
+    let mut report = |what: &str, in_english: bool, in_chinese: bool| match (in_english, in_chinese)
+    {
         (true, false) => missing.push(format!("{CHINESE} lacks {what} (named in {ENGLISH})")),
         (false, true) => missing.push(format!("{ENGLISH} lacks {what} (named in {CHINESE})")),
         _ => {}
@@ -182,20 +197,35 @@ fn each_readme_links_to_the_other_in_its_first_lines() {
 
 #[test]
 fn the_key_scanner_reads_spans_and_toml_blocks() {
-    let text = "Set `app_id` and `[inbox] keep_delivered_days`, `mode = \"safe\"`, `[account.forward]`.\n\
+    let text =
+        "Set `app_id` and `[inbox] keep_delivered_days`, `mode = \"safe\"`, `[account.forward]`.\n\
                 Not a key: `text/plain`, `wxgate serve`.\n\
                 ```toml\n[[account.rule]]\nwhen = { msg_type = \"text\" }   # a comment = x\n```\n";
     let named = named_keys(text);
-    for key in ["app_id", "keep_delivered_days", "inbox", "mode", "account", "forward", "rule"] {
+    for key in [
+        "app_id",
+        "keep_delivered_days",
+        "inbox",
+        "mode",
+        "account",
+        "forward",
+        "rule",
+    ] {
         assert!(named.contains(key), "{key} not found in {named:?}");
     }
     for key in ["when", "msg_type"] {
         assert!(named.contains(key), "{key} not found in {named:?}");
     }
     for not_key in ["text", "plain", "serve", "comment", "x"] {
-        assert!(!named.contains(not_key), "{not_key} wrongly found in {named:?}");
+        assert!(
+            !named.contains(not_key),
+            "{not_key} wrongly found in {named:?}"
+        );
     }
     let sim = ["sim".to_owned(), "event".to_owned()];
-    assert!(names_command("`wxgate sim --account a event subscribe`", &sim));
+    assert!(names_command(
+        "`wxgate sim --account a event subscribe`",
+        &sim
+    ));
     assert!(!names_command("`wxgate sim text hi`\nan event", &sim));
 }
