@@ -10,6 +10,7 @@
 //! default.
 
 mod lint;
+pub(crate) use lint::did_you_mean;
 
 pub use lint::{lint, RuleFinding};
 
