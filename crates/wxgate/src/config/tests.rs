@@ -133,6 +133,12 @@ fn errors_name_file_line_and_key() {
         "unknown placeholder",
     );
     check_error(
+        &minimal("[[account.rule]]\nwhen = { regex = \"(a)\" }\nreply = { text = \"{2}\" }"),
+        Some(5),
+        "account[0].rule[0]",
+        "capture group {2}",
+    );
+    check_error(
         &minimal("[[account.rule]]\nreply = { text = \"a\", image = \"m\" }"),
         Some(5),
         "account[0].rule[0]",
