@@ -277,6 +277,21 @@ pub fn decide(rules: &[Rule], message: &Message) -> Decision {
         .map_or(Decision::NoMatch, |rule| rule.decide(message))
 }
 
+/// [`decide`] for the account `account`, logging at debug level which rule matched
+/// (its index in the account's `[[account.rule]]` list).
+pub fn decide_logged(account: &str, rules: &[Rule], message: &Message) -> Decision {
+    match rules.iter().position(|rule| rule.matches(message)) {
+        Some(index) => {
+            tracing::debug!(account, rule = index, "rule[{index}] of account {account} matched");
+            rules[index].decide(message)
+        }
+        None => {
+            tracing::debug!(account, "no rule matched");
+            Decision::NoMatch
+        }
+    }
+}
+
 fn compile_reply(raw: RawReply, regex: Option<&Regex>) -> Result<Action, RuleError> {
     let mut actions = Vec::new();
     if let Some(text) = raw.text {

@@ -1,8 +1,16 @@
 //! What a deployment needs from the binary: secrets from the environment
-//! (`"${VAR}"` values), config errors that guide (the key's path, a did-you-mean).
+//! (`"${VAR}"` values), config errors that guide (the key's path, a did-you-mean), logs
+//! for files and collectors (no colour off a terminal, JSON lines, UTC timestamps, the
+//! matching rule at debug level).
 
+mod common;
+
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use common::{config_text, now, post, push_request, KillOnDrop};
+use wxgate_proto::console::Mode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
 
@@ -87,4 +95,114 @@ fn check_guides_an_unknown_key_and_a_capitalised_mode() {
         "{}",
         text(&output)
     );
+}
+
+/// Starts `wxgate serve` in `dir` with a plain-mode echo account, stderr into `log`,
+/// the environment set by `env`; returns it with its base URL.
+fn serve_logged(dir: &Path, log: &Path, env: &[(&str, &str)]) -> (KillOnDrop, String) {
+    std::fs::write(dir.join("wxgate.toml"), config_text("")).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("WXGATE_LOG", "wxgate=debug")
+        .env_remove("NO_COLOR")
+        .env_remove("WXGATE_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("wxgate starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let base = lines
+        .find_map(|line| {
+            line.strip_prefix("wxgate listening on ")
+                .map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
+        })
+        .expect("wxgate prints its address");
+    std::thread::spawn(move || lines.for_each(drop));
+    (KillOnDrop(child), base)
+}
+
+/// Sends one text to the plain account (its second rule, the echo, answers) and
+/// returns the log once the server is stopped.
+async fn log_of_one_text(name: &str, env: &[(&str, &str)]) -> String {
+    let dir = temp_dir(name);
+    let log = dir.join("stderr.log");
+    let (server, base) = {
+        let (dir, log) = (dir.clone(), log.clone());
+        let env: Vec<(String, String)> =
+            env.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            serve_logged(&dir, &log, &env)
+        })
+        .await
+        .unwrap()
+    };
+    let xml = "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello]]></Content><MsgId>77</MsgId></xml>";
+    let request = push_request(Mode::Plain, xml, now());
+    let (status, body) = post(
+        &wxgate_client::http_client(),
+        &format!("{base}/wx/plain?{}", request.query),
+        request.body,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello"), "the echo rule answered: {body}");
+    drop(server);
+    std::fs::read_to_string(&log).unwrap()
+}
+
+/// `2026-01-02T03:04:05.678901Z` at the start of `text`.
+fn starts_with_utc_timestamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let Some(end) = text.find('Z') else {
+        return false;
+    };
+    end >= 20
+        && bytes[4] == b'-'
+        && bytes[10] == b'T'
+        && bytes[13] == b':'
+        && text[..4].bytes().all(|b| b.is_ascii_digit())
+        && !text[..end].contains(' ')
+}
+
+#[tokio::test]
+async fn a_log_file_has_no_colour_a_utc_timestamp_and_the_matching_rule() {
+    let log = log_of_one_text("log-text", &[]).await;
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a file:\n{log}");
+    let first = log.lines().next().expect("serve logs");
+    assert!(starts_with_utc_timestamp(first), "{first}");
+    assert!(
+        log.lines().any(|l| l.contains("DEBUG") && l.contains("rule[1] of account plain matched")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line() {
+    let log = log_of_one_text("log-json", &[("WXGATE_LOG_FORMAT", "json")]).await;
+    assert!(!log.contains('\u{1b}'), "{log}");
+    let mut lines = 0;
+    let mut rule = None;
+    for line in log.lines() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{e}: not a JSON line: {line}"));
+        let timestamp = value["timestamp"].as_str().expect("a timestamp");
+        assert!(starts_with_utc_timestamp(timestamp), "{timestamp}");
+        assert!(value["level"].is_string(), "{line}");
+        if value["fields"]["rule"].is_number() {
+            rule = Some(value);
+        }
+        lines += 1;
+    }
+    assert!(lines >= 2, "{log}");
+    let rule = rule.expect("the matching rule is logged at debug level");
+    assert_eq!(rule["level"], "DEBUG");
+    assert_eq!(rule["fields"]["rule"], 1);
+    assert_eq!(rule["fields"]["account"], "plain");
 }
