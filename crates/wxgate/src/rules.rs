@@ -282,7 +282,11 @@ pub fn decide(rules: &[Rule], message: &Message) -> Decision {
 pub fn decide_logged(account: &str, rules: &[Rule], message: &Message) -> Decision {
     match rules.iter().position(|rule| rule.matches(message)) {
         Some(index) => {
-            tracing::debug!(account, rule = index, "rule[{index}] of account {account} matched");
+            tracing::debug!(
+                account,
+                rule = index,
+                "rule[{index}] of account {account} matched"
+            );
             rules[index].decide(message)
         }
         None => {
@@ -459,7 +463,11 @@ fn group(name: &str, regex: Option<&Regex>) -> Result<usize, RuleError> {
             group: name.to_owned(),
             regex: regex.map(|r| r.as_str().to_owned()),
             groups: regex.map_or((0, String::new()), |r| {
-                let names: String = r.capture_names().flatten().map(|n| format!(", {{{n}}}")).collect();
+                let names: String = r
+                    .capture_names()
+                    .flatten()
+                    .map(|n| format!(", {{{n}}}"))
+                    .collect();
                 (r.captures_len() - 1, names)
             }),
         }),

@@ -67,7 +67,9 @@ fn check_reads_a_secret_from_the_environment() {
     let unset = wxgate(&dir, &["check", "--config", "w.toml"], &[]);
     assert_eq!(unset.status.code(), Some(1), "{}", text(&unset));
     assert!(
-        text(&unset).contains("w.toml:4: account[0].token: the environment variable WXGATE_TEST_TOKEN is not set"),
+        text(&unset).contains(
+            "w.toml:4: account[0].token: the environment variable WXGATE_TEST_TOKEN is not set"
+        ),
         "{}",
         text(&unset)
     );
@@ -91,7 +93,9 @@ fn check_guides_an_unknown_key_and_a_capitalised_mode() {
     std::fs::write(dir.join("w.toml"), config).unwrap();
     let output = wxgate(&dir, &["check", "--config", "w.toml"], &[]);
     assert!(
-        text(&output).contains("w.toml:5: account[0].mode: \"Plain\" is not a mode; did you mean \"plain\"?"),
+        text(&output).contains(
+            "w.toml:5: account[0].mode: \"Plain\" is not a mode; did you mean \"plain\"?"
+        ),
         "{}",
         text(&output)
     );
@@ -119,8 +123,12 @@ fn serve_logged(dir: &Path, log: &Path, env: &[(&str, &str)]) -> (KillOnDrop, St
         .map_while(Result::ok);
     let base = lines
         .find_map(|line| {
-            line.strip_prefix("wxgate listening on ")
-                .map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
+            line.strip_prefix("wxgate listening on ").map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
         })
         .expect("wxgate prints its address");
     std::thread::spawn(move || lines.for_each(drop));
@@ -134,10 +142,13 @@ async fn log_of_one_text(name: &str, env: &[(&str, &str)]) -> String {
     let log = dir.join("stderr.log");
     let (server, base) = {
         let (dir, log) = (dir.clone(), log.clone());
-        let env: Vec<(String, String)> =
-            env.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
         tokio::task::spawn_blocking(move || {
-            let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             serve_logged(&dir, &log, &env)
         })
         .await
@@ -178,7 +189,8 @@ async fn a_log_file_has_no_colour_a_utc_timestamp_and_the_matching_rule() {
     let first = log.lines().next().expect("serve logs");
     assert!(starts_with_utc_timestamp(first), "{first}");
     assert!(
-        log.lines().any(|l| l.contains("DEBUG") && l.contains("rule[1] of account plain matched")),
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("rule[1] of account plain matched")),
         "{log}"
     );
 }
@@ -190,8 +202,8 @@ async fn json_logs_are_one_object_a_line() {
     let mut lines = 0;
     let mut rule = None;
     for line in log.lines() {
-        let value: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{e}: not a JSON line: {line}"));
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not a JSON line: {line}"));
         let timestamp = value["timestamp"].as_str().expect("a timestamp");
         assert!(starts_with_utc_timestamp(timestamp), "{timestamp}");
         assert!(value["level"].is_string(), "{line}");
@@ -205,4 +217,61 @@ async fn json_logs_are_one_object_a_line() {
     assert_eq!(rule["level"], "DEBUG");
     assert_eq!(rule["fields"]["rule"], 1);
     assert_eq!(rule["fields"]["account"], "plain");
+}
+
+const SUBCOMMANDS: [&str; 12] = [
+    "serve",
+    "init",
+    "check",
+    "sign",
+    "url",
+    "sim",
+    "doctor",
+    "emulate",
+    "inbox",
+    "status",
+    "completions",
+    "man",
+];
+
+#[test]
+fn completions_for_each_shell_name_the_subcommands() {
+    let dir = temp_dir("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = wxgate(&dir, &["completions", shell], &[]);
+        assert_eq!(output.status.code(), Some(0), "{shell}: {}", text(&output));
+        let script = String::from_utf8(output.stdout).unwrap();
+        for command in SUBCOMMANDS {
+            assert!(
+                script.contains(command),
+                "{shell} completion lacks {command}"
+            );
+        }
+        let option = if shell == "fish" {
+            "-l config"
+        } else {
+            "--config"
+        };
+        assert!(script.contains(option), "{shell}: options too");
+    }
+    let unknown = wxgate(&dir, &["completions", "tcsh"], &[]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+}
+
+#[test]
+fn the_man_page_has_a_name_section_and_the_subcommands() {
+    let dir = temp_dir("man");
+    let output = wxgate(&dir, &["man"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let page = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "roff: {}",
+        &page[..80.min(page.len())]
+    );
+    assert!(page.contains(".TH wxgate 1"), "{page}");
+    assert!(page.contains(".SH NAME\nwxgate"), "{page}");
+    for command in SUBCOMMANDS {
+        assert!(page.contains(command), "the man page lacks {command}");
+    }
 }

@@ -323,13 +323,18 @@ fn values_come_from_the_environment() {
 fn a_variable_from_the_environment_is_checked_like_a_written_value() {
     let text = minimal("").replace("tok123", "${WX_ADMIN}");
     let (_, findings) = check_with(&text, "t", &env).unwrap();
-    let finding = findings.iter().find(|f| f.key == "account[0].token").unwrap();
+    let finding = findings
+        .iter()
+        .find(|f| f.key == "account[0].token")
+        .unwrap();
     assert_eq!(finding.line, Some(4), "the line of the ${{VAR}}");
 }
 
 #[test]
 fn a_missing_variable_names_the_line_and_the_key_only() {
-    let text = minimal("[account.forward]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"${WX_FORWARD_SECRET}\"\n");
+    let text = minimal(
+        "[account.forward]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"${WX_FORWARD_SECRET}\"\n",
+    );
     let error = check_with(&text, "wxgate.toml", &env).unwrap_err();
     assert_eq!(error.line, Some(7), "{error}");
     assert_eq!(error.key, "account[0].forward.secret", "{error}");
@@ -338,5 +343,8 @@ fn a_missing_variable_names_the_line_and_the_key_only() {
     assert!(!shown.contains("tok123"), "other values stay out: {shown}");
     let partial = minimal("app_secret = \"pre${WX_TOKEN}\"");
     let error = check_with(&partial, "t", &env).unwrap_err();
-    assert_eq!((error.line, error.key.as_str()), (Some(5), "account[0].app_secret"));
+    assert_eq!(
+        (error.line, error.key.as_str()),
+        (Some(5), "account[0].app_secret")
+    );
 }
