@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wxgate_proto::console::Mode;
 
 pub mod check;
+pub mod completions;
 pub mod doctor;
 pub mod emulate;
 pub mod inbox;
@@ -44,6 +45,8 @@ pub enum Command {
     Emulate(emulate::EmulateArgs),
     Inbox(inbox::InboxArgs),
     Status(status::StatusArgs),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 /// The security modes, as command-line values.
@@ -130,6 +133,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulate(args) => emulate::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Status(args) => status::run(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => completions::man(args),
     }
 }
 

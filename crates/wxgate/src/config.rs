@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
+use serde::Deserialize as _;
 use wxgate_proto::console::{Mode, Severity};
 use wxgate_proto::EncodingAesKey;
 
@@ -15,6 +16,7 @@ use raw::RawConfig;
 use validate::Validator;
 
 mod account;
+mod env;
 mod kinds;
 mod oauth;
 mod placeholder;
@@ -373,12 +375,16 @@ pub fn lint(path: &Path) -> Result<Vec<ConfigFinding>, ConfigError> {
 
 /// Parses, checks every rule, and builds the config when there is no error.
 fn check(text: &str, file: &str) -> Result<(Option<Config>, Vec<ConfigFinding>), ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        line: e.span().map(|span| line_of(text, span.start)),
-        key: "(syntax)".into(),
-        message: e.message().to_owned(),
-    })?;
+    check_with(text, file, &|name| std::env::var(name))
+}
+
+/// [`check`], reading `"${VAR}"` values through `lookup`.
+fn check_with(
+    text: &str,
+    file: &str,
+    lookup: env::Lookup<'_>,
+) -> Result<(Option<Config>, Vec<ConfigFinding>), ConfigError> {
+    let raw = parse_raw(text, file, lookup)?;
     let mut validator = Validator {
         text,
         file,
@@ -390,6 +396,41 @@ fn check(text: &str, file: &str) -> Result<(Option<Config>, Vec<ConfigFinding>),
         .iter()
         .any(|f| f.severity == Severity::Error);
     Ok((config.filter(|_| !has_error), validator.findings))
+}
+
+/// The file as written, its `"${VAR}"` values read from the environment.
+fn parse_raw(text: &str, file: &str, lookup: env::Lookup<'_>) -> Result<RawConfig, ConfigError> {
+    let error = |e: toml::de::Error, key: String| ConfigError {
+        file: file.to_owned(),
+        line: e.span().map(|span| line_of(text, span.start)),
+        key,
+        message: unknown_key_hint(e.message()).unwrap_or_else(|| e.message().trim_end().to_owned()),
+    };
+    let mut root = toml::de::DeTable::parse(text).map_err(|e| error(e, "(syntax)".into()))?;
+    env::substitute(&mut root, text, file, lookup)?;
+    let tree = root.get_ref().clone();
+    RawConfig::deserialize(toml::de::Deserializer::from(root)).map_err(|e| {
+        let key = e
+            .span()
+            .map(|span| env::path_at(&tree, span.start))
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| "(syntax)".into());
+        error(e, key)
+    })
+}
+
+/// serde's "unknown field `tokn`, expected one of `name`, …" with a did-you-mean.
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let hint = crate::rules::did_you_mean(unknown, &known)
+        .map(|k| format!("did you mean `{k}`? "))
+        .unwrap_or_default();
+    Some(format!(
+        "unknown key `{unknown}`; {hint}the keys here are {}",
+        known.join(", ")
+    ))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -10,6 +10,7 @@
 //! default.
 
 mod lint;
+pub(crate) use lint::did_you_mean;
 
 pub use lint::{lint, RuleFinding};
 
@@ -140,8 +141,18 @@ pub enum RuleError {
     #[error("reply.text is empty; use `reply = {{ success = true }}` to send nothing")]
     EmptyText,
     /// A `{name}` in the text that is not a placeholder.
-    #[error("unknown placeholder {{{0}}} in reply.text; use {{content}}, {{from}}, {{to}}, {{event_key}}, {{event}} or {{msg_type}} (write {{{{ for a literal brace)")]
+    #[error("unknown placeholder {{{0}}} in reply.text; use {{content}}, {{from}}, {{to}}, {{event_key}}, {{event}}, {{msg_type}} or a capture group of when.regex ({{1}}, {{name}}) (write {{{{ for a literal brace)")]
     Placeholder(String),
+    /// A `{1}` or `{name}` that the rule's regex does not capture.
+    #[error("reply.text uses the capture group {{{group}}}, but {}", match regex { Some(pattern) => format!("when.regex {pattern:?} has no such group (its groups: {{0}} to {{{}}}{})", groups.0, groups.1), None => "the rule has no when.regex".to_owned() })]
+    Group {
+        /// The group as written.
+        group: String,
+        /// The rule's regex, if any.
+        regex: Option<String>,
+        /// The highest group number, and the names written as `, {a}, {b}`.
+        groups: (usize, String),
+    },
     /// Zero or several kinds of reply.
     #[error("reply must have exactly one of text, image, voice, video, music, news, transfer_customer_service, success = true (found {0})")]
     ReplyKinds(usize),
@@ -168,6 +179,7 @@ impl Rule {
                 })
             })
             .transpose()?;
+        let action = compile_reply(raw.reply, regex.as_ref())?;
         let when = When {
             msg_type: raw.when.msg_type.map(|t| t.to_ascii_lowercase()),
             keyword: raw.when.keyword.map(|k| k.trim().to_lowercase()),
@@ -176,10 +188,7 @@ impl Rule {
             event: raw.when.event.map(|e| e.to_ascii_lowercase()),
             event_key: raw.when.event_key,
         };
-        Ok(Rule {
-            when,
-            action: compile_reply(raw.reply)?,
-        })
+        Ok(Rule { when, action })
     }
 
     /// Whether the rule's conditions hold for `message`.
@@ -240,7 +249,15 @@ impl Rule {
             Action::Success => Decision::Success,
             Action::Fixed(reply) => Decision::Reply(reply.clone()),
             Action::Text(template) => {
-                let content = template.render(message);
+                let captures = self
+                    .when
+                    .regex
+                    .as_ref()
+                    .filter(|_| template.uses_groups())
+                    .and_then(|regex| {
+                        regex.captures(message.content().or_else(|| message.event_key())?)
+                    });
+                let content = template.render(message, captures.as_ref());
                 // Nothing a reply can carry (an echo of only control characters): send nothing.
                 if wxgate_proto::xml::xml_chars(&content).is_empty() {
                     Decision::Success
@@ -260,13 +277,32 @@ pub fn decide(rules: &[Rule], message: &Message) -> Decision {
         .map_or(Decision::NoMatch, |rule| rule.decide(message))
 }
 
-fn compile_reply(raw: RawReply) -> Result<Action, RuleError> {
+/// [`decide`] for the account `account`, logging at debug level which rule matched
+/// (its index in the account's `[[account.rule]]` list).
+pub fn decide_logged(account: &str, rules: &[Rule], message: &Message) -> Decision {
+    match rules.iter().position(|rule| rule.matches(message)) {
+        Some(index) => {
+            tracing::debug!(
+                account,
+                rule = index,
+                "rule[{index}] of account {account} matched"
+            );
+            rules[index].decide(message)
+        }
+        None => {
+            tracing::debug!(account, "no rule matched");
+            Decision::NoMatch
+        }
+    }
+}
+
+fn compile_reply(raw: RawReply, regex: Option<&Regex>) -> Result<Action, RuleError> {
     let mut actions = Vec::new();
     if let Some(text) = raw.text {
         if text.is_empty() {
             return Err(RuleError::EmptyText);
         }
-        actions.push(Action::Text(Template::parse(&text)?));
+        actions.push(Action::Text(Template::parse(&text, regex)?));
     }
     if let Some(media_id) = raw.image {
         actions.push(Action::Fixed(Reply::Image { media_id }));
@@ -322,7 +358,8 @@ fn compile_reply(raw: RawReply) -> Result<Action, RuleError> {
 }
 
 /// A text with `{content}`, `{from}`, `{to}`, `{event_key}`, `{event}`, `{msg_type}`
-/// placeholders; `{{` and `}}` are literal braces.
+/// placeholders and the capture groups of the rule's regex (`{1}`, `{name}`); `{{` and
+/// `}}` are literal braces.
 #[derive(Debug, Clone)]
 struct Template {
     parts: Vec<Part>,
@@ -337,10 +374,12 @@ enum Part {
     EventKey,
     Event,
     MsgType,
+    /// A capture group of the rule's regex, by number.
+    Group(usize),
 }
 
 impl Template {
-    fn parse(text: &str) -> Result<Template, RuleError> {
+    fn parse(text: &str, regex: Option<&Regex>) -> Result<Template, RuleError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.chars().peekable();
@@ -363,7 +402,7 @@ impl Template {
                         "event_key" => Part::EventKey,
                         "event" => Part::Event,
                         "msg_type" => Part::MsgType,
-                        other => return Err(RuleError::Placeholder(other.to_owned())),
+                        other => Part::Group(group(other, regex)?),
                     };
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -379,7 +418,11 @@ impl Template {
         Ok(Template { parts })
     }
 
-    fn render(&self, message: &Message) -> String {
+    fn uses_groups(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Group(_)))
+    }
+
+    fn render(&self, message: &Message, captures: Option<&regex::Captures<'_>>) -> String {
         let mut out = String::new();
         for part in &self.parts {
             out.push_str(match part {
@@ -390,9 +433,44 @@ impl Template {
                 Part::EventKey => message.event_key().unwrap_or_default(),
                 Part::Event => message.event().unwrap_or_default(),
                 Part::MsgType => &message.msg_type,
+                Part::Group(index) => captures
+                    .and_then(|c| c.get(*index))
+                    .map_or("", |m| m.as_str()),
             });
         }
         out
+    }
+}
+
+/// The number of the capture group `name` (a number or a group's name) of `regex`.
+///
+/// # Errors
+/// `name` is neither a group of `regex` nor a number: an unknown placeholder.
+fn group(name: &str, regex: Option<&Regex>) -> Result<usize, RuleError> {
+    let numbered = name.parse::<usize>().ok();
+    let named = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if numbered.is_none() && !named {
+        return Err(RuleError::Placeholder(name.to_owned()));
+    }
+    let found = regex.and_then(|regex| match numbered {
+        Some(index) => (index < regex.captures_len()).then_some(index),
+        None => regex.capture_names().position(|n| n == Some(name)),
+    });
+    match (found, regex) {
+        (Some(index), _) => Ok(index),
+        (None, _) if numbered.is_none() => Err(RuleError::Placeholder(name.to_owned())),
+        (None, regex) => Err(RuleError::Group {
+            group: name.to_owned(),
+            regex: regex.map(|r| r.as_str().to_owned()),
+            groups: regex.map_or((0, String::new()), |r| {
+                let names: String = r
+                    .capture_names()
+                    .flatten()
+                    .map(|n| format!(", {{{n}}}"))
+                    .collect();
+                (r.captures_len() - 1, names)
+            }),
+        }),
     }
 }
 

@@ -153,13 +153,21 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// Logs to stderr: colour only on a terminal and without `NO_COLOR`; one JSON object a
+/// line with `WXGATE_LOG_FORMAT=json`; timestamps in UTC (`…Z`).
 fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WXGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wxgate=info"));
-    let _ = tracing_subscriber::fmt()
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_timer(tracing_subscriber::fmt::time::SystemTime);
+    let _ = match std::env::var("WXGATE_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().with_ansi(false).try_init(),
+        _ => builder.with_ansi(colour).try_init(),
+    };
 }
 
 /// Creates the data directory (0700) and its database file (0600) when missing,

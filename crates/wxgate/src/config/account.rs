@@ -216,9 +216,13 @@ impl Validator<'_> {
     ) -> Mode {
         let mode = match mode {
             Some(mode) => Mode::parse(mode.get_ref()).unwrap_or_else(|| {
+                let written = mode.get_ref();
+                let modes = ["plain", "compat", "safe"];
+                let hint = crate::rules::did_you_mean(&written.to_lowercase(), &modes)
+                    .map(|m| format!("did you mean \"{m}\"? (modes are lowercase) "))
+                    .unwrap_or_default();
                 let problem = format!(
-                    "{:?} is not a mode; use \"plain\", \"compat\" or \"safe\"",
-                    mode.get_ref()
+                    "{written:?} is not a mode; {hint}use \"plain\", \"compat\" or \"safe\""
                 );
                 self.error(Some(mode.span()), key.clone(), problem);
                 Mode::Plain

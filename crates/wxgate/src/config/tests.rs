@@ -100,10 +100,16 @@ fn errors_name_file_line_and_key() {
         "plain",
     );
     check_error(
+        &minimal("mode = \"Safe\""),
+        Some(5),
+        "account[0].mode",
+        "did you mean \"safe\"?",
+    );
+    check_error(
         &minimal("tokn = \"x\""),
         Some(5),
-        "(syntax)",
-        "unknown field",
+        "account[0].tokn",
+        "unknown key `tokn`; did you mean `token`?",
     );
     check_error(
         "listen = \"localhost\"\n",
@@ -125,6 +131,12 @@ fn errors_name_file_line_and_key() {
         Some(5),
         "account[0].rule[0]",
         "unknown placeholder",
+    );
+    check_error(
+        &minimal("[[account.rule]]\nwhen = { regex = \"(a)\" }\nreply = { text = \"{2}\" }"),
+        Some(5),
+        "account[0].rule[0]",
+        "capture group {2}",
     );
     check_error(
         &minimal("[[account.rule]]\nreply = { text = \"a\", image = \"m\" }"),
@@ -269,5 +281,70 @@ fn published_placeholder_secrets_are_warned() {
             .iter()
             .any(|f| f.problem.contains("placeholder") && !f.key.ends_with("app_id")),
         "{findings:#?}"
+    );
+}
+
+fn env(name: &str) -> Result<String, std::env::VarError> {
+    match name {
+        "WX_TOKEN" => Ok("tokenfromenv".into()),
+        "WX_ADMIN" => Ok("admin-token-from-the-environment".into()),
+        _ => Err(std::env::VarError::NotPresent),
+    }
+}
+
+#[test]
+fn values_come_from_the_environment() {
+    let text = "admin_token = \"${WX_ADMIN}\"\n[[account]]\nname = \"a\"\napp_id = \"wx1234567890abcdef\"\ntoken = \"${WX_TOKEN}\"\n[[account.rule]]\nwhen = { keyword = \"$${x}\" }\nreply = { text = \"$${{literal}}\" }\n";
+    let (config, findings) = check_with(text, "t", &env).unwrap();
+    assert!(
+        findings.iter().all(|f| f.severity == Severity::Warning),
+        "{findings:?}"
+    );
+    let config = config.unwrap();
+    use secrecy::ExposeSecret as _;
+    assert_eq!(config.accounts[0].token.expose_secret(), "tokenfromenv");
+    assert_eq!(
+        config.admin_token.unwrap().expose_secret(),
+        "admin-token-from-the-environment"
+    );
+    let message = wxgate_proto::Message::parse(
+        "<xml><ToUserName>gh_a</ToUserName><FromUserName>oUser</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>${x}</Content><MsgId>9</MsgId></xml>",
+    )
+    .unwrap();
+    assert_eq!(
+        crate::rules::decide(&config.accounts[0].rules, &message),
+        crate::rules::Decision::Reply(wxgate_proto::Reply::Text {
+            content: "${literal}".into()
+        })
+    );
+}
+
+#[test]
+fn a_variable_from_the_environment_is_checked_like_a_written_value() {
+    let text = minimal("").replace("tok123", "${WX_ADMIN}");
+    let (_, findings) = check_with(&text, "t", &env).unwrap();
+    let finding = findings
+        .iter()
+        .find(|f| f.key == "account[0].token")
+        .unwrap();
+    assert_eq!(finding.line, Some(4), "the line of the ${{VAR}}");
+}
+
+#[test]
+fn a_missing_variable_names_the_line_and_the_key_only() {
+    let text = minimal(
+        "[account.forward]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"${WX_FORWARD_SECRET}\"\n",
+    );
+    let error = check_with(&text, "wxgate.toml", &env).unwrap_err();
+    assert_eq!(error.line, Some(7), "{error}");
+    assert_eq!(error.key, "account[0].forward.secret", "{error}");
+    let shown = error.to_string();
+    assert!(shown.contains("WX_FORWARD_SECRET is not set"), "{shown}");
+    assert!(!shown.contains("tok123"), "other values stay out: {shown}");
+    let partial = minimal("app_secret = \"pre${WX_TOKEN}\"");
+    let error = check_with(&partial, "t", &env).unwrap_err();
+    assert_eq!(
+        (error.line, error.key.as_str()),
+        (Some(5), "account[0].app_secret")
     );
 }

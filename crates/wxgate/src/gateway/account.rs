@@ -507,7 +507,7 @@ impl Account {
             }
         }
         let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rules::decide(&self.config.rules, message)
+            rules::decide_logged(&self.config.name, &self.config.rules, message)
         }));
         let mut by_api = None;
         let (plain, outcome) = match decided {

@@ -130,7 +130,7 @@ fn unknown_values(index: usize, when: &When) -> Vec<RuleFinding> {
 }
 
 /// The known value within two edits of `value`, the closest first.
-fn did_you_mean<'a>(value: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(value: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::levenshtein(value, k), *k))

@@ -161,3 +161,47 @@ fn invalid_replies_are_refused() {
     );
     assert!(compile(&nine).unwrap_err().contains("at most 8"));
 }
+
+#[test]
+fn a_text_reply_uses_the_capture_groups_of_the_regex() {
+    let bot = rules(
+        r#"
+[[rule]]
+when = { regex = '^order (?P<id>\d+) (\w+)$' }
+reply = { text = "order {id} ({2}), all: {0}" }
+
+[[rule]]
+when = { msg_type = "event", regex = '^scene_(\d+)$' }
+reply = { text = "scene {1}" }
+"#,
+    );
+    assert_eq!(
+        text_reply(decide(&bot, &text("order 42 red"))),
+        "order 42 (red), all: order 42 red"
+    );
+    assert_eq!(
+        text_reply(decide(&bot, &event("SCAN", "scene_7"))),
+        "scene 7"
+    );
+}
+
+#[test]
+fn an_unknown_capture_group_is_refused() {
+    #[derive(Deserialize)]
+    struct File {
+        rule: Vec<RawRule>,
+    }
+    let compile = |text: &str| {
+        let file: File = toml::from_str(text).unwrap();
+        Rule::compile(file.rule.into_iter().next().unwrap()).map_err(|e| e.to_string())
+    };
+    let two = compile("[[rule]]\nwhen = { regex = '(a)(?P<b>b)' }\nreply = { text = \"{3}\" }\n")
+        .unwrap_err();
+    assert!(two.contains("capture group {3}"), "{two}");
+    assert!(two.contains("{0} to {2}, {b}"), "{two}");
+    let none = compile("[[rule]]\nreply = { text = \"{1}\" }\n").unwrap_err();
+    assert!(none.contains("no when.regex"), "{none}");
+    let named = compile("[[rule]]\nwhen = { regex = '(?P<id>a)' }\nreply = { text = \"{ids}\" }\n")
+        .unwrap_err();
+    assert!(named.contains("unknown placeholder {ids}"), "{named}");
+}
