@@ -102,3 +102,178 @@ fn sign_jssdk_warns_only_for_a_url_encoded_as_a_whole() {
         assert!(warnings[0].contains("whole URL is percent-encoded"));
     }
 }
+
+// ------------------------------------------------------------ reasons and accounts
+
+/// `wxgate init --mode safe` in a fresh directory, served; the directory, the server,
+/// its base URL and the account's Token.
+fn safe_mode_server(name: &str) -> (std::path::PathBuf, common::KillOnDrop, String, String) {
+    let dir = temp_dir(name);
+    let output = wxgate(
+        &dir,
+        &["init", "--mode", "safe", "--app-id", "wx1234567890abcdef"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", err(&output));
+    let config = std::fs::read_to_string(dir.join("wxgate.toml")).unwrap();
+    let token = config
+        .lines()
+        .find_map(|line| line.strip_prefix("token = \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let (server, base) = common::start_binary(&dir);
+    (dir, server, base, token)
+}
+
+#[test]
+fn doctor_without_the_key_against_safe_mode_keeps_the_reason_and_says_to_pass_it() {
+    let (dir, _server, base, token) = safe_mode_server("doctor-safe");
+    let url = format!("{base}/wx/main");
+    let output = wxgate(&dir, &["doctor", &url, "--token", &token, "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    let answer = find_check(&report, "message: answer");
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("accepts only encrypted pushes; if the console is set to plaintext or compatible mode, set `mode` to match"),
+        "the server's whole reason: {detail}"
+    );
+    assert!(!detail.contains('…'), "{detail}");
+    let hint = answer["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("--aes-key") && hint.contains("--config F --account NAME"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn sim_and_url_take_the_account_from_a_config() {
+    let (dir, _server, base, _token) = safe_mode_server("sim-account");
+    // serve listens on a port of its own; --url sends there with the account's secrets.
+    let url = format!("{base}/wx/main");
+    let config = dir.join("wxgate.toml");
+    let config = config.to_str().unwrap();
+    let elsewhere = temp_dir("sim-account-cwd");
+    let output = wxgate(
+        &elsewhere,
+        &[
+            "sim",
+            "--url",
+            &url,
+            "--config",
+            config,
+            "--account",
+            "main",
+            "text",
+            "hi",
+            "--json",
+        ],
+    );
+    let report = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert_eq!(report["mode"], "safe");
+    assert_eq!(report["url"], url.as_str());
+
+    let output = wxgate(&elsewhere, &["sim", "--url", &url, "verify"]);
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(
+        err(&output).contains("--config F --account NAME"),
+        "{}",
+        err(&output)
+    );
+
+    let output = wxgate(
+        &elsewhere,
+        &[
+            "url",
+            "oauth",
+            "--config",
+            config,
+            "--account",
+            "main",
+            "--redirect-uri",
+            "https://m.example.com/cb",
+            "--scope",
+            "snsapi_base",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", err(&output));
+    assert!(out(&output).contains("appid=wx1234567890abcdef&"));
+    let output = wxgate(
+        &elsewhere,
+        &[
+            "url",
+            "oauth",
+            "--config",
+            config,
+            "--account",
+            "nosuch",
+            "--redirect-uri",
+            "https://m.example.com/cb",
+            "--scope",
+            "snsapi_base",
+        ],
+    );
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        err(&output).contains("no account named \"nosuch\""),
+        "{}",
+        err(&output)
+    );
+    let output = wxgate(
+        &elsewhere,
+        &["url", "scheme", "--path", "pages/index/index"],
+    );
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        err(&output).contains("pass --app-id, or --config"),
+        "{}",
+        err(&output)
+    );
+}
+
+/// A server that refuses everything with a long reason of many sentences.
+async fn refusing_server(reason: String) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let reason = reason.clone();
+        async move { (axum::http::StatusCode::FORBIDDEN, reason) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/wx")
+}
+
+#[tokio::test]
+async fn sim_cuts_a_long_reason_only_between_sentences_and_counts_the_rest() {
+    let sentence = "The request was refused by the upstream policy engine for this tenant. ";
+    let reason = sentence.repeat(30);
+    let url = refusing_server(reason.clone()).await;
+    let output = tokio::task::spawn_blocking(move || {
+        wxgate(
+            &temp_dir("sim-reason"),
+            &["sim", "--url", &url, "--token", "T", "text", "hi", "--json"],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    let detail = find_check(&report, "answer")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (kept, rest) = detail.split_once(" […").expect("an excerpt");
+    assert!(kept.ends_with("tenant."), "whole sentences: {kept}");
+    assert!(
+        kept.len() > 500,
+        "a much larger bound than 200: {}",
+        kept.len()
+    );
+    let left_out: usize = rest.trim_end_matches(" more bytes]").parse().unwrap();
+    assert_eq!(
+        kept.len() - "HTTP 403: ".len() + left_out,
+        reason.trim().len(),
+        "{detail}"
+    );
+}
