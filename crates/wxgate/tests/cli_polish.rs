@@ -277,3 +277,96 @@ async fn sim_cuts_a_long_reason_only_between_sentences_and_counts_the_rest() {
         "{detail}"
     );
 }
+
+// ------------------------------------------------------------ one rule for output
+
+#[test]
+fn warnings_exit_0_in_check_and_doctor_and_1_with_strict() {
+    let (dir, _server, base, _token) = safe_mode_server("strict");
+    let url = format!("{base}/wx/main");
+    // The loopback address and the port are warnings for both commands.
+    let doctor = wxgate(&dir, &["doctor", &url, "--json"]);
+    let report = json(&doctor);
+    assert_eq!(find_check(&report, "URL rules")["status"], "warn");
+    assert_eq!(doctor.status.code(), Some(0), "{report:#}");
+    let strict = wxgate(&dir, &["doctor", &url, "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(out(&strict).contains("--strict fails on the warnings"));
+    let check = wxgate(&dir, &["check", "--url", &url]);
+    assert!(out(&check).contains("! warning"), "{}", out(&check));
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "port 17… is an error for the console"
+    );
+    let check = wxgate(&dir, &["check", "--url", "http://192.168.1.5/wx"]);
+    assert_eq!(check.status.code(), Some(0));
+    let check = wxgate(
+        &dir,
+        &["check", "--url", "http://192.168.1.5/wx", "--strict"],
+    );
+    assert_eq!(check.status.code(), Some(1));
+}
+
+/// Starts `wxgate ARGS` and returns its first line of stdout (then kills it).
+fn first_line(dir: &std::path::Path, args: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = common::KillOnDrop(child);
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    drop(child);
+    line
+}
+
+#[test]
+fn serve_and_emulate_print_one_json_line_when_listening() {
+    let dir = temp_dir("serve-json");
+    let line = first_line(&dir, &["serve", "--listen", "127.0.0.1:0", "--json"]);
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["event"], "listening", "{line}");
+    assert_eq!(record["demo"], true);
+    assert_eq!(record["accounts"][0]["name"], "demo");
+    assert!(record["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    let line = first_line(&dir, &["emulate", "--listen", "127.0.0.1:0", "--json"]);
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["event"], "listening", "{line}");
+    assert_eq!(record["app_id"], "wx1234567890abcdef");
+}
+
+#[test]
+fn json_output_is_pretty_in_every_command() {
+    let dir = temp_dir("pretty");
+    for args in [
+        &[
+            "sign",
+            "verify",
+            "--token",
+            "T0k",
+            "--timestamp",
+            "1",
+            "--nonce",
+            "2",
+            "--json",
+        ][..],
+        &["url", "showqrcode", "--ticket", "t", "--json"],
+        &["check", "--token", "Abc123", "--json"],
+    ] {
+        let output = wxgate(&dir, args);
+        let text = out(&output);
+        assert!(text.starts_with("{\n  \""), "{args:?}: {text}");
+    }
+}

@@ -147,7 +147,7 @@ pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         if args.explain {
             value["hashed"] = serde_json::Value::String(hashed);
         }
-        println!("{value}");
+        println!("{value:#}");
     } else {
         if args.explain {
             println!("sha1 of: {hashed}");

@@ -82,16 +82,22 @@ pub struct SimArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum SimMessage {
     /// A text message.
+    ///
+    /// Example: wxgate sim text "hello"
     Text {
         /// The text.
         content: String,
     },
     /// An image message.
+    ///
+    /// Example: wxgate sim image MEDIA_ID_123
     Image {
         /// The media id.
         media_id: String,
     },
     /// A location message.
+    ///
+    /// Example: wxgate sim location 22.5431 114.0579
     Location {
         /// Latitude.
         #[arg(allow_hyphen_values = true)]
@@ -101,6 +107,8 @@ pub enum SimMessage {
         longitude: String,
     },
     /// An event: subscribe, unsubscribe, click KEY, view URL, scan SCENE, or any other name.
+    ///
+    /// Example: wxgate sim event click MENU_KEY
     Event {
         /// The event: subscribe, unsubscribe, click, view, scan, location, or a raw Event value.
         name: String,
@@ -108,6 +116,8 @@ pub enum SimMessage {
         key: Option<String>,
     },
     /// The URL-verification GET (echostr).
+    ///
+    /// Example: wxgate sim --account shop verify
     Verify,
 }
 

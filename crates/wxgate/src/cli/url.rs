@@ -212,7 +212,7 @@ pub fn run(args: UrlArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(url) => {
             if args.json {
-                println!("{}", serde_json::json!({ "url": url }));
+                println!("{:#}", serde_json::json!({ "url": url }));
             } else {
                 println!("{url}");
             }
@@ -220,7 +220,7 @@ pub fn run(args: UrlArgs) -> anyhow::Result<ExitCode> {
         }
         Err(err) => {
             if args.json {
-                println!("{}", serde_json::json!({ "error": err.to_string() }));
+                println!("{:#}", serde_json::json!({ "error": err.to_string() }));
             } else {
                 eprintln!("error: {err}");
             }
