@@ -364,6 +364,7 @@ fn json_output_is_pretty_in_every_command() {
         ][..],
         &["url", "showqrcode", "--ticket", "t", "--json"],
         &["check", "--token", "Abc123", "--json"],
+        &["init", "--json", "--force"],
     ] {
         let output = wxgate(&dir, args);
         let text = out(&output);
