@@ -69,6 +69,9 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), Error> {
             "contains control characters (a newline pasted with the URL?)",
         ));
     }
+    if let Some(reason) = encoded_as_a_whole(uri) {
+        return Err(invalid(&reason));
+    }
     let url = match url::Url::parse(uri) {
         Ok(url) => url,
         Err(url::ParseError::EmptyHost) => return Err(invalid("has no host")),
@@ -88,7 +91,47 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), Error> {
             "must not contain '#': WeChat appends ?code=…&state=… to it",
         ));
     }
+    if let Some(reason) = encoded_delimiter_in_path(&url, uri) {
+        return Err(invalid(&reason));
+    }
     Ok(())
+}
+
+/// The URL with every `%xx` decoded once: what the user most likely meant to pass.
+fn decoded_once(uri: &str) -> String {
+    percent_encoding::percent_decode_str(uri)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// A redirect_uri that was encoded as a whole (`https%3A%2F%2F…`): encoding it again
+/// would send WeChat a URL it cannot redirect to.
+fn encoded_as_a_whole(uri: &str) -> Option<String> {
+    let lower = uri.get(..8).unwrap_or(uri).to_ascii_lowercase();
+    (lower.starts_with("http%3a") || lower.starts_with("https%3a")).then(|| {
+        format!(
+            "is percent-encoded already (it starts with {}); pass it unencoded, as {} \
+             (it is encoded once here)",
+            &uri[..uri.find("%3").map_or(0, |i| i + 3)],
+            decoded_once(uri)
+        )
+    })
+}
+
+/// A redirect_uri whose path holds an encoded `?`, `=`, `&` or `#`: the query was
+/// encoded before it was passed, and encoding the whole URI again would double-encode
+/// it (WeChat would send the user to a path named `cb?a=1`). Encoded text in the query
+/// itself (`?next=%2Fhome`) is legitimate and kept.
+fn encoded_delimiter_in_path(url: &url::Url, uri: &str) -> Option<String> {
+    let path = url.path().to_ascii_uppercase();
+    let found = ["%3F", "%3D", "%26", "%23"]
+        .into_iter()
+        .find(|code| path.contains(code))?;
+    Some(format!(
+        "its path holds {found}, an encoded delimiter: the URI was percent-encoded already \
+         and would be encoded twice; pass it unencoded, as {} (it is encoded once here)",
+        decoded_once(uri)
+    ))
 }
 
 /// Checks a `state`: letters and digits, at most 128 bytes.
@@ -288,6 +331,10 @@ mod tests {
     #[test]
     fn redirect_uris_are_parsed_not_pattern_matched() {
         assert!(check_redirect_uri("https://wx.example.com/oauth/cb?to=x").is_ok());
+        assert!(check_redirect_uri("https://wx.example.com/cb?src=pc&r=%2Fhome%3Fa%3D1").is_ok());
+        assert!(
+            check_redirect_uri("https://wx.example.com/%E8%AE%A2%E5%8D%95?q=%E4%B8%AD").is_ok()
+        );
         for (uri, needle) in [
             ("/relative", "absolute"),
             ("wx.example.com/cb", "absolute"),
@@ -297,6 +344,15 @@ mod tests {
             ("https://wx.example.com/cb#", "'#'"),
             ("https://wx.example.com/c\nb", "control"),
             ("https://wx.example.com:99999/", "valid URL"),
+            (
+                "https://m.example.com/cb%3Fa%3D1",
+                "https://m.example.com/cb?a=1",
+            ),
+            ("https%3A%2F%2Fm.example.com%2Fcb", "encoded already"),
+            (
+                "HTTPS%3a%2f%2fm.example.com%2fcb",
+                "HTTPS://m.example.com/cb",
+            ),
         ] {
             let err = check_redirect_uri(uri).unwrap_err().to_string();
             assert!(err.contains(needle), "{uri:?}: {err}");

@@ -188,7 +188,7 @@ fn check_reports_every_problem_with_file_line_and_fix() {
 #[test]
 fn check_values_passing_and_failing() {
     let dir = temp_dir("check-values");
-    // (args, exit code, needle in output)
+    // (args, exit code, needle in output): warnings alone exit 0 (1 with --strict).
     let cases: &[(&[&str], i32, &str)] = &[
         (
             &["--url", "https://wx.example.com/wx/shop"],
@@ -209,14 +209,14 @@ fn check_values_passing_and_failing() {
             "query string",
         ),
         (&["--url", "https://wx.example.com:8443/wx"], 1, "port 8443"),
-        (&["--url", "http://localhost/wx"], 1, "this machine"),
-        (&["--url", "http://192.168.1.5/wx"], 1, "private"),
+        (&["--url", "http://localhost/wx"], 0, "this machine"),
+        (&["--url", "http://192.168.1.5/wx"], 0, "private"),
         (
             &["--url", "http://169.254.1.1/wx"],
-            1,
+            0,
             "private, loopback or link-local",
         ),
-        (&["--url", "http://8.8.8.8/wx"], 1, "bare IP"),
+        (&["--url", "http://8.8.8.8/wx"], 0, "bare IP"),
         (&["--token", "Abc123"], 0, "no problems"),
         (&["--token", "ab"], 1, "3 to 32"),
         (&["--token", &"a".repeat(33)], 1, "3 to 32"),
@@ -251,6 +251,12 @@ fn check_values_passing_and_failing() {
             text.contains(needle),
             "{args:?}: expected {needle:?} in {text}"
         );
+        if text.contains("! warning") && text.contains("0 error(s)") {
+            assert_eq!(*code, 0, "{args:?}: warnings only");
+            full.push("--strict");
+            let strict = wxgate(&dir, &full);
+            assert_eq!(strict.status.code(), Some(1), "{args:?} --strict");
+        }
     }
 }
 
@@ -547,17 +553,47 @@ fn url_builds_wechat_urls_and_validates_inputs() {
 #[test]
 fn every_command_has_help_with_an_example() {
     let dir = temp_dir("help");
-    for command in [
-        "serve", "init", "check", "sign", "url", "sim", "doctor", "emulate", "inbox",
-    ] {
-        let output = wxgate(&dir, &[command, "--help"]);
-        assert!(output.status.success(), "{command}");
+    // Every command and subcommand clap knows, from the help texts themselves.
+    let mut pending: Vec<Vec<String>> = subcommands(&dir, &[])
+        .into_iter()
+        .map(|name| vec![name])
+        .collect();
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let output = wxgate(&dir, &args);
+        assert!(output.status.success(), "{path:?}");
         let text = stdout(&output);
         assert!(
             text.contains("Example"),
-            "{command} --help has no example:\n{text}"
+            "{path:?} --help has no example:\n{text}"
         );
+        seen += 1;
+        let parent: Vec<&str> = path.iter().map(String::as_str).collect();
+        for sub in subcommands(&dir, &parent) {
+            let mut child = path.clone();
+            child.push(sub);
+            pending.push(child);
+        }
     }
+    assert!(seen >= 25, "only {seen} commands found");
+}
+
+/// The subcommands a `--help` lists under `Commands:` (without `help`).
+fn subcommands(dir: &Path, path: &[&str]) -> Vec<String> {
+    let mut args = path.to_vec();
+    args.push("--help");
+    let text = stdout(&wxgate(dir, &args));
+    text.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter(|line| !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
 }
 
 // ---------------------------------------------------------------- sim

@@ -487,13 +487,30 @@ async fn inbox_admin_api_lists_shows_retries_and_purges() {
             .unwrap()
         }
     };
-    let listed = cli(&["list", "--state", "delivered"]).await;
+    let listed = cli(&["list", "--state", "delivered", "--json"]).await;
     assert!(
         listed.status.success(),
         "{}",
         String::from_utf8_lossy(&listed.stderr)
     );
     assert!(String::from_utf8_lossy(&listed.stdout).contains("\"content\": \"b\""));
+    // Without --json: a table, one line per record, and the counts.
+    let table = cli(&["list", "--state", "delivered"]).await;
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].contains("ID") && lines[0].contains("STATE"),
+        "{table}"
+    );
+    assert!(
+        lines[1..lines.len() - 1]
+            .iter()
+            .all(|line| line.contains("delivered") && line.contains(" text ")),
+        "{table}"
+    );
+    assert!(lines.last().unwrap().contains(" shown; "), "{table}");
+    let shown = cli(&["show", "2"]).await;
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("state: "));
     assert!(cli(&["show", "2"]).await.status.success());
     assert!(cli(&["retry", "2"]).await.status.success());
     assert_eq!(cli(&["show", "999"]).await.status.code(), Some(1));

@@ -14,10 +14,12 @@ use crate::config::{self, ConfigFinding};
 /// Every rule of the console's server configuration is checked, and each finding says
 /// what is wrong, where (file:line for a config) and how to fix it.
 ///
-/// Exit status: 0 no problems, 1 problems found, 2 usage error.
+/// Exit status: 0 no errors (warnings are printed but allowed; --strict makes them
+/// fail), 1 an error was found, 2 usage error. The same rule as `doctor`.
 ///
 /// Examples:
 ///   wxgate check --config wxgate.toml
+///   wxgate check --config wxgate.toml --strict
 ///   wxgate check --url https://wx.example.com/wx/shop --token MyToken123 --aes-key KEY --app-id wx1234567890abcdef
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -40,6 +42,9 @@ pub struct CheckArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 on warnings too, not only on errors.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,7 +94,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             }],
         }
     };
-    let ok = findings.is_empty();
+    let ok = findings
+        .iter()
+        .all(|f| !args.strict && f.severity != Severity::Error);
     if args.json {
         println!(
             "{}",

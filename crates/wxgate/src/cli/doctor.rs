@@ -31,7 +31,8 @@ pub use target::TargetError;
 /// a mini-program's JSON pushes, a WeCom application's encrypted verification), or a
 /// URL with --token and the secrets as flags (--kind and --format say what it serves).
 ///
-/// Exit status: 0 nothing failed (warnings allowed), 1 a check failed, 2 usage error.
+/// Exit status: 0 nothing failed (warnings are printed but allowed; --strict makes them
+/// fail), 1 a check failed, 2 usage error. The same rule as `check`.
 ///
 /// Examples:
 ///   wxgate doctor https://wx.example.com/wx/shop --token MyToken123 --app-id wx1234567890abcdef --aes-key KEY
@@ -83,6 +84,9 @@ pub struct DoctorArgs {
     /// Print the checklist as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 on warnings too, not only on failures.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,7 +125,9 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let checks = runtime.block_on(diagnose(&args, &setup, extra_ca.as_deref()));
-    let ok = checks.iter().all(|c| c.status != Status::Fail);
+    let ok = checks
+        .iter()
+        .all(|c| c.status != Status::Fail && !(args.strict && c.status == Status::Warn));
     let target = &setup.target;
     let mode = if target.encrypts() {
         target.mode.as_str()
@@ -150,8 +156,10 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             "\n{}",
             if ok {
                 "No blocking problem found."
-            } else {
+            } else if checks.iter().any(|c| c.status == Status::Fail) {
                 "WeChat would fail on the ✗ above."
+            } else {
+                "No ✗, but --strict fails on the warnings (!) above."
             }
         );
     }

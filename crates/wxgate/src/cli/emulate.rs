@@ -14,9 +14,10 @@ use wxgate_emu::{App, Emulator, EmulatorConfig, WeComApp};
 /// With --corp-id, --corp-secret and --agent-id it also serves that WeCom application
 /// (gettoken, message/send): point `qyapi_base` at it.
 ///
-/// Example:
+/// Examples:
 ///   wxgate emulate --listen 127.0.0.1:9900 --app-id wx1234567890abcdef --secret 0123456789abcdef0123456789abcdef
 ///   wxgate emulate --corp-id ww1234567890abcdef --corp-secret S --agent-id 1000002
+///   wxgate emulate --listen 127.0.0.1:0 --json
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct EmulateArgs {
@@ -45,6 +46,10 @@ pub struct EmulateArgs {
     /// The WeCom application's AgentID.
     #[arg(long, requires = "corp_id")]
     pub agent_id: Option<u64>,
+    /// Instead of the text banner, print one JSON line once listening
+    /// (`{"event":"listening","url":…,"app_id":…}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `wxgate emulate` until Ctrl-C.
@@ -53,7 +58,7 @@ pub struct EmulateArgs {
 /// Bind errors.
 pub fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
     let mut app = App::new(&args.app_id, &args.secret);
-    app.oauth_domain = args.oauth_domain;
+    app.oauth_domain = args.oauth_domain.clone();
     let mut config = EmulatorConfig::with_app(app);
     config.token_ttl_s = args.token_ttl_s;
     if let (Some(corp_id), Some(secret), Some(agent_id)) =
@@ -69,11 +74,14 @@ pub fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async {
         let (addr, task) = emulator.spawn(args.listen).await?;
-        println!("WeChat API emulator on http://{addr} (AppID {}); set api_base = \"http://{addr}\" and open_base = \"http://{addr}\"", args.app_id);
-        if let Some(corp_id) = &args.corp_id {
-            println!("WeCom application {corp_id} is known too; set qyapi_base = \"http://{addr}\"");
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "event": "listening", "url": format!("http://{addr}"), "app_id": args.app_id, "corp_id": args.corp_id })
+            );
+        } else {
+            print_banner(&args, addr);
         }
-        println!("`wxgate sim` tells it of each message it sends (POST /emu/interaction), which opens that user's 48-hour window for late replies");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = task => {},
@@ -81,4 +89,12 @@ pub fn run(args: EmulateArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(args: &EmulateArgs, addr: SocketAddr) {
+    println!("WeChat API emulator on http://{addr} (AppID {}); set api_base = \"http://{addr}\" and open_base = \"http://{addr}\"", args.app_id);
+    if let Some(corp_id) = &args.corp_id {
+        println!("WeCom application {corp_id} is known too; set qyapi_base = \"http://{addr}\"");
+    }
+    println!("`wxgate sim` tells it of each message it sends (POST /emu/interaction), which opens that user's 48-hour window for late replies");
 }

@@ -19,6 +19,7 @@ use crate::cli::serve::load_config;
 ///   wxgate inbox list --state dead
 ///   wxgate inbox retry 42
 ///   wxgate inbox purge --older-than 7d
+///   wxgate inbox list --json
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct InboxArgs {
@@ -33,7 +34,9 @@ pub struct InboxArgs {
 /// Inbox actions.
 #[derive(Debug, Subcommand)]
 pub enum InboxAction {
-    /// List deliveries, newest first.
+    /// List deliveries, newest first: a table, or the API's JSON with --json.
+    ///
+    /// Example: wxgate inbox list --state dead --limit 20
     List {
         /// pending, delivered or dead.
         #[arg(long)]
@@ -43,16 +46,22 @@ pub enum InboxAction {
         limit: usize,
     },
     /// Show one delivery in full.
+    ///
+    /// Example: wxgate inbox show 42 --json
     Show {
         /// The delivery id.
         id: u64,
     },
     /// Deliver again now (also for dead letters).
+    ///
+    /// Example: wxgate inbox retry 42
     Retry {
         /// The delivery id.
         id: u64,
     },
     /// Delete delivered and dead records older than a duration (30m, 24h, 7d, 3600s).
+    ///
+    /// Example: wxgate inbox purge --older-than 7d
     Purge {
         /// The age.
         #[arg(long)]
@@ -107,7 +116,95 @@ pub fn run(args: InboxArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    call_admin(&args.target, method, &path)
+    let table = matches!(args.action, InboxAction::List { .. });
+    call_admin(&args.target, method, &path, |body| {
+        if table {
+            print_table(body);
+        } else {
+            print_tree(body, 0);
+        }
+    })
+}
+
+/// The records of `GET /api/inbox` as a table, with the counts under it.
+fn print_table(body: &Value) {
+    let records = body["records"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    println!(
+        "{:>6}  {:<9}  {:>8}  {:<12}  {:>8}  {:<10}  LAST ERROR",
+        "ID", "STATE", "ATTEMPTS", "ACCOUNT", "AGE", "TYPE"
+    );
+    for record in records {
+        let received = record["received_at"]
+            .as_i64()
+            .map_or_else(String::new, |t| age(now - t));
+        let kind = record["message"]["event"]
+            .as_str()
+            .or(record["message"]["msg_type"].as_str())
+            .unwrap_or("");
+        println!(
+            "{:>6}  {:<9}  {:>8}  {:<12}  {:>8}  {:<10}  {}",
+            record["id"],
+            record["state"].as_str().unwrap_or(""),
+            record["attempts"],
+            record["account"].as_str().unwrap_or(""),
+            received,
+            kind,
+            record["last_error"].as_str().unwrap_or("")
+        );
+    }
+    let counts = &body["counts"];
+    println!(
+        "{} shown; {} pending, {} delivered, {} dead",
+        records.len(),
+        counts["pending"],
+        counts["delivered"],
+        counts["dead"]
+    );
+}
+
+/// How long ago, in the largest whole unit: `42s`, `5m`, `3h`, `2d`.
+fn age(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86_400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// A JSON answer as indented `key: value` lines, for reading.
+pub(crate) fn print_tree(value: &Value, indent: usize) {
+    let pad = "  ".repeat(indent);
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        println!("{pad}{key}:");
+                        print_tree(value, indent + 1);
+                    }
+                    Value::Array(items) if items.iter().any(Value::is_object) => {
+                        println!("{pad}{key}:");
+                        for item in items {
+                            println!("{pad}  -");
+                            print_tree(item, indent + 2);
+                        }
+                    }
+                    Value::String(text) => println!("{pad}{key}: {text}"),
+                    other => println!("{pad}{key}: {other}"),
+                }
+            }
+        }
+        Value::String(text) => println!("{pad}{text}"),
+        other => println!("{pad}{other}"),
+    }
 }
 
 /// Where a running `wxgate serve` is, for the commands that call its admin API.
@@ -123,9 +220,13 @@ pub struct AdminTarget {
     /// The admin token (default: admin_token, or data_dir/admin_token).
     #[arg(long, global = true, env = "WXGATE_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+    /// Print the server's JSON answer as it is (pretty-printed).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
-/// Calls the admin API of the server `target` names and prints the JSON answer.
+/// Calls the admin API of the server `target` names and prints the answer: the JSON
+/// with `--json`, else `text` of it (an error answer as its `error` on stderr).
 /// Exit code 0 on 2xx, 1 on an error answer or no answer, 2 without an admin token.
 ///
 /// # Errors
@@ -134,6 +235,7 @@ pub fn call_admin(
     target: &AdminTarget,
     method: reqwest::Method,
     path: &str,
+    text: impl FnOnce(&Value),
 ) -> anyhow::Result<ExitCode> {
     let (config, _) = load_config(target.config.as_deref())?;
     let base = target
@@ -169,7 +271,16 @@ pub fn call_admin(
     });
     match result {
         Ok((status, body)) => {
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            if target.json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else if status.is_success() {
+                text(&body);
+            } else {
+                let reason = body["error"]
+                    .as_str()
+                    .map_or_else(|| body.to_string(), str::to_owned);
+                eprintln!("error: HTTP {}: {reason}", status.as_u16());
+            }
             Ok(if status.is_success() {
                 ExitCode::SUCCESS
             } else {

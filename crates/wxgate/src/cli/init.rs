@@ -211,7 +211,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     if args.json {
         println!(
-            "{}",
+            "{:#}",
             serde_json::json!({
                 "path": path.display().to_string(),
                 "kind": plan.kind.as_str(),

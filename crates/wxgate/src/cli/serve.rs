@@ -20,8 +20,9 @@ use crate::http;
 /// Without --config, reads ./wxgate.toml; without that file, starts the embedded demo
 /// account and prints how to reach it.
 ///
-/// Example:
+/// Examples:
 ///   wxgate serve --config /etc/wxgate.toml
+///   wxgate serve --listen 127.0.0.1:17080 --json
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServeArgs {
@@ -34,6 +35,10 @@ pub struct ServeArgs {
     /// Worker threads of the async runtime (default: one per CPU core).
     #[arg(long, env = "WXGATE_THREADS")]
     pub threads: Option<usize>,
+    /// Instead of the text banner, print one JSON line once listening
+    /// (`{"event":"listening","url":…,"accounts":[…]}`) and one when stopped.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Loads the configuration `serve` would use: the named file, ./wxgate.toml, or the demo.
@@ -88,10 +93,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
             tracing::warn!("listening on {local}, reachable from other machines");
         }
-        if demo {
+        let json = args.json;
+        if demo && !json {
             print_demo_banner(&config, local);
         }
-        for account in &config.accounts {
+        for account in config.accounts.iter().filter(|_| !json) {
             let forward = account
                 .forward
                 .as_ref()
@@ -104,7 +110,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 account.rules.len()
             );
         }
-        let admin_token = admin_token(&config)?;
+        let admin_token = admin_token(&config, !json)?;
         let state = Arc::new(
             AppState::open(&config, admin_token)
                 .await
@@ -114,11 +120,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // and the next start writes it anew.
         let _addr_file = crate::storage::files::ServeAddr::write(&config.data_dir, local)
             .with_context(|| format!("cannot write {}", config.data_dir.join(crate::storage::files::SERVE_ADDR_FILE).display()))?;
-        println!("wxgate listening on http://{local} (Ctrl-C to stop)");
+        if json {
+            let accounts: Vec<_> = config
+                .accounts
+                .iter()
+                .map(|a| serde_json::json!({ "name": a.name, "url": format!("http://{local}/wx/{}", a.name), "mode": a.mode.as_str() }))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({ "event": "listening", "url": format!("http://{local}"), "demo": demo, "accounts": accounts })
+            );
+        } else {
+            println!("wxgate listening on http://{local} (Ctrl-C to stop)");
+        }
         http::serve(listener, state.clone(), shutdown).await?;
         state.shutdown().await;
         // stdout may be closed by now (a supervisor that stopped reading): not a panic.
-        let _ = writeln!(std::io::stdout(), "wxgate stopped");
+        let stopped = if json { r#"{"event":"stopped"}"# } else { "wxgate stopped" };
+        let _ = writeln!(std::io::stdout(), "{stopped}");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -126,7 +145,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The admin API's bearer token: `admin_token` from the config, or one generated once
 /// and kept in `data_dir/admin_token` (readable by the owner only).
-fn admin_token(config: &Config) -> anyhow::Result<String> {
+fn admin_token(config: &Config, say: bool) -> anyhow::Result<String> {
     if let Some(token) = &config.admin_token {
         return Ok(token.expose_secret().to_owned());
     }
@@ -135,10 +154,12 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         let existing = existing.trim().to_owned();
         if existing.len() >= 16 {
             crate::storage::files::warn_if_open(&path, "the admin API token");
-            println!(
-                "admin API token: in {} (set admin_token in the config to choose one)",
-                path.display()
-            );
+            say.then(|| {
+                println!(
+                    "admin API token: in {} (set admin_token in the config to choose one)",
+                    path.display()
+                )
+            });
             return Ok(existing);
         }
     }
@@ -146,10 +167,12 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     let token = Alphanumeric.sample_string(&mut rand::rand_core::UnwrapErr(rand::rngs::SysRng), 40);
     crate::storage::files::write_private(&path, token.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
-        "admin API token: generated into {} (set admin_token in the config to choose one)",
-        path.display()
-    );
+    if say {
+        println!(
+            "admin API token: generated into {} (set admin_token in the config to choose one)",
+            path.display()
+        );
+    }
     Ok(token)
 }
 

@@ -128,10 +128,9 @@ pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
             if signed.url != *url {
                 warnings.push(format!("the #fragment was dropped: signed {}", signed.url));
             }
-            if looks_percent_encoded(url) {
-                warnings.push("the URL looks percent-encoded (%xx): sign location.href.split('#')[0] exactly as the browser has it, not encodeURIComponent(url)".to_owned());
-            }
-            if !url.starts_with("http://") && !url.starts_with("https://") {
+            if encoded_as_a_whole(url) {
+                warnings.push("the whole URL is percent-encoded (https%3A%2F%2F…): sign location.href.split('#')[0] exactly as the browser has it, not encodeURIComponent(url)".to_owned());
+            } else if !url.starts_with("http://") && !url.starts_with("https://") {
                 warnings.push(
                     "the URL must be absolute, with http:// or https:// as the page uses"
                         .to_owned(),
@@ -148,7 +147,7 @@ pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
         if args.explain {
             value["hashed"] = serde_json::Value::String(hashed);
         }
-        println!("{value}");
+        println!("{value:#}");
     } else {
         if args.explain {
             println!("sha1 of: {hashed}");
@@ -161,9 +160,11 @@ pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn looks_percent_encoded(url: &str) -> bool {
-    let bytes = url.as_bytes();
-    bytes
-        .windows(3)
-        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+/// The one encoding mistake worth a warning: `encodeURIComponent(location.href)`, which
+/// turns `https://` into `https%3A%2F%2F`. A `%xx` in the path or query is what
+/// `location.href` holds for non-ASCII text (`?q=%E4%B8%AD`) and is signed as it is; so
+/// is raw text that was pasted without encoding.
+fn encoded_as_a_whole(url: &str) -> bool {
+    let head = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    head.starts_with("http%3a") || head.starts_with("https%3a")
 }

@@ -31,13 +31,15 @@ use crate::config::AccountKind;
 ///   wxgate sim --account shop event subscribe
 ///   wxgate sim --account mini --format json event user_enter_tempsession
 ///   wxgate sim --url https://wx.example.com/wx --token T --aes-key K --app-id A event click MENU_KEY
+///   wxgate sim --url https://wx.example.com/wx/shop --config wxgate.toml --account shop verify
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SimArgs {
     /// What to send.
     #[command(subcommand)]
     pub message: SimMessage,
-    /// The callback URL of any server (instead of an account from the config).
+    /// The callback URL of any server: with --token for its secrets, or with --config
+    /// and --account to send there with that account's secrets.
     #[arg(long, global = true)]
     pub url: Option<String>,
     /// The Token, with --url.
@@ -80,16 +82,22 @@ pub struct SimArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum SimMessage {
     /// A text message.
+    ///
+    /// Example: wxgate sim text "hello"
     Text {
         /// The text.
         content: String,
     },
     /// An image message.
+    ///
+    /// Example: wxgate sim image MEDIA_ID_123
     Image {
         /// The media id.
         media_id: String,
     },
     /// A location message.
+    ///
+    /// Example: wxgate sim location 22.5431 114.0579
     Location {
         /// Latitude.
         #[arg(allow_hyphen_values = true)]
@@ -99,6 +107,8 @@ pub enum SimMessage {
         longitude: String,
     },
     /// An event: subscribe, unsubscribe, click KEY, view URL, scan SCENE, or any other name.
+    ///
+    /// Example: wxgate sim event click MENU_KEY
     Event {
         /// The event: subscribe, unsubscribe, click, view, scan, location, or a raw Event value.
         name: String,
@@ -106,6 +116,8 @@ pub enum SimMessage {
         key: Option<String>,
     },
     /// The URL-verification GET (echostr).
+    ///
+    /// Example: wxgate sim --account shop verify
     Verify,
 }
 
@@ -125,11 +137,13 @@ struct SimReport {
 /// Builds the target from the flags or the config, and the emulator the account's API
 /// calls go to, when `api_base` is on this machine (see [`open_window`]).
 fn target(args: &SimArgs) -> anyhow::Result<(Target, Option<String>)> {
-    if let Some(url) = &args.url {
-        let token = args
-            .token
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("--url needs --token"))?;
+    let from_account = args.token.is_none() && (args.config.is_some() || args.account.is_some());
+    if let Some(url) = args.url.as_ref().filter(|_| !from_account) {
+        let token = args.token.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--url needs --token (with --aes-key and --app-id when it encrypts), or --config F --account NAME for an account's secrets"
+            )
+        })?;
         let crypt = match (&args.aes_key, &args.app_id) {
             (Some(key), Some(app_id)) => Some(MsgCrypt::new(&EncodingAesKey::parse(key)?, app_id)),
             (Some(_), None) => anyhow::bail!(
@@ -168,7 +182,10 @@ fn target(args: &SimArgs) -> anyhow::Result<(Target, Option<String>)> {
     let emulator = (account.kind != AccountKind::WeCom && on_this_machine(&config.api_base))
         .then(|| config.api_base.clone());
     let target = Target {
-        url: format!("http://{host}/wx/{}", account.name),
+        url: args
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("http://{host}/wx/{}", account.name)),
         token: account.token.expose_secret().to_owned(),
         mode: args.mode.map(Mode::from).unwrap_or(account.mode),
         crypt: account

@@ -28,7 +28,7 @@ pub fn judge_echo(exchange: &Exchange, echostr: &str) -> Check {
                 .hint("the route is not mapped: check the path (trailing slash, proxy prefix) and that GET and POST both reach the handler")
         }
         401 | 403 => {
-            let said = if exchange.body.trim().is_empty() { String::new() } else { format!(" (it said: {})", truncate(exchange.body.trim(), 200)) };
+            let said = if exchange.body.trim().is_empty() { String::new() } else { format!(" (it said: {})", excerpt(exchange.body.trim(), REASON_BYTES)) };
             return Check::new(name, Status::Fail, format!("HTTP {status}: the server refused a correctly signed request{said}"))
                 .hint("the server's Token differs from the one given here (case, whitespace), or it checks the wrong mode; compare with `wxgate sign verify --explain`")
         }
@@ -68,7 +68,7 @@ pub fn judge_echo(exchange: &Exchange, echostr: &str) -> Check {
         Status::Fail,
         format!(
             "body {:?} is not the echostr {echostr:?}",
-            truncate(body, 80)
+            excerpt(body, 80)
         ),
     )
     .hint(hint)
@@ -137,13 +137,18 @@ fn judge_answer(
     checks: &mut Vec<Check>,
 ) -> (Option<ReplyMessage>, bool) {
     if status != 200 {
+        let hint = if target.crypt.is_none() && (400..500).contains(&status) {
+            "the push was sent unencrypted (no EncodingAESKey given): a server in safe mode (安全模式) refuses plaintext; pass --aes-key K --app-id A, or --config F --account NAME for the account's own secrets"
+        } else {
+            "WeChat treats any status but 200 as a failure and retries"
+        };
         checks.push(
             Check::new(
                 "answer",
                 Status::Fail,
-                format!("HTTP {status}: {}", truncate(body, 80)),
+                format!("HTTP {status}: {}", excerpt(body.trim(), REASON_BYTES)),
             )
-            .hint("WeChat treats any status but 200 as a failure and retries"),
+            .hint(hint),
         );
         return (None, false);
     }
@@ -342,10 +347,48 @@ fn latency_check(elapsed: Duration) -> Check {
     }
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
+/// How much of a server's reason is shown: enough for any reason a person wrote, while
+/// an HTML error page does not flood the terminal.
+const REASON_BYTES: usize = 1000;
+
+/// `text` whole when it fits in `max` bytes; otherwise its whole sentences (or lines)
+/// that fit, and how many bytes were left out. A reason is never cut mid-sentence unless
+/// its first sentence alone is longer than `max`.
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut fit = max;
+    while !text.is_char_boundary(fit) {
+        fit -= 1;
+    }
+    let head = &text[..fit];
+    let sentence_end = [". ", "。", "! ", "? ", "！", "？", "\n"]
+        .into_iter()
+        .filter_map(|end| head.rfind(end).map(|i| i + end.trim_end().len()))
+        .max()
+        .filter(|&end| end > 0);
+    let kept = sentence_end.unwrap_or(fit);
+    format!(
+        "{} […{} more bytes]",
+        text[..kept].trim_end(),
+        text.len() - kept
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn excerpts_keep_whole_sentences_and_count_the_rest() {
+        assert_eq!(excerpt("short. reason", 100), "short. reason");
+        let text = "First sentence. Second one is longer than the bound";
+        assert_eq!(excerpt(text, 30), "First sentence. […36 more bytes]");
+        assert_eq!(
+            excerpt("安全模式。请加密消息", 20),
+            "安全模式。 […15 more bytes]"
+        );
+        assert_eq!(excerpt("nosentenceatall", 4), "nose […11 more bytes]");
     }
 }
