@@ -68,7 +68,7 @@ pub(super) fn substitute(
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(message) => Err(error(message)),
+            Err(problem) => Err(error(problem.to_string())),
         }
     };
     walk_table(root.get_mut(), &mut path, &mut on_string)
@@ -111,11 +111,22 @@ fn walk_value(
     }
 }
 
+/// Why a value cannot take its variable. The messages never hold the value.
+#[derive(Debug, thiserror::Error)]
+enum EnvError {
+    #[error("the environment variable {0} is not set; set it before starting wxgate (or write $${{ for a literal ${{)")]
+    NotSet(String),
+    #[error("the environment variable {0} is not valid UTF-8; set it to UTF-8 text")]
+    NotUnicode(String),
+    #[error("\"${{\" is read from the environment only as the whole value, \"${{NAME}}\"; write $${{ for a literal ${{")]
+    NotWhole,
+}
+
 /// The value to put instead of `value`, or `None` to keep it.
 ///
 /// # Errors
 /// What is wrong, without the value.
-fn expand(value: &str, lookup: Lookup<'_>) -> Result<Option<String>, String> {
+fn expand(value: &str, lookup: Lookup<'_>) -> Result<Option<String>, EnvError> {
     if let Some(name) = value
         .strip_prefix("${")
         .and_then(|rest| rest.strip_suffix('}'))
@@ -123,12 +134,8 @@ fn expand(value: &str, lookup: Lookup<'_>) -> Result<Option<String>, String> {
     {
         return match lookup(name) {
             Ok(found) => Ok(Some(found)),
-            Err(VarError::NotPresent) => Err(format!(
-                "the environment variable {name} is not set; set it before starting wxgate (or write $${{ for a literal ${{)"
-            )),
-            Err(VarError::NotUnicode(_)) => Err(format!(
-                "the environment variable {name} is not valid UTF-8; set it to UTF-8 text"
-            )),
+            Err(VarError::NotPresent) => Err(EnvError::NotSet(name.to_owned())),
+            Err(VarError::NotUnicode(_)) => Err(EnvError::NotUnicode(name.to_owned())),
         };
     }
     if !value.contains("${") {
@@ -138,10 +145,7 @@ fn expand(value: &str, lookup: Lookup<'_>) -> Result<Option<String>, String> {
     let mut rest = value;
     while let Some(at) = rest.find("${") {
         let Some(before) = rest[..at].strip_suffix('$') else {
-            return Err(
-                "\"${\" is read from the environment only as the whole value, \"${NAME}\"; write $${ for a literal ${"
-                    .into(),
-            );
+            return Err(EnvError::NotWhole);
         };
         out.push_str(before);
         out.push_str("${");
@@ -248,11 +252,13 @@ mod tests {
 
     #[test]
     fn a_missing_variable_or_a_partial_one_is_an_error() {
-        let missing = expand("${WX_NOT_SET}", &lookup).unwrap_err();
+        let missing = expand("${WX_NOT_SET}", &lookup).unwrap_err().to_string();
         assert!(missing.contains("WX_NOT_SET is not set"), "{missing}");
-        let partial = expand("https://${HOST}/x", &lookup).unwrap_err();
+        let partial = expand("https://${HOST}/x", &lookup)
+            .unwrap_err()
+            .to_string();
         assert!(partial.contains("whole value"), "{partial}");
-        let bad_name = expand("${WX-TOKEN}", &lookup).unwrap_err();
+        let bad_name = expand("${WX-TOKEN}", &lookup).unwrap_err().to_string();
         assert!(bad_name.contains("whole value"), "{bad_name}");
     }
 
@@ -261,7 +267,7 @@ mod tests {
         let not_utf8 = |_: &str| -> Result<String, VarError> {
             Err(VarError::NotUnicode(std::ffi::OsString::from("x")))
         };
-        let error = expand("${WX_TOKEN}", &not_utf8).unwrap_err();
+        let error = expand("${WX_TOKEN}", &not_utf8).unwrap_err().to_string();
         assert!(error.contains("not valid UTF-8"), "{error}");
     }
 
