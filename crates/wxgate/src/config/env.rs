@@ -115,11 +115,11 @@ fn walk_value(
 #[derive(Debug, thiserror::Error)]
 enum EnvError {
     #[error("the environment variable {0} is not set; set it before starting wxgate (or write $${{ for a literal ${{)")]
-    NotSet(String),
+    Unset(String),
     #[error("the environment variable {0} is not valid UTF-8; set it to UTF-8 text")]
-    NotUnicode(String),
+    BadUnicode(String),
     #[error("\"${{\" is read from the environment only as the whole value, \"${{NAME}}\"; write $${{ for a literal ${{")]
-    NotWhole,
+    Partial,
 }
 
 /// The value to put instead of `value`, or `None` to keep it.
@@ -134,8 +134,8 @@ fn expand(value: &str, lookup: Lookup<'_>) -> Result<Option<String>, EnvError> {
     {
         return match lookup(name) {
             Ok(found) => Ok(Some(found)),
-            Err(VarError::NotPresent) => Err(EnvError::NotSet(name.to_owned())),
-            Err(VarError::NotUnicode(_)) => Err(EnvError::NotUnicode(name.to_owned())),
+            Err(VarError::NotPresent) => Err(EnvError::Unset(name.to_owned())),
+            Err(VarError::NotUnicode(_)) => Err(EnvError::BadUnicode(name.to_owned())),
         };
     }
     if !value.contains("${") {
@@ -145,7 +145,7 @@ fn expand(value: &str, lookup: Lookup<'_>) -> Result<Option<String>, EnvError> {
     let mut rest = value;
     while let Some(at) = rest.find("${") {
         let Some(before) = rest[..at].strip_suffix('$') else {
-            return Err(EnvError::NotWhole);
+            return Err(EnvError::Partial);
         };
         out.push_str(before);
         out.push_str("${");
