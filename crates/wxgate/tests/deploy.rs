@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{config_text, now, post, push_request, KillOnDrop};
+use common::{config_text, now, post, push_request, run_until_listening, KillOnDrop};
 use wxgate_proto::console::Mode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
@@ -112,27 +111,12 @@ fn serve_logged(dir: &Path, log: &Path, env: &[(&str, &str)]) -> (KillOnDrop, St
         .env("WXGATE_LOG", "wxgate=debug")
         .env_remove("NO_COLOR")
         .env_remove("WXGATE_LOG_FORMAT")
-        .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap());
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("wxgate starts");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let base = lines
-        .find_map(|line| {
-            line.strip_prefix("wxgate listening on ").map(|rest| {
-                rest.split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-        })
-        .expect("wxgate prints its address");
-    std::thread::spawn(move || lines.for_each(drop));
-    (KillOnDrop(child), base)
+    let (child, base, _) = run_until_listening(command);
+    (child, base)
 }
 
 /// Sends one text to the plain account (its second rule, the echo, answers) and

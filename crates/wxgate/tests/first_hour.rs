@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
@@ -43,29 +42,14 @@ fn text_of(output: &Output) -> String {
 /// `wxgate serve ARGS` in `cwd`, its log in `log`; the process, its base URL and the
 /// lines it printed before it listened.
 fn serve(cwd: &Path, args: &[&str], log: &Path) -> (KillOnDrop, String, Vec<String>) {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .arg("serve")
         .args(args)
         .current_dir(cwd)
         .env("WXGATE_LOG", "wxgate=info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("wxgate starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok);
-    let mut printed = Vec::new();
-    let base = loop {
-        let line = lines.next().expect("wxgate prints its address");
-        if let Some(rest) = line.strip_prefix("wxgate listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-        printed.push(line);
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (KillOnDrop(child), base, printed)
+        .stderr(std::fs::File::create(log).unwrap());
+    run_until_listening(command)
 }
 
 /// SIGTERM, then the exit.

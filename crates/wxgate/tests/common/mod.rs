@@ -218,7 +218,6 @@ fn spawn_binary(
     stderr: std::process::Stdio,
     level: &str,
 ) -> (KillOnDrop, String) {
-    use std::io::BufRead;
     let mut command = match prefix.split_first() {
         Some((program, args)) => {
             let mut command = std::process::Command::new(program);
@@ -227,31 +226,61 @@ fn spawn_binary(
         }
         None => std::process::Command::new(env!("CARGO_BIN_EXE_wxgate")),
     };
-    let mut child = command
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env("WXGATE_LOG", level)
+        .stderr(stderr);
+    let (child, base, _) = run_until_listening(command);
+    (child, base)
+}
+
+/// Spawns `command` (a `wxgate serve`) with stdout piped and reads it until the
+/// `wxgate listening on` line; returns the process, its base URL and the lines printed
+/// before. Stdout is drained afterwards, so the process can print at shutdown instead
+/// of dying of a closed pipe.
+pub fn run_until_listening(
+    mut command: std::process::Command,
+) -> (KillOnDrop, String, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
         .spawn()
         .expect("wxgate starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = std::io::BufReader::new(stdout)
         .lines()
         .map_while(Result::ok);
-    let base = lines
-        .find_map(|line| {
-            line.strip_prefix("wxgate listening on ").map(|rest| {
-                rest.split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-        })
-        .expect("wxgate prints its address");
-    // Keep reading, so the process can print at shutdown instead of dying of a closed pipe.
+    let mut printed = Vec::new();
+    let base = loop {
+        let line = lines.next().expect("wxgate prints its address");
+        if let Some(rest) = line.strip_prefix("wxgate listening on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        printed.push(line);
+    };
     std::thread::spawn(move || lines.for_each(drop));
-    (KillOnDrop(child), base)
+    (KillOnDrop(child), base, printed)
+}
+
+/// The value of the counter or gauge `name` in `{base}/metrics`.
+pub async fn metric(client: &reqwest::Client, base: &str, name: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 
 /// Writes `config` as wxgate.toml into a fresh temporary directory named after `name`
