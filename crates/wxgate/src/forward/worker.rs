@@ -12,13 +12,6 @@ use crate::inbox::DeliveryState;
 /// How long [`Forwarder::shutdown`] waits for the deliveries in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How long a new, never attempted record is left to the request that accepted it,
-/// which starts its first attempt (and waits for the passive reply). A round of the
-/// worker that read the record between its commit and that start would otherwise take
-/// the attempt, and the request would answer `success` with the reply sent late. After
-/// this, a record still never attempted (a crash in between) is the worker's.
-const FIRST_ATTEMPT_GRACE_S: i64 = 2;
-
 impl Forwarder {
     /// Attempts every due pending delivery that is not already in flight.
     pub async fn run_due(self: &Arc<Self>) {
@@ -34,9 +27,6 @@ impl Forwarder {
             }
         };
         for record in due {
-            if record.attempts == 0 && now - record.received_at < FIRST_ATTEMPT_GRACE_S {
-                continue;
-            }
             let fresh = self
                 .in_flight
                 .lock()
