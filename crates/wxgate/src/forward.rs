@@ -27,6 +27,7 @@ use wxgate_proto::Message;
 use crate::config::{AccountKind, ForwardConfig};
 use crate::inbox::{Accepted, Inbox, InboxError, Record};
 
+mod claim;
 mod deliver;
 mod error;
 mod reply;
@@ -66,6 +67,8 @@ pub struct Forwarder {
     /// The kind of each account (whether its users see passive replies).
     kinds: HashMap<String, AccountKind>,
     in_flight: Mutex<HashSet<u64>>,
+    /// New messages being stored by requests, which the worker leaves to them.
+    accepting: Arc<claim::Accepting>,
     /// Per account, `max_in_flight` permits for concurrent attempts.
     slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -130,6 +133,7 @@ impl Forwarder {
             accounts,
             kinds,
             in_flight: Mutex::new(HashSet::new()),
+            accepting: Arc::default(),
             worker: Mutex::new(None),
             keep_delivered_s: (keep_delivered_days * 86_400) as i64,
             stats: ForwardStats::default(),
@@ -160,6 +164,8 @@ impl Forwarder {
         let account = account.to_owned();
         let (dedup_key, json) = (message.dedup_key(), message_json(message));
         let stored = tokio::spawn(async move {
+            // Held until the first attempt is in `in_flight` (see `claim`).
+            let _claim = forwarder.accepting.claim(&account, &dedup_key);
             let accepted = forwarder
                 .inbox
                 .accept(Record::new(0, &account, &dedup_key, json, now))

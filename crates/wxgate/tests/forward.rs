@@ -666,6 +666,8 @@ async fn retention_deletes_old_delivered_records() {
         );
         let gw = gateway(&text).await;
         let forwarder = gw.state.forwarder().unwrap();
+        // The worker would attempt the records between their accept and update below.
+        forwarder.shutdown().await;
         let inbox = forwarder.inbox();
         let day = 86_400;
         for (key, age, state) in [

@@ -157,3 +157,75 @@ async fn a_forwarded_push_gets_the_service_reply_and_its_retry_the_same() {
     );
     state.shutdown().await;
 }
+
+/// A worker round that runs while a request stores its new message leaves the first
+/// attempt to that request: every push gets the service's reply passively, none late.
+/// The worker's rounds are run back to back here, so that many of them fall between a
+/// record's commit and its request's first attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_round_never_takes_the_first_attempt_from_the_waiting_request() {
+    let hook = serve_hook(Router::new().route(
+        "/hook",
+        post(|| async { Json(json!({ "reply": { "type": "text", "content": "passive" } })) }),
+    ))
+    .await;
+    let dir = std::env::temp_dir().join(format!("wxgate-pipeline-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = Config::parse(
+        &format!(
+            "data_dir = \"{}\"\n[[account]]\nname = \"f\"\napp_id = \"{APP_ID}\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+             [account.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n",
+            dir.display()
+        ),
+        "t",
+    )
+    .unwrap();
+    let state = std::sync::Arc::new(
+        AppState::open(&config, "admin-token-0123456789".into())
+            .await
+            .unwrap(),
+    );
+    let forwarder = state.forwarder().unwrap().clone();
+    let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (forwarder, stop, rounds) = (forwarder.clone(), stop.clone(), rounds.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                forwarder.run_due().await;
+                rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let account = state.account("f").unwrap().clone();
+    let (mut sent, mut passive) = (0u64, 0u64);
+    // Batches of concurrent pushes until the worker has run 200 rounds beside them.
+    while rounds.load(std::sync::atomic::Ordering::SeqCst) < 200 && sent < 5000 {
+        let pushes = (sent..sent + 50).map(|i| {
+            let (state, account) = (state.clone(), account.clone());
+            tokio::spawn(async move {
+                let request = push_request(
+                    Mode::Plain,
+                    &build::text("gh", "oUser", now(), &format!("message {i}"), 1000 + i),
+                    now(),
+                );
+                let handled = handle(state.pipeline(), &account, &request).await.unwrap();
+                matches!(&handled.answer, Answer::Xml(xml) if xml.contains("passive"))
+            })
+        });
+        for push in pushes.collect::<Vec<_>>() {
+            passive += u64::from(push.await.unwrap());
+        }
+        sent += 50;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    worker.await.unwrap();
+    assert!(rounds.load(std::sync::atomic::Ordering::SeqCst) >= 200);
+    assert_eq!(
+        passive, sent,
+        "pushes answered passively (the rest went late)"
+    );
+    state.shutdown().await;
+}

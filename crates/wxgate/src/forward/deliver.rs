@@ -111,6 +111,9 @@ impl Forwarder {
                 let _ = tx.send(None);
                 Some(reply)
             }
+            // The request has given up waiting (past `timeout_ms`): no passive reply
+            // is recorded, not even for a moment, since the user never sees it.
+            Some(tx) if tx.is_closed() => Some(reply),
             Some(tx) => {
                 // Record the passive reply before handing it over, so a retry that
                 // arrives right after our answer finds it.

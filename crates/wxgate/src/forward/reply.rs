@@ -63,6 +63,10 @@ impl Forwarder {
         // Stored and started in a task of its own: a request WeChat abandons cannot
         // cancel the send of a stored reply.
         tokio::spawn(async move {
+            // Held until the send is in `in_flight` (see `claim`).
+            let _claim = forwarder
+                .accepting
+                .claim(&template.account, &template.dedup_key);
             let accepted = forwarder.inbox.accept(template).await?;
             Ok(match accepted {
                 Accepted::Duplicate(_) => false,

@@ -27,6 +27,15 @@ impl Forwarder {
             }
         };
         for record in due {
+            // A request is storing this new message and starts its first attempt
+            // itself, with WeChat waiting for the reply (see `claim`).
+            if record.attempts == 0
+                && self
+                    .accepting
+                    .is_claimed(&record.account, &record.dedup_key)
+            {
+                continue;
+            }
             let fresh = self
                 .in_flight
                 .lock()
