@@ -1,36 +1,16 @@
-//! The setup and diagnosis commands, run as the real binary: init, check, sign, url,
-//! sim and doctor. sim and doctor run against wxgate, against small deliberately broken
-//! servers on 127.0.0.1 (plain HTTP and TLS), and against a wechatpy server.
+//! The setup commands, run as the real binary: init, check, sign, url and sim (doctor
+//! has `tests/doctor.rs`).
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::Query;
-use axum::routing::get;
-use axum::Router;
+use common::tools::{json, out, temp_dir, wxgate};
 use common::*;
-use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wxgate-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn wxgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("wxgate runs")
-}
 
 /// Runs the binary with borrowed arguments, off the async workers.
 async fn wxgate_args(args: &[&str]) -> Output {
@@ -43,14 +23,6 @@ async fn wxgate_async(args: Vec<String>) -> Output {
     })
     .await
     .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
 }
 
 // ---------------------------------------------------------------- init
@@ -101,7 +73,7 @@ fn init_writes_random_secrets_and_never_overwrites_without_force() {
     assert_ne!(json(&forced)["token"], first["token"], "a new random Token");
 
     let human = wxgate(&temp_dir("init-human"), &["init"]);
-    let text = stdout(&human);
+    let text = out(&human);
     assert!(
         text.contains("令牌(Token)")
             && text.contains("消息加解密密钥(EncodingAESKey)")
@@ -123,7 +95,7 @@ fn check_reports_every_problem_with_file_line_and_fix() {
     .unwrap();
     let output = wxgate(&dir, &["check", "--config", "bad.toml"]);
     assert_eq!(output.status.code(), Some(1));
-    let text = stdout(&output);
+    let text = out(&output);
     for needle in [
         "bad.toml:3: account[0].app_id",
         "bad.toml:4: account[0].token",
@@ -147,8 +119,8 @@ fn check_reports_every_problem_with_file_line_and_fix() {
     )
     .unwrap();
     let good = wxgate(&dir, &["check", "--config", "good.toml"]);
-    assert!(good.status.success(), "{}", stdout(&good));
-    assert!(stdout(&good).contains("no problems"));
+    assert!(good.status.success(), "{}", out(&good));
+    assert!(out(&good).contains("no problems"));
 
     let syntax = dir.join("syntax.toml");
     std::fs::write(&syntax, "[[account]\n").unwrap();
@@ -245,7 +217,7 @@ fn check_values_passing_and_failing() {
         let mut full = vec!["check"];
         full.extend_from_slice(args);
         let output = wxgate(&dir, &full);
-        let text = stdout(&output);
+        let text = out(&output);
         assert_eq!(output.status.code(), Some(*code), "{args:?}: {text}");
         assert!(
             text.contains(needle),
@@ -279,7 +251,7 @@ fn sign_matches_the_vectors_and_explains_with_secrets_masked() {
             "--explain",
         ],
     );
-    let text = stdout(&output);
+    let text = out(&output);
     assert!(
         text.contains("a79da134419b0cf099b71f4dc6280e376e86e615"),
         "{text}"
@@ -383,7 +355,7 @@ fn url_builds_wechat_urls_and_validates_inputs() {
         ],
     );
     assert_eq!(
-        stdout(&output).trim(),
+        out(&output).trim(),
         "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx5f3c8a9b1d2e4f60&redirect_uri=https%3A%2F%2Fm.example.net%2Foauth%2Fcb%3Fnext%3D%2Forders%2F42%26lang%3Dzh_CN&response_type=code&scope=snsapi_base&state=St8te01#wechat_redirect"
     );
     let output = wxgate(
@@ -399,8 +371,8 @@ fn url_builds_wechat_urls_and_validates_inputs() {
             "Login2025",
         ],
     );
-    assert!(stdout(&output).contains("redirect_uri=https%3A%2F%2Fwww.example.net%2Flogin%2Fwechat%2Fcallback%3Fsrc%3Dpc%26r%3D%252Fhome"));
-    let random_state = stdout(&wxgate(
+    assert!(out(&output).contains("redirect_uri=https%3A%2F%2Fwww.example.net%2Flogin%2Fwechat%2Fcallback%3Fsrc%3Dpc%26r%3D%252Fhome"));
+    let random_state = out(&wxgate(
         &dir,
         &[
             "url",
@@ -430,10 +402,10 @@ fn url_builds_wechat_urls_and_validates_inputs() {
             "trial",
         ],
     );
-    assert_eq!(stdout(&output).trim(), "weixin://dl/business/?appid=wx1234567890abcdef&path=pages/index/index&query=a%3D1%26b%3D2&env_version=trial");
+    assert_eq!(out(&output).trim(), "weixin://dl/business/?appid=wx1234567890abcdef&path=pages/index/index&query=a%3D1%26b%3D2&env_version=trial");
     let output = wxgate(&dir, &["url", "showqrcode", "--ticket", "gQH4+8/=="]);
     assert_eq!(
-        stdout(&output).trim(),
+        out(&output).trim(),
         "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=gQH4%2B8%2F%3D%3D"
     );
 
@@ -564,7 +536,7 @@ fn every_command_has_help_with_an_example() {
         args.push("--help");
         let output = wxgate(&dir, &args);
         assert!(output.status.success(), "{path:?}");
-        let text = stdout(&output);
+        let text = out(&output);
         assert!(
             text.contains("Example"),
             "{path:?} --help has no example:\n{text}"
@@ -584,7 +556,7 @@ fn every_command_has_help_with_an_example() {
 fn subcommands(dir: &Path, path: &[&str]) -> Vec<String> {
     let mut args = path.to_vec();
     args.push("--help");
-    let text = stdout(&wxgate(dir, &args));
+    let text = out(&wxgate(dir, &args));
     text.lines()
         .skip_while(|line| !line.starts_with("Commands:"))
         .skip(1)
@@ -650,8 +622,8 @@ async fn sim_talks_to_wxgate_in_each_mode() {
         "MENU_1",
     ])
     .await;
-    assert!(output.status.success(), "{}", stdout(&output));
-    assert!(stdout(&output).contains("(none: success)"));
+    assert!(output.status.success(), "{}", out(&output));
+    assert!(out(&output).contains("(none: success)"));
     // The subscribe rule.
     let output = wxgate_args(&[
         "sim",
@@ -668,13 +640,13 @@ async fn sim_talks_to_wxgate_in_each_mode() {
     ])
     .await;
     assert!(
-        stdout(&output).contains("reply: text \"welcome\""),
+        out(&output).contains("reply: text \"welcome\""),
         "{}",
-        stdout(&output)
+        out(&output)
     );
     // URL verification.
     let output = wxgate_args(&["sim", "--url", &url, "--token", TOKEN, "verify"]).await;
-    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(output.status.success(), "{}", out(&output));
     // A wrong Token: refused, exit 1, with the status shown.
     let output = wxgate_args(&[
         "sim",
@@ -691,7 +663,7 @@ async fn sim_talks_to_wxgate_in_each_mode() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output).contains("HTTP 403"), "{}", stdout(&output));
+    assert!(out(&output).contains("HTTP 403"), "{}", out(&output));
     server.stop().await;
 }
 
@@ -720,12 +692,8 @@ async fn sim_uses_the_config_account() {
         "-113.2",
     ])
     .await;
-    assert!(output.status.success(), "{}", stdout(&output));
-    assert!(
-        stdout(&output).contains("(safe mode)"),
-        "{}",
-        stdout(&output)
-    );
+    assert!(output.status.success(), "{}", out(&output));
+    assert!(out(&output).contains("(safe mode)"), "{}", out(&output));
     let _ = tx.send(());
     handle.await.unwrap().unwrap();
 }
@@ -751,411 +719,14 @@ async fn sim_speaks_wecom_to_a_wecom_account() {
     }));
     let config_path = dir.join("wxgate.toml").display().to_string();
     let verify = wxgate_args(&["sim", "--config", &config_path, "verify"]).await;
-    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(verify.status.success(), "{}", out(&verify));
     let text_push = wxgate_args(&["sim", "--config", &config_path, "text", "hello corp"]).await;
-    let out = stdout(&text_push);
+    let out = out(&text_push);
     assert!(text_push.status.success(), "{out}");
     assert!(out.contains("echo hello corp"), "{out}");
     assert!(out.contains("encryption"), "the reply was opened: {out}");
     let _ = tx.send(());
     handle.await.unwrap().unwrap();
-}
-
-// ---------------------------------------------------------------- broken servers
-
-#[derive(Clone, Copy, Debug)]
-enum Broken {
-    WrongToken,
-    QuotedEcho,
-    NotFound,
-    SlowReply,
-    AcceptsBadSignature,
-    InvalidReplyXml,
-    HtmlErrorPage,
-}
-
-/// A deliberately broken callback server in plaintext mode.
-fn broken_router(kind: Broken) -> Router {
-    let verify = move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
-        let token = if matches!(kind, Broken::WrongToken) {
-            "SomeOtherToken"
-        } else {
-            TOKEN
-        };
-        let signed = wxgate_proto::signature::url_signature(
-            token,
-            q.get("timestamp").map(String::as_str).unwrap_or(""),
-            q.get("nonce").map(String::as_str).unwrap_or(""),
-        );
-        let ok = signed.matches_hex(q.get("signature").map(String::as_str).unwrap_or(""));
-        let echostr = q.get("echostr").cloned().unwrap_or_default();
-        match kind {
-            Broken::AcceptsBadSignature => (axum::http::StatusCode::OK, echostr),
-            _ if !ok => (
-                axum::http::StatusCode::FORBIDDEN,
-                "bad signature".to_owned(),
-            ),
-            Broken::QuotedEcho => (axum::http::StatusCode::OK, format!("\"{echostr}\"")),
-            _ => (axum::http::StatusCode::OK, echostr),
-        }
-    };
-    let message = move |body: String| async move {
-        let msg = wxgate_proto::Message::parse(&body).unwrap();
-        let reply = wxgate_proto::Reply::Text {
-            content: "hi".into(),
-        };
-        match kind {
-            Broken::SlowReply => {
-                tokio::time::sleep(Duration::from_secs(6)).await;
-                (
-                    axum::http::StatusCode::OK,
-                    reply.render_for(&msg, wxgate_client::clock::now()),
-                )
-            }
-            Broken::InvalidReplyXml => (
-                axum::http::StatusCode::OK,
-                "<xml><ToUserName>oops</xml>".to_owned(),
-            ),
-            Broken::HtmlErrorPage => (
-                axum::http::StatusCode::OK,
-                "<!DOCTYPE html><html><body>CSRF token mismatch</body></html>".to_owned(),
-            ),
-            _ => (
-                axum::http::StatusCode::OK,
-                reply.render_for(&msg, wxgate_client::clock::now()),
-            ),
-        }
-    };
-    match kind {
-        Broken::NotFound => Router::new().route("/other", get(|| async { "x" })),
-        _ => Router::new().route("/wx", get(verify).post(message)),
-    }
-}
-
-async fn spawn_router(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
-}
-
-async fn doctor(url: &str, extra: &[&str]) -> (Option<i32>, Value) {
-    let mut args: Vec<String> = vec![
-        "doctor".into(),
-        url.into(),
-        "--token".into(),
-        TOKEN.into(),
-        "--json".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let output = wxgate_async(args).await;
-    (output.status.code(), json(&output))
-}
-
-#[track_caller]
-fn find_check<'a>(report: &'a Value, name_part: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().contains(name_part))
-        .unwrap_or_else(|| panic!("no check named like {name_part:?} in {report:#}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_passes_wxgate_in_plain_and_safe_mode() {
-    let server = TestServer::start(&config_text("")).await;
-    let (code, report) = doctor(&format!("{}/wx/plain", server.base), &[]).await;
-    assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(find_check(&report, "URL verification")["status"], "pass");
-    assert_eq!(find_check(&report, "forged signature")["status"], "pass");
-    assert_eq!(find_check(&report, "message: To/From")["status"], "pass");
-    assert_eq!(find_check(&report, "stale timestamp")["status"], "pass");
-    assert_eq!(
-        find_check(&report, "URL rules")["status"],
-        "warn",
-        "a local URL is a warning"
-    );
-
-    let (code, report) = doctor(
-        &format!("{}/wx/safe", server.base),
-        &["--aes-key", KEY, "--app-id", APP_ID],
-    )
-    .await;
-    assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(find_check(&report, "message: encryption")["status"], "pass");
-    server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_names_the_cause_on_broken_servers() {
-    // (server, check that fails or warns, expected status, words of the hint)
-    let cases = [
-        (Broken::WrongToken, "URL verification", "fail", "Token"),
-        (Broken::QuotedEcho, "URL verification", "fail", "quotes"),
-        (
-            Broken::NotFound,
-            "URL verification",
-            "fail",
-            "route is not mapped",
-        ),
-        (
-            Broken::AcceptsBadSignature,
-            "forged signature",
-            "fail",
-            "impersonate",
-        ),
-        (
-            Broken::InvalidReplyXml,
-            "message: reply XML",
-            "fail",
-            "invalid reply XML",
-        ),
-        (
-            Broken::HtmlErrorPage,
-            "message: answer",
-            "fail",
-            "error page",
-        ),
-        (Broken::SlowReply, "message: answer", "fail", "5 s"),
-    ];
-    let mut tasks = Vec::new();
-    for (kind, check, status, hint) in cases {
-        tasks.push(tokio::spawn(async move {
-            let base = spawn_router(broken_router(kind)).await;
-            let (code, report) = doctor(&format!("{base}/wx"), &[]).await;
-            assert_eq!(code, Some(1), "{kind:?}: {report:#}");
-            let found = find_check(&report, check);
-            assert_eq!(found["status"], status, "{kind:?}: {found}");
-            let text = format!("{} {}", found["detail"], found["hint"]);
-            assert!(text.contains(hint), "{kind:?}: expected {hint:?} in {text}");
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_reports_closed_ports_and_bad_urls() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let (code, report) = doctor(&format!("http://127.0.0.1:{port}/wx"), &[]).await;
-    assert_eq!(code, Some(1));
-    let tcp = find_check(&report, "TCP connect");
-    assert_eq!(tcp["status"], "fail");
-    assert!(
-        tcp["hint"].as_str().unwrap().contains("nothing listens"),
-        "{tcp}"
-    );
-
-    let (code, report) = doctor("ftp://example.com/wx", &[]).await;
-    assert_eq!(code, Some(1));
-    assert_eq!(find_check(&report, "URL")["status"], "fail");
-
-    let (code, report) = doctor("http://no-such-host.invalid/wx", &[]).await;
-    assert_eq!(code, Some(1));
-    assert_eq!(find_check(&report, "DNS")["status"], "fail");
-}
-
-// ---------------------------------------------------------------- TLS
-
-struct Certs {
-    ca_pem: String,
-    good: (Vec<u8>, Vec<u8>),
-    self_signed: (Vec<u8>, Vec<u8>),
-    expired: (Vec<u8>, Vec<u8>),
-    wrong_host: (Vec<u8>, Vec<u8>),
-}
-
-fn certs() -> Certs {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let leaf = |names: Vec<String>, expired: bool| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names).unwrap();
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        (cert.der().to_vec(), key.serialize_der())
-    };
-    let self_signed = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    Certs {
-        ca_pem: ca.pem(),
-        good: leaf(vec!["localhost".into()], false),
-        self_signed: (
-            self_signed.cert.der().to_vec(),
-            self_signed.signing_key.serialize_der(),
-        ),
-        expired: leaf(vec!["localhost".into()], true),
-        wrong_host: leaf(vec!["other.example".into()], false),
-    }
-}
-
-/// Serves `router` over TLS with this certificate on 127.0.0.1; returns the port.
-async fn spawn_tls(router: Router, (cert, key): (Vec<u8>, Vec<u8>)) -> u16 {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::service::TowerToHyperService;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![rustls::pki_types::CertificateDer::from(cert)],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = TowerToHyperService::new(router);
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    port
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_checks_tls_certificates() {
-    let certs = certs();
-    let dir = temp_dir("tls");
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, &certs.ca_pem).unwrap();
-    let ca = ca_path.display().to_string();
-    let router = || broken_router(Broken::AcceptsBadSignature).route("/ok", get(|| async { "ok" }));
-
-    let port = spawn_tls(wxgate_router().await, certs.good.clone()).await;
-    let (code, report) = doctor(
-        &format!("https://localhost:{port}/wx/plain"),
-        &["--ca", &ca],
-    )
-    .await;
-    assert_eq!(find_check(&report, "TLS")["status"], "pass", "{report:#}");
-    assert_eq!(
-        find_check(&report, "URL verification")["status"],
-        "pass",
-        "{report:#}"
-    );
-    assert_eq!(code, Some(0), "{report:#}");
-
-    // (certificate, --ca given, words of the hint)
-    let cases = [
-        (
-            certs.good.clone(),
-            false,
-            "self-signed or its chain is incomplete",
-        ),
-        (certs.self_signed.clone(), true, "self-signed"),
-        (certs.expired.clone(), true, "expired"),
-        (certs.wrong_host.clone(), true, "does not cover this host"),
-    ];
-    for (cert, with_ca, hint) in cases {
-        let port = spawn_tls(router(), cert).await;
-        let extra: Vec<&str> = if with_ca { vec!["--ca", &ca] } else { vec![] };
-        let (code, report) = doctor(&format!("https://localhost:{port}/wx"), &extra).await;
-        assert_eq!(code, Some(1), "{report:#}");
-        let tls = find_check(&report, "TLS");
-        assert_eq!(tls["status"], "fail", "{tls}");
-        assert!(
-            tls["hint"].as_str().unwrap().contains(hint),
-            "expected {hint:?}: {tls}"
-        );
-    }
-
-    // An http server behind an https URL.
-    let base = spawn_router(router()).await;
-    let port = base.rsplit(':').next().unwrap();
-    let (_, report) = doctor(&format!("https://localhost:{port}/wx"), &[]).await;
-    let tls = find_check(&report, "TLS");
-    assert_eq!(tls["status"], "fail", "{tls}");
-}
-
-async fn wxgate_router() -> Router {
-    let config = wxgate::config::Config::parse(&config_text(""), "t").unwrap();
-    wxgate::http::app(Arc::new(wxgate::app::AppState::new(&config)))
-}
-
-// ---------------------------------------------------------------- wechatpy peer
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sim_and_doctor_work_against_a_wechatpy_server() {
-    use std::io::BufRead;
-    let python = std::env::var("WXGATE_INTEROP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop-venv/bin/python")
-        });
-    assert!(
-        python.exists(),
-        "{} missing: run `bash scripts/test.sh`",
-        python.display()
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/wechatpy_server.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .args([TOKEN, KEY, APP_ID])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("listening ")
-        .expect("server prints its port");
-    let url = format!("http://127.0.0.1:{port}/wx");
-
-    let output = wxgate_args(&[
-        "sim",
-        "--url",
-        &url,
-        "--token",
-        TOKEN,
-        "--aes-key",
-        KEY,
-        "--app-id",
-        APP_ID,
-        "--json",
-        "text",
-        "peer",
-    ])
-    .await;
-    let report = json(&output);
-    assert_eq!(output.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["reply"], "text \"peer\"");
-
-    let (code, report) = doctor(&url, &["--aes-key", KEY, "--app-id", APP_ID]).await;
-    assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(find_check(&report, "message: encryption")["status"], "pass");
-    // wechatpy does not check timestamps: doctor warns about replay.
-    assert_eq!(find_check(&report, "stale timestamp")["status"], "warn");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Regression: clap joined the lines of every command's "Examples:" block into one
