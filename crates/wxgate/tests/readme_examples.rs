@@ -187,6 +187,124 @@ fn refusal_line() -> String {
     as_written(line)
 }
 
+/// What a service receives for a pushed text: the raw request (head and body).
+fn delivered_request() -> String {
+    use std::io::{Read, Write};
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = service.local_addr().unwrap();
+    let catch = std::thread::spawn(move || {
+        let (mut stream, _) = service.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut chunk) {
+            request.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&request);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if n == 0 || body.len() >= length {
+                break;
+            }
+        }
+        let _ =
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let config = format!(
+        "[[account]]\nname = \"shop\"\napp_id = \"wxa1b2c3d4e5f60718\"\ntoken = \"ShopToken2026\"\nmode = \"plain\"\n\
+         [account.forward]\nurl = \"http://{hook}/wechat\"\nsecret = \"a-long-random-shared-secret\"\n"
+    );
+    let server = serve("delivery", Some(&config), Stdio::null());
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let xml = wxgate_proto::push::build::text(
+        "gh_shop",
+        "oUser1",
+        timestamp as i64,
+        "hello",
+        7390000000000000001,
+    );
+    let signature =
+        wxgate_proto::signature::url_signature("ShopToken2026", &timestamp.to_string(), "1")
+            .to_hex();
+    let mut stream = std::net::TcpStream::connect(&server.address).unwrap();
+    write!(
+        stream,
+        "POST /wx/shop?signature={signature}&timestamp={timestamp}&nonce=1 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+        xml.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    catch.join().unwrap()
+}
+
+/// The README's delivery example has the real request's line, its headers (each value
+/// of the same form) and its body's fields, at every level.
+fn assert_delivery_shape(readme: &str, block: &str, real: &str) {
+    let (real_head, real_body) = real.split_once("\r\n\r\n").expect("a whole request");
+    let (head, body) = block.split_once("\n\n").expect("the block's head and body");
+    let mut written = head.lines();
+    let request_line = written.next().unwrap();
+    assert!(
+        real_head.starts_with(&format!("{request_line} HTTP/1.1")),
+        "{readme}: the request line {request_line:?} is not the real one:\n{real_head}"
+    );
+    for line in written {
+        let (name, value) = line.split_once(": ").unwrap();
+        let real_value = real_head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(": ")?;
+                n.eq_ignore_ascii_case(name).then_some(v)
+            })
+            .unwrap_or_else(|| panic!("{readme}: the service gets no {name} header:\n{real_head}"));
+        let form = |v: &str| {
+            v.chars()
+                .take_while(|c| !c.is_ascii_digit() && *c != '<')
+                .collect::<String>()
+        };
+        assert_eq!(form(value), form(real_value), "{readme}: the {name} header");
+    }
+    let written: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{readme}: the delivery body is not JSON ({e}):\n{body}"));
+    let real: serde_json::Value = serde_json::from_str(real_body).unwrap();
+    assert_eq!(
+        shape(&written),
+        shape(&real),
+        "{readme}: the delivery body's fields"
+    );
+}
+
+/// The field names and value kinds of a JSON value, at every level.
+fn shape(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .map(|(key, value)| (key.clone(), shape(value)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        serde_json::Value::String(_) => "string".into(),
+        serde_json::Value::Number(_) => "number".into(),
+        other => other.clone(),
+    }
+}
+
 /// The parts that change from run to run, as the README writes them.
 fn as_written(text: &str) -> String {
     let rules = [
@@ -239,20 +357,27 @@ fn marked_example_outputs_are_what_the_binary_prints() {
         ),
         ("refusal-log", refusal_line()),
     ];
+    let delivery = delivered_request();
     drop(demo);
     for readme in READMES {
         let text = std::fs::read_to_string(repo_root().join(readme)).unwrap();
         let blocks = marked_blocks(&text);
-        for (name, _) in &runs {
+        for name in runs.iter().map(|(name, _)| *name).chain(["delivery"]) {
             assert!(
                 blocks.iter().any(|(marked, _)| marked == name),
                 "{readme} does not mark the {name} output"
             );
         }
         for (name, block) in blocks {
-            // The doctor's failures come from broken servers: tests/cli.rs checks them.
-            if name == "doctor-failures" {
-                continue;
+            match name.as_str() {
+                // The doctor's failures come from broken servers: tests/doctor.rs.
+                "doctor-failures" => continue,
+                // The run's ids and times differ: its shape is compared.
+                "delivery" => {
+                    assert_delivery_shape(readme, &block, &delivery);
+                    continue;
+                }
+                _ => {}
             }
             let real = runs
                 .iter()
