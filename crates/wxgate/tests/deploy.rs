@@ -179,6 +179,76 @@ async fn a_log_file_has_no_colour_a_utc_timestamp_and_the_matching_rule() {
     );
 }
 
+/// The log of `wxgate serve` whose stderr is a terminal (a pty from `script`), after one
+/// refused request: the refusal's log line.
+fn refusal_logged_on_a_terminal(name: &str, no_color: bool) -> String {
+    use std::io::{Read, Write};
+    let dir = temp_dir(name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("wxgate.toml"),
+        config_text(&format!("listen = \"127.0.0.1:{port}\"")),
+    )
+    .unwrap();
+    let typescript = dir.join("typescript");
+    let mut command = Command::new("script");
+    // `timeout` bounds the server whatever happens to the terminal.
+    command
+        .args(["-qefc", &format!("timeout 30 {BIN} serve")])
+        .arg(&typescript)
+        .current_dir(&dir)
+        .env_remove("NO_COLOR")
+        .env_remove("WXGATE_LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    if no_color {
+        command.env("NO_COLOR", "1");
+    }
+    let _terminal = KillOnDrop(command.spawn().expect("script (util-linux) runs"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) if std::time::Instant::now() > deadline => panic!("serve never listened: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    write!(
+        stream,
+        "GET /wx/nobody HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    loop {
+        let log = std::fs::read_to_string(&typescript).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("refused")) {
+            return line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal logged:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_terminal_gets_colour_unless_no_color_is_set() {
+    let coloured = refusal_logged_on_a_terminal("tty-colour", false);
+    assert!(
+        coloured.contains("\u{1b}["),
+        "colour on a terminal: {coloured:?}"
+    );
+    let plain = refusal_logged_on_a_terminal("tty-no-color", true);
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR: {plain:?}");
+}
+
 #[tokio::test]
 async fn json_logs_are_one_object_a_line() {
     let log = log_of_one_text("log-json", &[("WXGATE_LOG_FORMAT", "json")]).await;

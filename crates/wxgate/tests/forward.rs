@@ -510,7 +510,13 @@ async fn inbox_admin_api_lists_shows_retries_and_purges() {
     );
     assert!(lines.last().unwrap().contains(" shown; "), "{table}");
     let shown = cli(&["show", "2"]).await;
-    assert!(String::from_utf8_lossy(&shown.stdout).contains("state: "));
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("state: "), "{shown}");
+    // Times also in UTC, with their zone.
+    let received =
+        regex::Regex::new(r"received_at: [0-9]+ \(20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\)")
+            .unwrap();
+    assert!(received.is_match(&shown), "{shown}");
     assert!(cli(&["show", "2"]).await.status.success());
     assert!(cli(&["retry", "2"]).await.status.success());
     assert_eq!(cli(&["show", "999"]).await.status.code(), Some(1));

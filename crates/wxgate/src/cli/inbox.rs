@@ -179,7 +179,14 @@ fn age(seconds: i64) -> String {
     }
 }
 
-/// A JSON answer as indented `key: value` lines, for reading.
+/// Unix seconds as UTC, `2026-11-30T05:30:15Z` (none past the year 9999).
+fn utc(seconds: u64) -> Option<String> {
+    let time = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(seconds))?;
+    (seconds < 253_402_300_800).then(|| humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// A JSON answer as indented `key: value` lines, for reading; a time (`…_at`, Unix
+/// seconds) also in UTC.
 pub(crate) fn print_tree(value: &Value, indent: usize) {
     let pad = "  ".repeat(indent);
     match value {
@@ -198,6 +205,12 @@ pub(crate) fn print_tree(value: &Value, indent: usize) {
                         }
                     }
                     Value::String(text) => println!("{pad}{key}: {text}"),
+                    Value::Number(seconds) if key.ends_with("_at") => {
+                        match seconds.as_u64().and_then(utc) {
+                            Some(utc) => println!("{pad}{key}: {seconds} ({utc})"),
+                            None => println!("{pad}{key}: {seconds}"),
+                        }
+                    }
                     other => println!("{pad}{key}: {other}"),
                 }
             }
@@ -299,6 +312,16 @@ pub fn call_admin(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unix_seconds_read_as_utc() {
+        assert_eq!(super::utc(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            super::utc(1_796_016_615).as_deref(),
+            Some("2026-11-30T05:30:15Z")
+        );
+        assert_eq!(super::utc(u64::MAX), None);
+    }
     #[test]
     fn durations() {
         assert_eq!(super::parse_duration("7d"), Some(604_800));
