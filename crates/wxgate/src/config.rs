@@ -85,6 +85,18 @@ pub struct Config {
     pub keep_delivered_days: u64,
     /// `[http]`: the connection layer's deadlines and cap.
     pub http: HttpConfig,
+    /// `[tls]`: serve HTTPS with this certificate and key (none: plain HTTP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the PEM files HTTPS serves, relative paths resolved against the config
+/// file's directory (as `data_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first (`fullchain.pem`).
+    pub cert: PathBuf,
+    /// The leaf's private key (`privkey.pem`).
+    pub key: PathBuf,
 }
 
 /// `[http]`: bounds of the connection layer, for a server that faces the internet.
@@ -268,6 +280,10 @@ impl Config {
         let text = read(path)?;
         let mut config = Config::parse(&text, &file)?;
         config.data_dir = data_dir_beside(path, &config.data_dir, &file)?;
+        if let (Some(tls), Some(base)) = (config.tls.as_mut(), path.parent()) {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
         Ok(config)
     }
 

@@ -65,6 +65,19 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// [`serve`], over TLS with `tls` (HTTPS only on this listener) when given.
+///
+/// # Errors
+/// I/O errors from the listener.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limits = conn::Limits::from(&state.http);
-    conn::serve(listener, app(state), limits, shutdown).await
+    conn::serve(listener, app(state), limits, tls, shutdown).await
 }

@@ -37,3 +37,4 @@ pub mod redis;
 pub mod rules;
 pub mod storage;
 pub mod text;
+pub mod tls;

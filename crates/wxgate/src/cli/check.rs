@@ -83,7 +83,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
         match config::lint(&path) {
-            Ok(findings) => findings,
+            Ok(mut findings) => {
+                findings.extend(tls_findings(&path));
+                findings
+            }
             Err(err) => vec![ConfigFinding {
                 severity: Severity::Error,
                 file: err.file,
@@ -110,6 +113,45 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The `[tls]` files as `serve` would read them: an error when they cannot serve, a
+/// warning when the certificate expires within 14 days.
+fn tls_findings(path: &Path) -> Vec<ConfigFinding> {
+    let Ok(config) = config::Config::load(path) else {
+        return Vec::new();
+    };
+    let Some(files) = config.tls else {
+        return Vec::new();
+    };
+    let finding = |severity, problem: String, fix: &str| ConfigFinding {
+        severity,
+        file: path.display().to_string(),
+        line: None,
+        key: "tls".into(),
+        problem,
+        fix: fix.into(),
+    };
+    let now = std::time::SystemTime::now();
+    match crate::tls::load(&files, now) {
+        Err(error) => vec![finding(Severity::Error, error.to_string(), "")],
+        Ok((_, not_after)) => {
+            let left = not_after - wxgate_client::clock::now();
+            if left < 14 * 86_400 {
+                vec![finding(
+                    Severity::Warning,
+                    format!(
+                        "the certificate {} expires in {} days",
+                        files.cert.display(),
+                        left / 86_400
+                    ),
+                    "renew it; wxgate reloads it on SIGHUP or when the files change",
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+    }
 }
 
 fn check_values(args: &CheckArgs) -> Vec<ConfigFinding> {

@@ -14,6 +14,7 @@ use wxgate_proto::signature::url_signature;
 use crate::app::AppState;
 use crate::config::Config;
 use crate::http;
+use crate::tls::CertStore;
 
 /// Run the callback gateway.
 ///
@@ -76,6 +77,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
+        // A certificate that cannot serve stops the start, before the port is taken.
+        let tls = match &config.tls {
+            Some(files) => Some(CertStore::open(files.clone())?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {
@@ -103,7 +110,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), |f| crate::text::url_without_query(&f.url));
             println!(
-                "account {:<12} http://{local}/wx/{}  mode={} rules={} forward={forward}",
+                "account {:<12} {scheme}://{local}/wx/{}  mode={} rules={} forward={forward}",
                 account.name,
                 account.name,
                 account.mode.as_str(),
@@ -124,16 +131,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let accounts: Vec<_> = config
                 .accounts
                 .iter()
-                .map(|a| serde_json::json!({ "name": a.name, "url": format!("http://{local}/wx/{}", a.name), "mode": a.mode.as_str() }))
+                .map(|a| serde_json::json!({ "name": a.name, "url": format!("{scheme}://{local}/wx/{}", a.name), "mode": a.mode.as_str() }))
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({ "event": "listening", "url": format!("http://{local}"), "demo": demo, "accounts": accounts })
+                serde_json::json!({ "event": "listening", "url": format!("{scheme}://{local}"), "demo": demo, "accounts": accounts })
             );
         } else {
-            println!("wxgate listening on http://{local} (Ctrl-C to stop)");
+            println!("wxgate listening on {scheme}://{local} (Ctrl-C to stop)");
         }
-        http::serve(listener, state.clone(), shutdown).await?;
+        let _reloads = tls.as_ref().map(reload_on_signal_and_change).transpose()?;
+        http::serve_with(listener, state.clone(), tls.map(|t| t.acceptor()), shutdown).await?;
         state.shutdown().await;
         // stdout may be closed by now (a supervisor that stopped reading): not a panic.
         let stopped = if json { r#"{"event":"stopped"}"# } else { "wxgate stopped" };
@@ -223,6 +231,42 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         crate::storage::files::warn_if_open(&database, "access tokens and the inbox");
     }
     Ok(())
+}
+
+/// How often the TLS files are checked for a change.
+const TLS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reloads the certificate on SIGHUP and when its files change (checked every
+/// [`TLS_WATCH`]); the tasks end when the returned guard is dropped.
+fn reload_on_signal_and_change(store: &Arc<CertStore>) -> std::io::Result<AbortOnDrop> {
+    let mut tasks = vec![store.watch(TLS_WATCH)];
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let store = Arc::clone(&store);
+                let reloaded = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
+                if let Ok(Err(error)) = reloaded {
+                    tracing::error!("SIGHUP: the TLS files cannot serve: {error}; the previous certificate stays in use");
+                }
+            }
+        }));
+    }
+    Ok(AbortOnDrop(tasks))
+}
+
+/// Background tasks that end with `serve`.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Registers SIGTERM and SIGINT handlers now (so a signal that arrives right after

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) storage: Option<RawStorage>,
     pub(super) inbox: Option<RawInbox>,
     pub(super) http: Option<RawHttp>,
+    pub(super) tls: Option<RawTls>,
     #[serde(default)]
     pub(super) account: Vec<RawAccount>,
 }
@@ -35,6 +36,13 @@ pub(super) struct RawHttp {
     pub(super) idle_timeout_s: Option<Spanned<u64>>,
     pub(super) max_connections: Option<Spanned<u64>>,
     pub(super) shutdown_grace_s: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert: Spanned<String>,
+    pub(super) key: Spanned<String>,
 }
 
 #[derive(Deserialize)]

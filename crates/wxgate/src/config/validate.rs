@@ -13,9 +13,11 @@ use url::Url;
 use wxgate_client::TokenEndpoint;
 use wxgate_proto::console::{self, Severity};
 
-use super::raw::{RawAccount, RawConfig, RawHttp, RawInbox, RawStorage};
+use super::raw::{RawAccount, RawConfig, RawHttp, RawInbox, RawStorage, RawTls};
 use super::urls::base_url;
-use super::{line_of, AccountConfig, Config, ConfigFinding, HttpConfig, DEFAULT_MAX_BODY_BYTES};
+use super::{
+    line_of, AccountConfig, Config, ConfigFinding, HttpConfig, TlsConfig, DEFAULT_MAX_BODY_BYTES,
+};
 
 pub(super) struct Validator<'a> {
     pub(super) text: &'a str,
@@ -99,9 +101,11 @@ impl Validator<'_> {
         let reclaim_after_s = self.reclaim_after_s(raw.storage.as_ref());
         let keep_delivered_days = self.keep_delivered_days(raw.inbox.as_ref());
         let http = self.http(raw.http.unwrap_or_default());
+        let tls = raw.tls.as_ref().and_then(|tls| self.tls(tls));
         Some(Config {
             listen,
             http,
+            tls,
             redis_url,
             reclaim_after_s,
             keep_delivered_days,
@@ -292,6 +296,35 @@ impl Validator<'_> {
                 7
             }
         }
+    }
+
+    /// `[tls]`: two file paths (read and checked by `serve`).
+    fn tls(&mut self, raw: &RawTls) -> Option<TlsConfig> {
+        let mut path = |value: &Spanned<String>, key: &str, example: &str| {
+            if value.get_ref().trim().is_empty() {
+                self.error(
+                    Some(value.span()),
+                    format!("tls.{key}"),
+                    format!("tls.{key} is empty: give the path of the PEM file, e.g. {key} = \"{example}\""),
+                );
+                return None;
+            }
+            Some(PathBuf::from(value.get_ref()))
+        };
+        let cert = path(
+            &raw.cert,
+            "cert",
+            "/etc/letsencrypt/live/wx.example.com/fullchain.pem",
+        );
+        let key = path(
+            &raw.key,
+            "key",
+            "/etc/letsencrypt/live/wx.example.com/privkey.pem",
+        );
+        Some(TlsConfig {
+            cert: cert?,
+            key: key?,
+        })
     }
 
     /// `[http]`, each key within its range.

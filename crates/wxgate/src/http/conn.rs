@@ -34,6 +34,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::HttpConfig;
@@ -237,6 +238,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let cap = effective_cap(limits.max_connections);
@@ -283,16 +285,16 @@ pub async fn serve(
             tracing::warn!("{cap} connections open (max_connections): closing the oldest idle or slow ones to accept new ones");
         }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            next_id,
+        let served = Served {
+            id: next_id,
             conn,
-            registry.clone(),
-            router.clone(),
-            builder.clone(),
+            registry: registry.clone(),
+            router: router.clone(),
+            builder: builder.clone(),
             limits,
-            stop_rx.clone(),
-        ));
+            stop: stop_rx.clone(),
+        };
+        tokio::spawn(connection(stream, tls.clone(), served));
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -327,22 +329,54 @@ async fn watchdog(registry: Arc<Registry>, limits: Limits) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn connection(
-    stream: TcpStream,
+/// One accepted connection and what serving it needs.
+struct Served {
     id: u64,
     conn: Arc<Conn>,
     registry: Arc<Registry>,
     router: Router,
     builder: Arc<hyper::server::conn::http1::Builder>,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
-) {
-    let io = TokioIo::new(Watched {
+    stop: watch::Receiver<bool>,
+}
+
+/// Serves one connection: plain, or after a TLS handshake, which must end within the
+/// header deadline (the watchdog closes a connection still in its header phase).
+async fn connection(stream: TcpStream, tls: Option<TlsAcceptor>, served: Served) {
+    let watched = Watched {
         inner: stream,
-        conn: conn.clone(),
-        registry: registry.clone(),
-    });
+        conn: served.conn.clone(),
+        registry: served.registry.clone(),
+    };
+    let Some(acceptor) = tls else {
+        return serve_connection(TokioIo::new(watched), served).await;
+    };
+    tokio::select! {
+        handshake = acceptor.accept(watched) => match handshake {
+            Ok(stream) => serve_connection(TokioIo::new(stream), served).await,
+            Err(error) => {
+                tracing::debug!("TLS handshake failed: {error}");
+                served.registry.remove(served.id);
+            }
+        },
+        () = served.conn.close.notified() => served.registry.remove(served.id),
+    }
+}
+
+/// Serves HTTP/1.1 on `io` until the client or the server ends it.
+async fn serve_connection<I>(io: I, served: Served)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let Served {
+        id,
+        conn,
+        registry,
+        router,
+        builder,
+        limits,
+        mut stop,
+    } = served;
     let service = {
         let conn = conn.clone();
         let registry = registry.clone();

@@ -227,7 +227,8 @@ pub(super) fn root_store(extra_ca: Option<&[u8]>) -> Arc<rustls::RootCertStore> 
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = extra_ca {
-        for cert in rustls_pemfile::certs(&mut &pem[..]).flatten() {
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem).flatten() {
             let _ = roots.add(cert);
         }
     }
