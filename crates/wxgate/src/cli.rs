@@ -11,6 +11,7 @@ pub mod check;
 pub mod completions;
 pub mod doctor;
 pub mod emulate;
+pub mod health;
 pub mod inbox;
 pub mod init;
 pub mod probe;
@@ -45,6 +46,7 @@ pub enum Command {
     Emulate(emulate::EmulateArgs),
     Inbox(inbox::InboxArgs),
     Status(status::StatusArgs),
+    Health(health::HealthArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -133,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulate(args) => emulate::run(args),
         Command::Inbox(args) => inbox::run(args),
         Command::Status(args) => status::run(args),
+        Command::Health(args) => health::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }

@@ -273,7 +273,7 @@ async fn json_logs_are_one_object_a_line() {
     assert_eq!(rule["fields"]["account"], "plain");
 }
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "serve",
     "init",
     "check",
@@ -284,6 +284,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "emulate",
     "inbox",
     "status",
+    "health",
     "completions",
     "man",
 ];
@@ -328,4 +329,52 @@ fn the_man_page_has_a_name_section_and_the_subcommands() {
     for command in SUBCOMMANDS {
         assert!(page.contains(command), "the man page lacks {command}");
     }
+}
+
+/// `wxgate health` (the container's HEALTHCHECK): 0 and `ok` against a serving wxgate,
+/// 1 with the reason for a 503 or no answer; no admin token needed.
+#[test]
+fn health_says_ok_or_why_not() {
+    use std::io::{Read, Write};
+    let dir = temp_dir("health");
+    std::fs::write(dir.join("wxgate.toml"), config_text("")).unwrap();
+    let (_server, base) = common::start_binary(&dir);
+    let ok = wxgate(&dir, &["health", "--url", &base], &[]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "ok");
+    // Without --url: where the running serve listens (data_dir/serve.addr).
+    let found = wxgate(&dir, &["health", "--json"], &[]);
+    let found: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found["ok"], true, "{found}");
+
+    let sick = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sick_base = format!("http://{}", sick.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut stream, _) = sick.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let body = "the database cannot commit: No space left on device";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let unhealthy = wxgate(&dir, &["health", "--url", &sick_base], &[]);
+    assert_eq!(unhealthy.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&unhealthy.stdout).trim(),
+        "unhealthy: HTTP 503: the database cannot commit: No space left on device"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gone = wxgate(&dir, &["health", "--url", &format!("http://{closed}")], &[]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stdout).starts_with("unhealthy: no answer from"),
+        "{}",
+        text(&gone)
+    );
 }
