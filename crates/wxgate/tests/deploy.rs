@@ -378,3 +378,23 @@ fn health_says_ok_or_why_not() {
         text(&gone)
     );
 }
+
+/// `systemctl reload` sends SIGHUP: without `[tls]` it reloads nothing and the server
+/// keeps serving (the default action of SIGHUP would end the process).
+#[test]
+fn sighup_never_stops_the_server() {
+    let dir = temp_dir("sighup");
+    std::fs::write(dir.join("wxgate.toml"), config_text("")).unwrap();
+    let (mut server, base) = common::start_binary(&dir);
+    for _ in 0..3 {
+        let hup = Command::new("kill")
+            .args(["-HUP", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(server.try_wait().unwrap().is_none(), "SIGHUP ended wxgate");
+    let health = wxgate(&dir, &["health", "--url", &base], &[]);
+    assert_eq!(health.status.code(), Some(0), "{}", text(&health));
+}

@@ -83,6 +83,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        // Before the address is printed: a SIGHUP right after must find its handler.
+        let _reloads = reload_on_signal_and_change(tls.as_ref())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {
@@ -140,7 +142,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         } else {
             println!("wxgate listening on {scheme}://{local} (Ctrl-C to stop)");
         }
-        let _reloads = tls.as_ref().map(reload_on_signal_and_change).transpose()?;
         http::serve_with(listener, state.clone(), tls.map(|t| t.acceptor()), shutdown).await?;
         state.shutdown().await;
         // stdout may be closed by now (a supervisor that stopped reading): not a panic.
@@ -237,17 +238,21 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 const TLS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reloads the certificate on SIGHUP and when its files change (checked every
-/// [`TLS_WATCH`]); the tasks end when the returned guard is dropped.
-fn reload_on_signal_and_change(store: &Arc<CertStore>) -> std::io::Result<AbortOnDrop> {
-    let mut tasks = vec![store.watch(TLS_WATCH)];
+/// [`TLS_WATCH`]); the tasks end when the returned guard is dropped. SIGHUP is handled
+/// with or without `[tls]` (`systemctl reload` must never stop the server).
+fn reload_on_signal_and_change(tls: Option<&Arc<CertStore>>) -> std::io::Result<AbortOnDrop> {
+    let mut tasks: Vec<_> = tls.iter().map(|store| store.watch(TLS_WATCH)).collect();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hangup = signal(SignalKind::hangup())?;
-        let store = Arc::clone(store);
+        let tls = tls.cloned();
         tasks.push(tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                let store = Arc::clone(&store);
+                let Some(store) = tls.clone() else {
+                    tracing::info!("SIGHUP: nothing to reload ([tls] is not configured)");
+                    continue;
+                };
                 let reloaded = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
                 if let Ok(Err(error)) = reloaded {
                     tracing::error!("SIGHUP: the TLS files cannot serve: {error}; the previous certificate stays in use");
