@@ -42,6 +42,7 @@ pub struct AppState {
     pub(crate) http: HttpConfig,
     pub(crate) log_limit: LogLimit,
     db: Option<Arc<Db>>,
+    verify_files: HashMap<String, bytes::Bytes>,
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -136,6 +137,9 @@ impl AppState {
             http: config.http,
             log_limit: LogLimit::new(config.accounts.len()),
             db: None,
+            verify_files: (config.verify_files.iter())
+                .map(|f| (f.path.clone(), bytes::Bytes::from(f.content.clone())))
+                .collect(),
         }
     }
 
@@ -241,6 +245,11 @@ impl AppState {
         let mut accounts: Vec<&Arc<Account>> = self.accounts.values().collect();
         accounts.sort_by(|a, b| a.config.name.cmp(&b.config.name));
         accounts
+    }
+
+    /// The content of the `[[verify_file]]` at exactly `path`.
+    pub fn verify_file(&self, path: &str) -> Option<bytes::Bytes> {
+        self.verify_files.get(path).cloned()
     }
 
     /// The account served at `/wx/{name}`.

@@ -23,10 +23,12 @@ mod placeholder;
 mod raw;
 mod urls;
 mod validate;
+mod verify;
 mod wecom;
 
 pub use kinds::AccountKind;
 pub use urls::{base_url, http_url, UrlError};
+pub use verify::VerifyFile;
 pub use wxgate_proto::Format;
 
 /// Default body limit: 1 MiB (compat mode roughly triples a message; WeChat's are small).
@@ -85,6 +87,8 @@ pub struct Config {
     pub keep_delivered_days: u64,
     /// `[http]`: the connection layer's deadlines and cap.
     pub http: HttpConfig,
+    /// `[[verify_file]]`: the domain verification files served at their paths.
+    pub verify_files: Vec<VerifyFile>,
 }
 
 /// `[http]`: bounds of the connection layer, for a server that faces the internet.

@@ -8,6 +8,8 @@
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
+//! * any other path: a `[[verify_file]]` at exactly that path (`text/plain`, byte for
+//!   byte), else 404.
 //!
 //! Handlers are thin: they read the request, call [`crate::gateway`], and map the
 //! result to a response.
@@ -15,7 +17,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod health;
 mod metrics;
 pub mod oauth;
+mod verify;
 
 use callback::{message, verify};
 
@@ -46,12 +48,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/wx/{account}/", get(verify).post(message))
         .route("/healthz", get(crate::http::health::healthz))
         .route("/metrics", get(metrics::metrics))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                "not found: WeChat callbacks are served at /wx/{account}\n",
-            )
-        })
+        .fallback(verify::fallback)
         .with_state(state)
 }
 

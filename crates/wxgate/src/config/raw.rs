@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub(super) http: Option<RawHttp>,
     #[serde(default)]
     pub(super) account: Vec<RawAccount>,
+    #[serde(default)]
+    pub(super) verify_file: Vec<Spanned<super::verify::RawVerifyFile>>,
 }
 
 #[derive(Default, Deserialize)]

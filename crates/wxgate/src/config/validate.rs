@@ -99,7 +99,9 @@ impl Validator<'_> {
         let reclaim_after_s = self.reclaim_after_s(raw.storage.as_ref());
         let keep_delivered_days = self.keep_delivered_days(raw.inbox.as_ref());
         let http = self.http(raw.http.unwrap_or_default());
+        let verify_files = self.verify_files(raw.verify_file);
         Some(Config {
+            verify_files,
             listen,
             http,
             redis_url,
