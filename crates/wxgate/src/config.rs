@@ -18,6 +18,7 @@ use validate::Validator;
 mod account;
 mod env;
 mod kinds;
+mod links;
 mod oauth;
 mod placeholder;
 mod raw;
@@ -27,6 +28,7 @@ mod verify;
 mod wecom;
 
 pub use kinds::AccountKind;
+pub use links::{query_char, LinkConfig, LinksConfig, Prefer, QUERY_CHARS};
 pub use urls::{base_url, http_url, UrlError};
 pub use verify::VerifyFile;
 pub use wxgate_proto::Format;
@@ -89,6 +91,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[[verify_file]]`: the domain verification files served at their paths.
     pub verify_files: Vec<VerifyFile>,
+    /// `[links]`: the lifetime, renewal and daily cap of generated links.
+    pub links: LinksConfig,
 }
 
 /// `[http]`: bounds of the connection layer, for a server that faces the internet.
@@ -181,6 +185,8 @@ pub struct AccountConfig {
     /// The format the console is set to (数据格式; mini-programs and mini-games).
     /// Pushes are read in the format they come in; a push in the other one is logged.
     pub data_format: Format,
+    /// `[[account.link]]`: the pages `/go/{account}/{link}` opens (mini-programs).
+    pub links: Vec<LinkConfig>,
 }
 
 impl AccountConfig {

@@ -8,6 +8,9 @@
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
+//! * `GET  /go/{account}/{link}`: a visitor sent into a mini-program page (302, or a
+//!   page that tries the scheme, or a page with the QR code); `…/qr.svg` the code;
+//!   `POST /api/accounts/{name}/links/{link}` (admin) the current link.
 //! * any other path: a `[[verify_file]]` at exactly that path (`text/plain`, byte for
 //!   byte), else 404.
 //!
@@ -28,6 +31,7 @@ mod body;
 mod callback;
 pub mod conn;
 pub mod error;
+mod go;
 pub mod health;
 mod metrics;
 pub mod oauth;
@@ -39,6 +43,7 @@ use callback::{message, verify};
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::http::admin::routes(state.clone()))
+        .merge(go::routes(state.clone()))
         .route(
             "/oauth/{name}/authorize",
             get(crate::http::oauth::authorize),

@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub(super) account: Vec<RawAccount>,
     #[serde(default)]
     pub(super) verify_file: Vec<Spanned<super::verify::RawVerifyFile>>,
+    pub(super) links: Option<super::links::RawLinks>,
 }
 
 #[derive(Default, Deserialize)]
@@ -89,6 +90,8 @@ pub(super) struct RawAccount {
     pub(super) forward: Option<Spanned<RawForward>>,
     pub(super) kind: Option<Spanned<String>>,
     pub(super) data_format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) link: Vec<Spanned<super::links::RawLink>>,
 }
 
 #[derive(Deserialize)]

@@ -100,7 +100,9 @@ impl Validator<'_> {
         let keep_delivered_days = self.keep_delivered_days(raw.inbox.as_ref());
         let http = self.http(raw.http.unwrap_or_default());
         let verify_files = self.verify_files(raw.verify_file);
+        let links = self.links_section(raw.links.unwrap_or_default());
         Some(Config {
+            links,
             verify_files,
             listen,
             http,
