@@ -36,6 +36,9 @@ pub const MAX_CQ: usize = 256;
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How long a renewal waits for another instance's before it generates itself.
 const FOREIGN_WAIT: Duration = Duration::from_secs(3);
+/// How long a refused generation (a page that is not published, a wrong secret) is
+/// answered from memory, so visitors of a broken link do not each call WeChat.
+pub const REFUSAL_HOLD_S: i64 = 30;
 
 /// Why a link has no answer.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,12 @@ pub enum LinkError {
     /// WeChat refused the generation, or could not be reached.
     #[error(transparent)]
     Api(#[from] wxgate_client::Error),
+    /// The same refusal within [`REFUSAL_HOLD_S`] of it: WeChat is not asked again.
+    #[error("{reason} (WeChat is asked again {REFUSAL_HOLD_S} s after the refusal)")]
+    Refused {
+        /// The refusal, as first seen.
+        reason: String,
+    },
 }
 
 impl LinkError {
@@ -115,6 +124,8 @@ pub enum Target {
 struct Slot {
     cached: RwLock<Option<Credential>>,
     gate: tokio::sync::Mutex<()>,
+    /// The last refusal and until when it stands.
+    refused: std::sync::Mutex<Option<(i64, String)>>,
 }
 
 impl Slot {
@@ -281,6 +292,14 @@ impl LinkService {
         if let Some(cached) = slot.read().filter(|c| self.fresh(c, now)) {
             return Ok(cached);
         }
+        let refused = slot
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((_, reason)) = refused.filter(|(until, _)| *until > now) {
+            return Err(LinkError::Refused { reason });
+        }
         let key = entry.key(kind);
         if let Some(stored) = self.stored(&key, now).await {
             slot.put(&stored);
@@ -304,6 +323,10 @@ impl LinkService {
             Some(stored) => Ok(stored),
             None => self.generate(&entry, kind, now).await,
         };
+        if let Err(LinkError::Api(error)) = &result {
+            let mut refused = slot.refused.lock().unwrap_or_else(|e| e.into_inner());
+            *refused = Some((now + REFUSAL_HOLD_S, error.to_string()));
+        }
         if let Ok(generated) = &result {
             slot.put(generated);
             if let Err(error) = self.store.save(&key, generated, lease).await {

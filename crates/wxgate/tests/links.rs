@@ -212,19 +212,26 @@ async fn two_instances_on_redis_generate_once() {
     let (emu, api) = emulator(500_000).await;
     let redis = common::redis_url(15);
     {
+        // This file's keys only (its own AppID): links, counts, and the token a
+        // previous run left, which this emulator would not know.
         let client = redis::Client::open(redis.as_str()).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("wxgate:link*:{APP_ID}:*"))
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        for key in keys {
-            let _: i64 = redis::cmd("DEL")
-                .arg(key)
+        for pattern in [
+            format!("wxgate:link*:{APP_ID}:*"),
+            format!("wxgate:cred:{APP_ID}:*"),
+        ] {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
                 .query_async(&mut connection)
                 .await
                 .unwrap();
+            for key in keys {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(key)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+            }
         }
     }
     let text = config(
@@ -246,7 +253,8 @@ async fn two_instances_on_redis_generate_once() {
         locations.insert(visit.await.unwrap().1);
     }
     assert_eq!(locations.len(), 1, "{locations:?}");
-    assert_eq!(emu.count("/wxa/generate_urllink"), 1);
+    assert_eq!(emu.count("/wxa/generate_urllink"), 1, "{:?}", emu.calls());
+    assert_eq!(emu.generated_links().len(), 1);
     // The day's count is shared too.
     let response = client()
         .post(format!("{}/api/accounts/mini/links/sale", two.base))
@@ -333,6 +341,34 @@ async fn at_the_quota_the_plain_scheme_stands_in_where_allowed() {
     assert_eq!(
         emu.count("/wxa/generate_urllink") + emu.count("/wxa/generatescheme"),
         2
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_generation_is_not_repeated_by_every_visitor() {
+    let config_emu = EmulatorConfig {
+        published_pages: Some(vec!["pages/index/index".into()]),
+        ..EmulatorConfig::with_app(App::new(APP_ID, APP_SECRET))
+    };
+    let emu = Emulator::new(config_emu);
+    let (addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let server = TestServer::start(&config(&format!("http://{addr}"), "")).await;
+    for _ in 0..5 {
+        let (status, _, page) = visit(&server.base, "/go/mini/sale", WECHAT_IPHONE).await;
+        assert_eq!(status, 502);
+        assert!(page.contains("40165"), "{page}");
+    }
+    assert_eq!(emu.count("/wxa/generate_urllink"), 1);
+    // Another link of a published page is not held back.
+    assert_eq!(
+        visit(&server.base, "/go/mini/fallback", WECHAT_IPHONE)
+            .await
+            .0,
+        302
     );
     server.stop().await;
 }

@@ -113,6 +113,7 @@ impl HttpError {
                 LinkError::BadInput(_) => StatusCode::BAD_REQUEST,
                 LinkError::Capped { .. } | LinkError::Quota => StatusCode::SERVICE_UNAVAILABLE,
                 LinkError::Api(error) => client_status(error),
+                LinkError::Refused { .. } => StatusCode::BAD_GATEWAY,
             },
         }
     }
