@@ -552,3 +552,57 @@ fn link_config_is_checked() {
         assert!(error.to_string().contains(needle), "{from} → {to}: {error}");
     }
 }
+
+/// The real binary: `check` warns about links that may use the plain scheme, and the
+/// log says when 80 % of the daily cap is reached and when the cap is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_warns_at_80_percent_of_the_cap() {
+    let (emu, api) = emulator(500_000).await;
+    let dir = common::tools::temp_dir("links-cap");
+    let text = config(&api, "[links]\ndaily_cap = 5\n")
+        + "[[account.link]]\nname = \"extra\"\npath = \"pages/index/index\"\n";
+    std::fs::write(dir.join("wxgate.toml"), &text).unwrap();
+    let (code, report) = common::tools::check_text(&dir, &text);
+    assert_eq!(code, Some(0), "{report:#}");
+    for key in ["account[0].link[2].path", "account[0].link[3].path"] {
+        common::tools::find_finding(&report, key, "plain scheme");
+    }
+    let log = dir.join("wxgate.log");
+    let (_server, base) = {
+        let (dir, log) = (dir.clone(), log.clone());
+        tokio::task::spawn_blocking(move || common::start_binary_logged(&dir, &log))
+            .await
+            .unwrap()
+    };
+    // Four generations: sale's link, the scheme link's scheme and link, plain's link.
+    assert_eq!(visit(&base, "/go/mini/sale", WECHAT_IPHONE).await.0, 302);
+    assert_eq!(visit(&base, "/go/mini/scheme", SAFARI_IPHONE).await.0, 200);
+    assert_eq!(visit(&base, "/go/mini/plain", SAFARI_IPHONE).await.0, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("generated 4 links today, 80 % of links.daily_cap (5)"),
+        "{text}"
+    );
+    assert!(!text.contains("reached links.daily_cap"), "{text}");
+    // The fifth is the last; past it a link without plain_fallback gets the error
+    // page, and the log says so once.
+    let (status, _, page) = visit(&base, "/go/mini/fallback", CHROME_DESKTOP).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<code id=\"link\">https://wxaurl.cn/"),
+        "{page}"
+    );
+    for _ in 0..2 {
+        let (status, _, page) = visit(&base, "/go/mini/extra", CHROME_DESKTOP).await;
+        assert_eq!(status, 503);
+        assert!(page.contains("links.daily_cap"), "{page}");
+    }
+    assert_eq!(emu.generated_links().len(), 5);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("80 % of links.daily_cap").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("reached links.daily_cap (5)").count(),
+        1,
+        "{text}"
+    );
+}

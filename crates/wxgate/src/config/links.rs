@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use wxgate_proto::console::Severity;
+
 use super::validate::Validator;
 use super::AccountKind;
 
@@ -182,6 +184,16 @@ impl Validator<'_> {
                 "plain_scheme" => Prefer::PlainScheme,
                 _ => Prefer::UrlLink,
             };
+            let plain_fallback = link.plain_fallback.unwrap_or(false);
+            if self.error_count() == errors && (plain_fallback || prefer == Prefer::PlainScheme) {
+                self.push(
+                    Severity::Warning,
+                    Some(link.path.span()),
+                    key("path"),
+                    format!("link {name:?} may send visitors to the plain scheme, which opens only pages declared in the console"),
+                    format!("declare {:?} under 设置 → 隐私与安全 → 明文 scheme 拉起此小程序", link.path.get_ref()),
+                );
+            }
             if self.error_count() == errors {
                 links.push(LinkConfig {
                     name: name.clone(),
@@ -189,7 +201,7 @@ impl Validator<'_> {
                     query,
                     env_version,
                     prefer,
-                    plain_fallback: link.plain_fallback.unwrap_or(false),
+                    plain_fallback,
                 });
             }
         }
