@@ -14,6 +14,7 @@
 //! `agent` sorts visitors by User-Agent, `page` writes the pages.
 
 pub mod agent;
+mod code;
 pub mod count;
 pub mod page;
 
@@ -66,6 +67,9 @@ pub enum LinkError {
     /// WeChat refused the generation, or could not be reached.
     #[error(transparent)]
     Api(#[from] wxgate_client::Error),
+    /// The link has no mini-program code (`mini_program_code` is not set).
+    #[error("link {0:?} shows no mini-program code; set mini_program_code = true on it")]
+    NoCode(String),
     /// The same refusal within [`REFUSAL_HOLD_S`] of it: WeChat is not asked again.
     #[error("{reason} (WeChat is asked again {REFUSAL_HOLD_S} s after the refusal)")]
     Refused {
@@ -117,6 +121,8 @@ pub enum Target {
         target: String,
         /// A line under the code.
         note: String,
+        /// The path of the mini-program code's image, when the link shows it.
+        code: Option<String>,
     },
 }
 
@@ -146,6 +152,7 @@ struct Entry {
     app_id: String,
     link: LinkConfig,
     slots: [Slot; 2],
+    code: code::CodeSlot,
 }
 
 impl Entry {
@@ -228,6 +235,7 @@ impl LinkService {
                         app_id: account.app_id.clone(),
                         link: link.clone(),
                         slots: Default::default(),
+                        code: Default::default(),
                     };
                     ((account.name.clone(), link.name.clone()), Arc::new(entry))
                 })
@@ -251,6 +259,12 @@ impl LinkService {
                 account: bounded(account, 64),
                 link: bounded(link, 64),
             })
+    }
+
+    /// Whether the link shows its mini-program code.
+    pub fn shows_code(&self, account: &str, link: &str) -> bool {
+        self.entry(account, link)
+            .is_ok_and(|entry| entry.link.mini_program_code)
     }
 
     /// Whether the link is configured.
@@ -463,15 +477,19 @@ impl LinkService {
             Some(scheme) if error.exhausted() && entry.link.plain_fallback => Ok(scheme),
             _ => Err(error),
         };
+        let code = (entry.link.mini_program_code)
+            .then(|| format!("/go/{}/{}/code.png", entry.account, entry.link.name));
         match (visitor.answer(), entry.link.prefer) {
             (Answer::Desktop, _) => match url_link().await {
                 Ok(link) => Ok(Target::Desktop {
                     target: link.value,
                     note: String::new(),
+                    code,
                 }),
                 Err(error) => Ok(Target::Desktop {
                     target: plain(error)?,
                     note: "Scan it with the phone's camera, or open it on the phone.".into(),
+                    code,
                 }),
             },
             (Answer::RedirectToLink, _) | (Answer::Mobile, Prefer::UrlLink) => {

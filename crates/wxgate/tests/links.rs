@@ -39,8 +39,9 @@ async fn emulator(quota: u32) -> (Emulator, String) {
     (emu, format!("http://{addr}"))
 }
 
-/// A mini-program with four links: the URL Link first, the scheme first, the plain
-/// scheme first, and one that falls back to the plain scheme.
+/// A mini-program with five links: the URL Link first, the scheme first, the plain
+/// scheme first, one that falls back to the plain scheme, and one that also shows the
+/// mini-program code.
 fn config(api_base: &str, top: &str) -> String {
     format!(
         "admin_token = \"{ADMIN}\"\napi_base = \"{api_base}\"\n{top}\n\
@@ -49,7 +50,8 @@ fn config(api_base: &str, top: &str) -> String {
          [[account.link]]\nname = \"sale\"\npath = \"pages/sale/index\"\nquery = \"from=sms\"\n\
          [[account.link]]\nname = \"scheme\"\npath = \"pages/sale/index\"\nprefer = \"scheme\"\n\
          [[account.link]]\nname = \"plain\"\npath = \"pages/index/index\"\nquery = \"a=1\"\nprefer = \"plain_scheme\"\nenv_version = \"trial\"\n\
-         [[account.link]]\nname = \"fallback\"\npath = \"pages/index/index\"\nplain_fallback = true\n"
+         [[account.link]]\nname = \"fallback\"\npath = \"pages/index/index\"\nplain_fallback = true\n\
+         [[account.link]]\nname = \"coded\"\npath = \"pages/index/index\"\nmini_program_code = true\n"
     )
 }
 
@@ -374,6 +376,46 @@ async fn a_refused_generation_is_not_repeated_by_every_visitor() {
 }
 
 #[tokio::test]
+async fn the_mini_program_code_is_fetched_once() {
+    let (emu, api) = emulator(500_000).await;
+    let server = TestServer::start(&config(&api, "")).await;
+    let (status, _, page) = visit(&server.base, "/go/mini/coded", CHROME_DESKTOP).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<img id=\"code\""), "{page}");
+    assert!(page.contains("src=\"/go/mini/coded/code.png\""), "{page}");
+    for _ in 0..3 {
+        let response = client()
+            .get(format!("{}/go/mini/coded/code.png", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        let png = response.bytes().await.unwrap();
+        assert_eq!(
+            read_qr(&png),
+            format!("wxaurl-emu://{APP_ID}/pages/index/index?scene=coded")
+        );
+    }
+    assert_eq!(emu.count("/wxa/getwxacodeunlimit"), 1);
+    let (status, _, page) = visit(&server.base, "/go/mini/sale", CHROME_DESKTOP).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains("id=\"code\""), "{page}");
+    let none = client()
+        .get(format!("{}/go/mini/sale/code.png", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+    assert!(none
+        .text()
+        .await
+        .unwrap()
+        .contains("mini_program_code = true"));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_admin_api_returns_the_current_link() {
     let (emu, api) = emulator(500_000).await;
     let server = TestServer::start(&config(&api, "")).await;
@@ -397,6 +439,7 @@ async fn the_admin_api_returns_the_current_link() {
     let expires = answer["expires_at"].as_i64().unwrap();
     assert!((expires - emu.now() - 30 * 86_400).abs() <= 2, "{answer}");
     assert_eq!(answer["code_image_url"], "/go/mini/sale/qr.svg");
+    assert_eq!(answer["mini_program_code_url"], serde_json::Value::Null);
     let svg = client()
         .get(format!("{}/go/mini/sale/qr.svg", server.base))
         .send()

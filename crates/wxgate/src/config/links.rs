@@ -37,6 +37,7 @@ pub(super) struct RawLink {
     pub(super) env_version: Option<Spanned<String>>,
     pub(super) prefer: Option<Spanned<String>>,
     pub(super) plain_fallback: Option<bool>,
+    pub(super) mini_program_code: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -74,6 +75,9 @@ pub struct LinkConfig {
     /// Past the daily cap (or WeChat's quota), send visitors to the plain scheme (the
     /// page must be declared in the console: 设置 → 隐私与安全 → 明文 scheme 拉起此小程序).
     pub plain_fallback: bool,
+    /// Also show the mini-program code (`getwxacodeunlimit`, its `scene` the link's
+    /// name, which the page reads from `query.scene`) on the desktop page.
+    pub mini_program_code: bool,
 }
 
 /// `[links]`: shared by every link.
@@ -202,6 +206,7 @@ impl Validator<'_> {
                     env_version,
                     prefer,
                     plain_fallback,
+                    mini_program_code: link.mini_program_code.unwrap_or(false),
                 });
             }
         }

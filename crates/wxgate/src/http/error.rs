@@ -29,7 +29,7 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 /// The headers of every HTML page wxgate serves: no script or image from anywhere
 /// but the page itself, no framing, no caching, no referrer.
-pub const PAGE_POLICY: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+pub const PAGE_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// An HTML page (written with every value escaped) with [`PAGE_POLICY`].
 pub fn html(status: StatusCode, body: String) -> Response {
@@ -109,7 +109,7 @@ impl HttpError {
             HttpError::Inbox(error) if error.is_held_elsewhere() => StatusCode::CONFLICT,
             HttpError::Inbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::Link(error) => match error {
-                LinkError::Unknown { .. } => StatusCode::NOT_FOUND,
+                LinkError::Unknown { .. } | LinkError::NoCode(_) => StatusCode::NOT_FOUND,
                 LinkError::BadInput(_) => StatusCode::BAD_REQUEST,
                 LinkError::Capped { .. } | LinkError::Quota => StatusCode::SERVICE_UNAVAILABLE,
                 LinkError::Api(error) => client_status(error),

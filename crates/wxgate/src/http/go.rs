@@ -32,6 +32,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/go/{account}/{link}", get(go))
         .route("/go/{account}/{link}/qr.svg", get(qr))
+        .route("/go/{account}/{link}/code.png", get(code))
         .merge(admin)
 }
 
@@ -94,14 +95,16 @@ async fn answer(
         Target::Mobile { scheme, link: url } => {
             html(StatusCode::OK, page::mobile(link, &scheme, url.as_deref()))
         }
-        Target::Desktop { target, note } => match page::desktop(link, &target, &note) {
-            Ok(body) => html(StatusCode::OK, body),
-            Err(error) => {
-                return Err(HttpError::Internal(format!(
-                    "cannot draw the QR code: {error}"
-                )))
+        Target::Desktop { target, note, code } => {
+            match page::desktop(link, &target, &note, code.as_deref()) {
+                Ok(body) => html(StatusCode::OK, body),
+                Err(error) => {
+                    return Err(HttpError::Internal(format!(
+                        "cannot draw the QR code: {error}"
+                    )))
+                }
             }
-        },
+        }
     })
 }
 
@@ -129,6 +132,35 @@ async fn qr(
     }
 }
 
+async fn code(
+    State(state): State<Arc<AppState>>,
+    Path((account, link)): Path<(String, String)>,
+) -> Response {
+    let image = async {
+        let service = service(&state, &account, &link)?;
+        Ok::<_, HttpError>(service.code(&account, &link).await?)
+    };
+    match image.await {
+        Ok(image) => {
+            let kind = if image.starts_with(b"\x89PNG") {
+                "image/png"
+            } else {
+                "image/jpeg"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, kind),
+                    (header::CACHE_CONTROL, "public, max-age=86400"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                image,
+            )
+                .into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
 async fn admin_link(
     State(state): State<Arc<AppState>>,
     Path((name, link)): Path<(String, String)>,
@@ -143,6 +175,9 @@ async fn admin_link(
         "expires_at": current.expires_at,
         "page_url": format!("{base}/go/{name}/{link}"),
         "code_image_url": format!("{base}/go/{name}/{link}/qr.svg"),
+        "mini_program_code_url": service
+            .shows_code(&name, &link)
+            .then(|| format!("{base}/go/{name}/{link}/code.png")),
         "generated_today": service.count_today(&name, &link).await?,
     })))
 }

@@ -53,13 +53,26 @@ fn document(title: &str, body: &str) -> String {
 ///
 /// # Errors
 /// As [`qr_svg`].
-pub fn desktop(title: &str, target: &str, note: &str) -> Result<String, qrcode::types::QrError> {
+pub fn desktop(
+    title: &str,
+    target: &str,
+    note: &str,
+    code: Option<&str>,
+) -> Result<String, qrcode::types::QrError> {
     let svg = qr_svg(target)?;
     let data = base64::engine::general_purpose::STANDARD.encode(svg);
+    let code = code
+        .map(|src| {
+            format!(
+                "<p>Or scan the mini-program code:</p><p><img id=\"code\" alt=\"mini-program code\" width=\"280\" height=\"280\" src=\"{}\"></p>",
+                escape(src)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
         "<h1>{title}</h1><p>Scan with WeChat on your phone.</p>\
          <p><img id=\"qr\" alt=\"QR code of the link\" width=\"320\" height=\"320\" src=\"data:image/svg+xml;base64,{data}\"></p>\
-         <p>Or open it on the phone: <code id=\"link\">{target}</code></p><p>{note}</p>",
+         <p>Or open it on the phone: <code id=\"link\">{target}</code></p><p>{note}</p>{code}",
         title = escape(title),
         target = escape(target),
         note = escape(note),
@@ -103,7 +116,7 @@ mod tests {
     fn everything_printed_is_escaped() {
         let hostile = "\"><script>alert(1)</script>'&";
         for page in [
-            desktop(hostile, "https://wxaurl.cn/a\"b<c>", hostile).unwrap(),
+            desktop(hostile, "https://wxaurl.cn/a\"b<c>", hostile, Some(hostile)).unwrap(),
             mobile(
                 hostile,
                 "weixin://dl/business/?t=x&cq=\"'<>",
