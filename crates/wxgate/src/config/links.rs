@@ -6,11 +6,11 @@
 //! mini-program; the page is a published page without a query; the query is at most
 //! 512 characters (the plain scheme's bound) of `[0-9A-Za-z!#$&'()*+,/:;=?@-._~%]`.
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use wxgate_proto::console::Severity;
 
+use super::raw::{RawLink, RawLinks};
 use super::validate::Validator;
 use super::AccountKind;
 
@@ -26,26 +26,6 @@ pub const MAX_NAME: usize = 32;
 /// Whether `c` is one of the characters WeChat accepts in a query or `cq`.
 pub fn query_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || QUERY_CHARS.contains(c)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawLink {
-    pub(super) name: Spanned<String>,
-    pub(super) path: Spanned<String>,
-    pub(super) query: Option<Spanned<String>>,
-    pub(super) env_version: Option<Spanned<String>>,
-    pub(super) prefer: Option<Spanned<String>>,
-    pub(super) plain_fallback: Option<bool>,
-    pub(super) mini_program_code: Option<bool>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawLinks {
-    pub(super) ttl_s: Option<Spanned<u64>>,
-    pub(super) renew_before_s: Option<Spanned<u64>>,
-    pub(super) daily_cap: Option<Spanned<u64>>,
 }
 
 /// What a mobile visitor outside WeChat is sent to first.

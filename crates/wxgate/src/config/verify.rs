@@ -10,10 +10,10 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
 use toml::Spanned;
 use wxgate_proto::console::Severity;
 
+use super::raw::RawVerifyFile;
 use super::validate::Validator;
 
 /// The longest path accepted, bytes.
@@ -34,14 +34,6 @@ pub const RESERVED_PATHS: [(&str, bool); 7] = [
     ("/metrics", false),
     ("/", false),
 ];
-
-/// One `[[verify_file]]` as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawVerifyFile {
-    pub(super) path: Spanned<String>,
-    pub(super) content: Spanned<String>,
-}
 
 /// A checked verification file.
 #[derive(Debug, Clone, PartialEq, Eq)]
