@@ -21,7 +21,9 @@ async fn the_desktop_page_in_chromium_shows_a_code_of_the_link() {
         let (dir, shot) = (dir.clone(), shot.clone());
         move || {
             let run = |extra: &[String]| {
-                let output = std::process::Command::new("chromium")
+                // Bounded: a browser that hangs fails the test instead.
+                let output = std::process::Command::new("timeout")
+                    .args(["60", "chromium"])
                     .args([
                         "--headless",
                         "--no-sandbox",
