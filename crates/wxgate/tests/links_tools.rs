@@ -1,6 +1,7 @@
 //! The link service with real tools: the desktop page in headless Chromium, its QR code
 //! read back to the link with `rqrr`; the real binary's warnings at 80 % of the daily
-//! cap and at the cap; `check` on `[[account.link]]` and `[links]`.
+//! cap and at the cap; the link kept across a restart; `check` on `[[account.link]]`
+//! and `[links]`.
 
 mod common;
 
@@ -179,4 +180,24 @@ async fn the_binary_warns_at_80_percent_of_the_cap() {
         1,
         "{text}"
     );
+}
+
+/// The real binary keeps the generated link in its database: a restart does not
+/// generate again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_generated_link() {
+    let (emu, api) = emulator(500_000).await;
+    let dir = common::tools::temp_dir("links-restart");
+    std::fs::write(dir.join("wxgate.toml"), config(&api, "")).unwrap();
+    let start = || {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || common::start_binary(&dir))
+    };
+    let (server, base) = start().await.unwrap();
+    let (status, first, _) = visit(&base, "/go/mini/sale", WECHAT_IPHONE).await;
+    assert_eq!(status, 302);
+    drop(server);
+    let (_server, base) = start().await.unwrap();
+    assert_eq!(visit(&base, "/go/mini/sale", WECHAT_IPHONE).await.1, first);
+    assert_eq!(emu.generated_links().len(), 1);
 }
