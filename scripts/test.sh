@@ -37,6 +37,9 @@ export WXGATE_INTEROP_PYTHON="$VENV/bin/python"
 # --- Node (the README's identity-token snippet is run by a test) ------------------
 command -v node >/dev/null 2>&1 || apt_install nodejs
 
+# --- Chromium (the link page is loaded in a real headless browser) ------------------
+command -v chromium >/dev/null 2>&1 || apt_install chromium chromium-driver
+
 # --- Redis (the multi-instance tests share a real redis-server) -------------------
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 REDIS_PORT=${WXGATE_TEST_REDIS_PORT:-6399}

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use crate::error::describe;
 use crate::Error;
 
+mod wxacode;
+
 /// The official API host.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 

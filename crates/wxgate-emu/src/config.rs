@@ -75,6 +75,14 @@ pub struct EmulatorConfig {
     /// stays valid until it expires); before, the current one. 0: the current one until
     /// it expires, as WeCom's documentation says (有效期内重复获取返回相同结果).
     pub wecom_renew_window_s: i64,
+    /// Schemes and URL Links generated per app per day, together (WeChat: 500,000);
+    /// past it, 45009.
+    pub link_daily_quota: u32,
+    /// `getwxacodeunlimit` calls per app per minute (WeChat: 5000); past it, 45009.
+    pub wxacode_minute_quota: u32,
+    /// The published pages (`pages/index/index`); `None` accepts every page. Another
+    /// path is 40165 for a scheme or URL Link, 41030 for a code.
+    pub published_pages: Option<Vec<String>>,
 }
 
 impl EmulatorConfig {
@@ -89,6 +97,9 @@ impl EmulatorConfig {
             oauth_openid: "oEmulatorUser000000000000000".to_owned(),
             wecom_apps: Vec::new(),
             wecom_renew_window_s: 300,
+            link_daily_quota: 500_000,
+            wxacode_minute_quota: 5000,
+            published_pages: None,
         }
     }
 

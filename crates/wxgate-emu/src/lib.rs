@@ -15,7 +15,8 @@
 //! Its parts: `config` (apps and behaviour), `state` (what the emulator remembers and
 //! records), `routes` (the router and the answer helpers) with `routes::tokens`
 //! (access tokens and tickets), `routes::oauth` (web authorization) and `routes::calls`
-//! (the calls that take an access_token), `routes::wecom` (WeCom's token and
+//! (the calls that take an access_token), `routes::links` (schemes, URL Links and
+//! mini-program codes, with the daily quota), `routes::wecom` (WeCom's token and
 //! application messages), and [`pusher`].
 //!
 //! ```no_run
@@ -39,6 +40,7 @@ mod routes;
 mod state;
 
 pub use config::{App, EmulatorConfig, WeComApp};
+pub use routes::links::GeneratedLink;
 use state::Inner;
 pub use state::{Call, WeComSent};
 

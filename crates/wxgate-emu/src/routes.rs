@@ -13,11 +13,13 @@ use crate::state::error;
 use crate::Emulator;
 
 mod calls;
+pub(crate) mod links;
 mod oauth;
 mod tokens;
 mod wecom;
 
 use calls::*;
+use links::*;
 use oauth::*;
 use tokens::*;
 use wecom::*;
@@ -38,6 +40,7 @@ impl Emulator {
             .route("/cgi-bin/qrcode/create", post(qrcode_create))
             .route("/wxa/generatescheme", post(generate_scheme))
             .route("/wxa/generate_urllink", post(generate_urllink))
+            .route("/wxa/getwxacodeunlimit", post(get_wxacode_unlimit))
             .route("/cgi-bin/message/custom/send", post(custom_send))
             .route("/cgi-bin/message/custom/typing", post(custom_typing))
             .route("/cgi-bin/message/template/send", post(template_send))

@@ -88,6 +88,12 @@ pub(crate) struct Inner {
     pub(crate) wecom_current: HashMap<(String, u64), String>,
     /// What `message/send` accepted, in order.
     pub(crate) wecom_sent: Vec<WeComSent>,
+    /// Schemes and URL Links generated per (AppID, day in UTC+8).
+    pub(crate) link_generations: HashMap<(String, i64), u32>,
+    /// Every scheme and URL Link generated, in order.
+    pub(crate) links: Vec<crate::GeneratedLink>,
+    /// `getwxacodeunlimit` calls per (AppID, minute).
+    pub(crate) wxacode_calls: HashMap<(String, i64), u32>,
 }
 
 /// `n` random letters and digits.

@@ -19,6 +19,8 @@ use crate::credentials::redis::RedisStore;
 use crate::forward::Forwarder;
 use crate::gateway::account::Account;
 use crate::gateway::log_limit::LogLimit;
+use crate::links::count::Counter;
+use crate::links::LinkService;
 use crate::metrics::Metrics;
 use crate::oauth::OAuthMemory;
 use crate::pipeline::Pipeline;
@@ -42,6 +44,31 @@ pub struct AppState {
     pub(crate) http: HttpConfig,
     pub(crate) log_limit: LogLimit,
     db: Option<Arc<Db>>,
+    verify_files: HashMap<String, bytes::Bytes>,
+    pub(crate) links: Option<Arc<LinkService>>,
+}
+
+/// The link service of a configuration, over the credential center's `store`; `None`
+/// when no account has a `[[account.link]]`.
+fn link_service(
+    config: &Config,
+    center: &Arc<CredentialCenter>,
+    store: Arc<dyn CredentialStore>,
+    shared: Option<&SharedSeen>,
+) -> Option<Arc<LinkService>> {
+    config
+        .accounts
+        .iter()
+        .any(|a| !a.links.is_empty())
+        .then(|| {
+            Arc::new(LinkService::new(
+                &config.accounts,
+                config.links,
+                center.clone(),
+                store,
+                Counter::new(shared.map(SharedSeen::link)),
+            ))
+        })
 }
 
 /// The credential center a configuration describes, over `store`.
@@ -118,7 +145,9 @@ impl AppState {
         admin_token: String,
     ) -> Self {
         let names = config.accounts.iter().map(|a| a.name.clone()).collect();
+        let links = link_service(config, &center, Arc::new(MemoryStore::default()), None);
         AppState {
+            links,
             accounts: config
                 .accounts
                 .iter()
@@ -136,6 +165,9 @@ impl AppState {
             http: config.http,
             log_limit: LogLimit::new(config.accounts.len()),
             db: None,
+            verify_files: (config.verify_files.iter())
+                .map(|f| (f.path.clone(), bytes::Bytes::from(f.content.clone())))
+                .collect(),
         }
     }
 
@@ -155,9 +187,10 @@ impl AppState {
             }
             None => (Arc::new(RedbStore::new(db.clone())?), None),
         };
-        let center = credential_center(config, store);
+        let center = credential_center(config, store.clone());
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
+        state.links = link_service(config, &center, store, shared.as_ref());
         state.shared = shared;
         state.db = Some(db.clone());
         let forwards: HashMap<String, ForwardConfig> = config
@@ -241,6 +274,16 @@ impl AppState {
         let mut accounts: Vec<&Arc<Account>> = self.accounts.values().collect();
         accounts.sort_by(|a, b| a.config.name.cmp(&b.config.name));
         accounts
+    }
+
+    /// The link service, when an account has links.
+    pub fn links(&self) -> Option<&Arc<LinkService>> {
+        self.links.as_ref()
+    }
+
+    /// The content of the `[[verify_file]]` at exactly `path`.
+    pub fn verify_file(&self, path: &str) -> Option<bytes::Bytes> {
+        self.verify_files.get(path).cloned()
     }
 
     /// The account served at `/wx/{name}`.

@@ -18,15 +18,19 @@ use validate::Validator;
 mod account;
 mod env;
 mod kinds;
+mod links;
 mod oauth;
 mod placeholder;
 mod raw;
 mod urls;
 mod validate;
+mod verify;
 mod wecom;
 
 pub use kinds::AccountKind;
+pub use links::{query_char, LinkConfig, LinksConfig, Prefer, QUERY_CHARS};
 pub use urls::{base_url, http_url, UrlError};
+pub use verify::VerifyFile;
 pub use wxgate_proto::Format;
 
 /// Default body limit: 1 MiB (compat mode roughly triples a message; WeChat's are small).
@@ -87,6 +91,10 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[tls]`: serve HTTPS with this certificate and key (none: plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// `[[verify_file]]`: the domain verification files served at their paths.
+    pub verify_files: Vec<VerifyFile>,
+    /// `[links]`: the lifetime, renewal and daily cap of generated links.
+    pub links: LinksConfig,
 }
 
 /// `[tls]`: the PEM files HTTPS serves, relative paths resolved against the config
@@ -189,6 +197,8 @@ pub struct AccountConfig {
     /// The format the console is set to (数据格式; mini-programs and mini-games).
     /// Pushes are read in the format they come in; a push in the other one is logged.
     pub data_format: Format,
+    /// `[[account.link]]`: the pages `/go/{account}/{link}` opens (mini-programs).
+    pub links: Vec<LinkConfig>,
 }
 
 impl AccountConfig {

@@ -8,6 +8,11 @@
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
+//! * `GET  /go/{account}/{link}`: a visitor sent into a mini-program page (302, or a
+//!   page that tries the scheme, or a page with the QR code); `…/qr.svg` the code;
+//!   `POST /api/accounts/{name}/links/{link}` (admin) the current link.
+//! * any other path: a `[[verify_file]]` at exactly that path (`text/plain`, byte for
+//!   byte), else 404.
 //!
 //! Handlers are thin: they read the request, call [`crate::gateway`], and map the
 //! result to a response.
@@ -15,7 +20,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -27,9 +31,11 @@ mod body;
 mod callback;
 pub mod conn;
 pub mod error;
+mod go;
 pub mod health;
 mod metrics;
 pub mod oauth;
+mod verify;
 
 use callback::{message, verify};
 
@@ -37,6 +43,7 @@ use callback::{message, verify};
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::http::admin::routes(state.clone()))
+        .merge(go::routes(state.clone()))
         .route(
             "/oauth/{name}/authorize",
             get(crate::http::oauth::authorize),
@@ -46,12 +53,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/wx/{account}/", get(verify).post(message))
         .route("/healthz", get(crate::http::health::healthz))
         .route("/metrics", get(metrics::metrics))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                "not found: WeChat callbacks are served at /wx/{account}\n",
-            )
-        })
+        .fallback(verify::fallback)
         .with_state(state)
 }
 

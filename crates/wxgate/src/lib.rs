@@ -8,6 +8,7 @@
 //!   connection layer.
 //! * [`app`]: the composition root, [`app::AppState`].
 //! * [`pipeline`]: one push from its body to its answer (the handler's and the tests').
+//! * [`links`]: the jumps into a mini-program behind `/go/{account}/{link}`.
 //! * [`forward`]: delivery of messages to the owner's service.
 //! * [`inbox`]: the durable record of forwarded messages (redb, or a Redis queue).
 //! * [`customer_service`]: replies sent through WeChat's customer-service API.
@@ -30,6 +31,7 @@ pub mod forward;
 pub mod gateway;
 pub mod http;
 pub mod inbox;
+pub mod links;
 pub mod metrics;
 pub mod oauth;
 pub mod pipeline;

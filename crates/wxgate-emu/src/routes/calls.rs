@@ -27,38 +27,6 @@ pub(super) async fn qrcode_create(
     })
 }
 
-pub(super) async fn generate_scheme(
-    State(emu): State<Emulator>,
-    uri: Uri,
-    Query(q): Params,
-    body: String,
-) -> Response {
-    with_token(&emu, &uri, &q, &body, |_, request| {
-        if request["jump_wxa"]["path"]
-            .as_str()
-            .is_some_and(|p| p.contains('?'))
-        {
-            return error(40165, "invalid weapp pagepath");
-        }
-        json!({ "errcode": 0, "errmsg": "ok", "openlink": format!("weixin://dl/business/?t={}", random(12)) })
-    })
-}
-
-pub(super) async fn generate_urllink(
-    State(emu): State<Emulator>,
-    uri: Uri,
-    Query(q): Params,
-    body: String,
-) -> Response {
-    with_token(
-        &emu,
-        &uri,
-        &q,
-        &body,
-        |_, _| json!({ "errcode": 0, "errmsg": "ok", "url_link": format!("https://wxaurl.cn/{}", random(12)) }),
-    )
-}
-
 pub(super) async fn custom_send(
     State(emu): State<Emulator>,
     uri: Uri,

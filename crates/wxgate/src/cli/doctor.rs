@@ -6,6 +6,7 @@
 mod http;
 mod net;
 mod target;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ pub use target::TargetError;
 ///   wxgate doctor https://wx.example.com/wx/shop --token MyToken123 --app-id wx1234567890abcdef --aes-key KEY
 ///   wxgate doctor https://wx.example.com/wx/mini --config wxgate.toml --account mini
 ///   wxgate doctor https://wx.example.com/wx/corp --token T --kind wecom --corp-id ww3f2e1d0c9b8a7654 --aes-key KEY
+///   wxgate doctor --verify-domain https://wx.example.com --config wxgate.toml
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DoctorArgs {
@@ -87,6 +89,11 @@ pub struct DoctorArgs {
     /// Exit 1 on warnings too, not only on failures.
     #[arg(long)]
     pub strict: bool,
+    /// Instead of the callback checks: fetch each `[[verify_file]]` of the config from
+    /// this domain (e.g. https://wx.example.com) and compare it byte for byte, as the
+    /// console does before it accepts the domain.
+    #[arg(long = "verify-domain", conflicts_with_all = ["url", "token", "account"])]
+    pub verify_domain: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +111,9 @@ struct DoctorReport {
 /// # Errors
 /// Only failures to print; usage errors exit 2.
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    if let Some(domain) = &args.verify_domain {
+        return run_verify(&args, domain);
+    }
     let setup = match target::resolve(&args) {
         Ok(setup) => setup,
         Err(err) => {
@@ -160,6 +170,57 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
                 "WeChat would fail on the ✗ above."
             } else {
                 "No ✗, but --strict fails on the warnings (!) above."
+            }
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct VerifyReport<'a> {
+    domain: &'a str,
+    ok: bool,
+    checks: Vec<Check>,
+}
+
+/// `doctor --verify-domain`: the config's verification files, fetched from `domain`.
+fn run_verify(args: &DoctorArgs, domain: &str) -> anyhow::Result<ExitCode> {
+    let files = match verify::files(args.config.as_deref()) {
+        Ok(files) => files,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let extra_ca = match &args.ca {
+        Some(path) => Some(std::fs::read(path)?),
+        None => None,
+    };
+    let client = net::http_client(net::root_store(extra_ca.as_deref()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let checks = runtime.block_on(verify::check(&client, domain, &files, timeout));
+    let ok = checks
+        .iter()
+        .all(|c| c.status != Status::Fail && !(args.strict && c.status == Status::Warn));
+    if args.json {
+        let report = VerifyReport { domain, ok, checks };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("wxgate doctor --verify-domain {domain}\n");
+        print_checks(&checks);
+        println!(
+            "\n{}",
+            if ok {
+                "The console will find every verification file."
+            } else {
+                "The console would refuse the domain on the ✗ above."
             }
         );
     }

@@ -94,6 +94,7 @@ impl Validator<'_> {
         let forward = raw
             .forward
             .map(|forward| self.forward(index, forward.into_inner()));
+        let links = self.links(index, kind, raw.link);
         (self.error_count() == errors_before).then(|| AccountConfig {
             name: raw.name.into_inner(),
             app_id: identity.receive_id,
@@ -110,6 +111,7 @@ impl Validator<'_> {
             forward,
             kind,
             data_format,
+            links,
         })
     }
 
@@ -136,7 +138,7 @@ impl Validator<'_> {
         }
     }
 
-    fn error_count(&self) -> usize {
+    pub(super) fn error_count(&self) -> usize {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Error)

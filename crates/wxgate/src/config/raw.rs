@@ -26,6 +26,9 @@ pub(super) struct RawConfig {
     pub(super) tls: Option<RawTls>,
     #[serde(default)]
     pub(super) account: Vec<RawAccount>,
+    #[serde(default)]
+    pub(super) verify_file: Vec<Spanned<RawVerifyFile>>,
+    pub(super) links: Option<RawLinks>,
 }
 
 #[derive(Default, Deserialize)]
@@ -95,6 +98,8 @@ pub(super) struct RawAccount {
     pub(super) forward: Option<Spanned<RawForward>>,
     pub(super) kind: Option<Spanned<String>>,
     pub(super) data_format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) link: Vec<Spanned<RawLink>>,
 }
 
 #[derive(Deserialize)]
@@ -108,4 +113,32 @@ pub(super) struct RawForward {
     pub(super) attempt_timeout_ms: Option<Spanned<u64>>,
     pub(super) max_in_flight: Option<Spanned<u64>>,
     pub(super) max_backoff_s: Option<Spanned<u64>>,
+}
+
+/// One `[[verify_file]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVerifyFile {
+    pub(super) path: Spanned<String>,
+    pub(super) content: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLink {
+    pub(super) name: Spanned<String>,
+    pub(super) path: Spanned<String>,
+    pub(super) query: Option<Spanned<String>>,
+    pub(super) env_version: Option<Spanned<String>>,
+    pub(super) prefer: Option<Spanned<String>>,
+    pub(super) plain_fallback: Option<bool>,
+    pub(super) mini_program_code: Option<bool>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLinks {
+    pub(super) ttl_s: Option<Spanned<u64>>,
+    pub(super) renew_before_s: Option<Spanned<u64>>,
+    pub(super) daily_cap: Option<Spanned<u64>>,
 }

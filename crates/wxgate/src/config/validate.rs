@@ -102,7 +102,11 @@ impl Validator<'_> {
         let keep_delivered_days = self.keep_delivered_days(raw.inbox.as_ref());
         let http = self.http(raw.http.unwrap_or_default());
         let tls = raw.tls.as_ref().and_then(|tls| self.tls(tls));
+        let verify_files = self.verify_files(raw.verify_file);
+        let links = self.links_section(raw.links.unwrap_or_default());
         Some(Config {
+            links,
+            verify_files,
             listen,
             http,
             tls,

@@ -51,7 +51,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
 }
 
-async fn require_admin(
+pub(super) async fn require_admin(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,

@@ -15,6 +15,7 @@ use wxgate_client::Error as ClientError;
 
 use crate::gateway::account::Refusal;
 use crate::inbox::InboxError;
+use crate::links::LinkError;
 
 /// A plain-text answer (callbacks and browser pages).
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -24,6 +25,40 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
         body.into(),
     )
         .into_response()
+}
+
+/// The headers of every HTML page wxgate serves: no script or image from anywhere
+/// but the page itself, no framing, no caching, no referrer.
+pub const PAGE_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// An HTML page (written with every value escaped) with [`PAGE_POLICY`].
+pub fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// An error as an HTML page, for a visitor's browser (`/go/…`).
+pub fn error_page(error: HttpError) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::warn!("link page failed: {error}");
+    }
+    let title = match status {
+        StatusCode::NOT_FOUND => "Link not found",
+        StatusCode::BAD_REQUEST => "Bad link request",
+        _ => "The link cannot open right now",
+    };
+    html(status, crate::links::page::error(title, &error.to_string()))
 }
 
 /// A request that got no result.
@@ -53,6 +88,9 @@ pub enum HttpError {
     /// From the inbox (the database or the Redis queue).
     #[error(transparent)]
     Inbox(#[from] InboxError),
+    /// From the link service (`/go/…`).
+    #[error(transparent)]
+    Link(#[from] LinkError),
 }
 
 impl HttpError {
@@ -65,21 +103,33 @@ impl HttpError {
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Upstream(_) => StatusCode::BAD_GATEWAY,
             HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            HttpError::Client(error) => match error {
-                ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
-                ClientError::NotForWeCom { .. } | ClientError::WeComMessage { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
-                ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::BAD_GATEWAY,
-            },
+            HttpError::Client(error) => client_status(error),
             HttpError::Inbox(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Inbox(error) if error.is_not_found() => StatusCode::NOT_FOUND,
             HttpError::Inbox(error) if error.is_held_elsewhere() => StatusCode::CONFLICT,
             HttpError::Inbox(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Link(error) => match error {
+                LinkError::Unknown { .. } | LinkError::NoCode(_) => StatusCode::NOT_FOUND,
+                LinkError::BadInput(_) => StatusCode::BAD_REQUEST,
+                LinkError::Capped { .. } | LinkError::Quota => StatusCode::SERVICE_UNAVAILABLE,
+                LinkError::Api(error) => client_status(error),
+                LinkError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            },
         }
+    }
+}
+
+/// The status of a failed WeChat call or credential.
+fn client_status(error: &ClientError) -> StatusCode {
+    match error {
+        ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+        ClientError::NotForWeCom { .. } | ClientError::WeComMessage { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+        ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::BAD_GATEWAY,
     }
 }
 

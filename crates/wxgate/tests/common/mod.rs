@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hook;
+pub mod links;
 pub mod tools;
 
 use std::sync::Arc;
