@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use wxgate_client::{
@@ -27,25 +28,87 @@ use crate::pipeline::Pipeline;
 use crate::redis::SharedSeen;
 use crate::storage::Db;
 
-/// Everything the handlers share.
+mod reload;
+pub use reload::{ConfigSource, ReloadError, Reloaded};
+
+/// Everything the handlers share. What a configuration decides for requests (the
+/// accounts, their rules and forwarding, the links, the verification files) is one
+/// [`Live`] snapshot, swapped whole by [`AppState::reload`]; the rest (stores, the
+/// credential center, the inbox, counters) lives as long as the process.
 #[derive(Debug)]
 pub struct AppState {
-    pub(crate) accounts: HashMap<String, Arc<Account>>,
+    live: ArcSwap<Live>,
     /// Request counters and latency.
     pub metrics: Metrics,
-    pub(crate) max_body_bytes: usize,
     pub(crate) center: Arc<CredentialCenter>,
     admin_token: SecretString,
-    public_url: Option<String>,
-    open_base: String,
     oauth_memory: OAuthMemory,
     pub(crate) forwarder: Option<Arc<Forwarder>>,
     pub(crate) shared: Option<SharedSeen>,
     pub(crate) http: HttpConfig,
     pub(crate) log_limit: LogLimit,
     db: Option<Arc<Db>>,
+    /// The file the configuration came from (`None`: the demo, or a test's text).
+    source: Option<ConfigSource>,
+    /// The credential store, for the link service a reload builds anew.
+    #[allow(clippy::struct_field_names)]
+    store: Option<StoreHandle>,
+}
+
+/// The credential store, shown in `Debug` by its name only.
+#[derive(Clone)]
+struct StoreHandle(Arc<dyn CredentialStore>);
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+/// What one configuration decides for requests. A request takes the snapshot current
+/// when it starts and finishes on it, whatever a reload does meanwhile.
+#[derive(Debug)]
+pub struct Live {
+    /// The configuration itself.
+    pub config: Arc<Config>,
+    pub(crate) accounts: HashMap<String, Arc<Account>>,
+    pub(crate) max_body_bytes: usize,
+    public_url: Option<String>,
+    open_base: String,
     verify_files: HashMap<String, bytes::Bytes>,
     pub(crate) links: Option<Arc<LinkService>>,
+}
+
+impl Live {
+    /// The snapshot of `config`; an account of `previous` with the same name keeps its
+    /// memory of answers.
+    fn new(config: Arc<Config>, links: Option<Arc<LinkService>>, previous: Option<&Live>) -> Live {
+        let account = |a: &crate::config::AccountConfig| {
+            let before = previous.and_then(|p| p.accounts.get(&a.name));
+            Arc::new(match before {
+                Some(before) => Account::reloaded(a.clone(), before),
+                None => Account::new(a.clone()),
+            })
+        };
+        Live {
+            accounts: (config.accounts.iter())
+                .map(|a| (a.name.clone(), account(a)))
+                .collect(),
+            max_body_bytes: config.max_body_bytes,
+            public_url: config.public_url.clone(),
+            open_base: config.open_base.clone(),
+            verify_files: (config.verify_files.iter())
+                .map(|f| (f.path.clone(), bytes::Bytes::from(f.content.clone())))
+                .collect(),
+            links,
+            config,
+        }
+    }
+
+    /// The account served at `/wx/{name}`.
+    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
+        self.accounts.get(name)
+    }
 }
 
 /// The link service of a configuration, over the credential center's `store`; `None`
@@ -116,11 +179,17 @@ fn token_source(account: &crate::config::AccountConfig) -> Option<TokenSource> {
 
 /// The OAuth memory's budgets a configuration states: `peak_sign_ins_per_s ×
 /// state_ttl_s` for each account with `[account.oauth]`.
+fn oauth_memory_budgets(config: &Config) -> Vec<(String, usize)> {
+    (config.accounts.iter())
+        .filter_map(|account| {
+            let oauth = account.oauth.as_ref()?;
+            Some((account.name.clone(), oauth.state_budget()))
+        })
+        .collect()
+}
+
 fn oauth_memory(config: &Config) -> OAuthMemory {
-    OAuthMemory::new(config.accounts.iter().filter_map(|account| {
-        let oauth = account.oauth.as_ref()?;
-        Some((account.name.clone(), oauth.state_budget()))
-    }))
+    OAuthMemory::new(oauth_memory_budgets(config))
 }
 
 impl AppState {
@@ -147,27 +216,18 @@ impl AppState {
         let names = config.accounts.iter().map(|a| a.name.clone()).collect();
         let links = link_service(config, &center, Arc::new(MemoryStore::default()), None);
         AppState {
-            links,
-            accounts: config
-                .accounts
-                .iter()
-                .map(|a| (a.name.clone(), Arc::new(Account::new(a.clone()))))
-                .collect(),
+            live: ArcSwap::from_pointee(Live::new(Arc::new(config.clone()), links, None)),
             metrics: Metrics::new(names),
-            max_body_bytes: config.max_body_bytes,
             center,
             admin_token: SecretString::from(admin_token),
-            public_url: config.public_url.clone(),
-            open_base: config.open_base.clone(),
             oauth_memory: oauth_memory(config),
             forwarder: None,
             shared: None,
             http: config.http,
-            log_limit: LogLimit::new(config.accounts.len()),
+            log_limit: LogLimit::new(crate::metrics::ACCOUNT_SLOTS),
             db: None,
-            verify_files: (config.verify_files.iter())
-                .map(|f| (f.path.clone(), bytes::Bytes::from(f.content.clone())))
-                .collect(),
+            store: None,
+            source: None,
         }
     }
 
@@ -190,7 +250,9 @@ impl AppState {
         let center = credential_center(config, store.clone());
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
-        state.links = link_service(config, &center, store, shared.as_ref());
+        let links = link_service(config, &center, store.clone(), shared.as_ref());
+        state.live = ArcSwap::from_pointee(Live::new(Arc::new(config.clone()), links, None));
+        state.store = Some(StoreHandle(store));
         state.shared = shared;
         state.db = Some(db.clone());
         let forwards: HashMap<String, ForwardConfig> = config
@@ -254,14 +316,25 @@ impl AppState {
         self.admin_token.expose_secret()
     }
 
+    /// Names the file a reload reads again (`serve` calls this once, before serving).
+    pub fn set_source(&mut self, source: ConfigSource) {
+        self.source = Some(source);
+    }
+
+    /// The snapshot of the configuration in force, for a request that reads several
+    /// of its parts.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
     /// The public base URL, for OAuth callbacks.
-    pub fn public_url(&self) -> Option<&str> {
-        self.public_url.as_deref()
+    pub fn public_url(&self) -> Option<String> {
+        self.live.load().public_url.clone()
     }
 
     /// The base of WeChat's authorization pages.
-    pub fn open_base(&self) -> &str {
-        &self.open_base
+    pub fn open_base(&self) -> String {
+        self.live.load().open_base.clone()
     }
 
     /// Used OAuth states and exchanged codes.
@@ -270,24 +343,24 @@ impl AppState {
     }
 
     /// The accounts, sorted by name.
-    pub fn accounts(&self) -> Vec<&Arc<Account>> {
-        let mut accounts: Vec<&Arc<Account>> = self.accounts.values().collect();
+    pub fn accounts(&self) -> Vec<Arc<Account>> {
+        let mut accounts: Vec<Arc<Account>> = self.live.load().accounts.values().cloned().collect();
         accounts.sort_by(|a, b| a.config.name.cmp(&b.config.name));
         accounts
     }
 
     /// The link service, when an account has links.
-    pub fn links(&self) -> Option<&Arc<LinkService>> {
-        self.links.as_ref()
+    pub fn links(&self) -> Option<Arc<LinkService>> {
+        self.live.load().links.clone()
     }
 
     /// The content of the `[[verify_file]]` at exactly `path`.
     pub fn verify_file(&self, path: &str) -> Option<bytes::Bytes> {
-        self.verify_files.get(path).cloned()
+        self.live.load().verify_files.get(path).cloned()
     }
 
     /// The account served at `/wx/{name}`.
-    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
-        self.accounts.get(name)
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        self.live.load().accounts.get(name).cloned()
     }
 }

@@ -15,6 +15,7 @@ pub mod health;
 pub mod inbox;
 pub mod init;
 pub mod probe;
+pub mod reload;
 pub mod serve;
 pub mod sign;
 pub mod sim;
@@ -47,6 +48,7 @@ pub enum Command {
     Inbox(inbox::InboxArgs),
     Status(status::StatusArgs),
     Health(health::HealthArgs),
+    Reload(reload::ReloadArgs),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
 }
@@ -136,6 +138,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inbox(args) => inbox::run(args),
         Command::Status(args) => status::run(args),
         Command::Health(args) => health::run(args),
+        Command::Reload(args) => reload::run(args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => completions::man(args),
     }

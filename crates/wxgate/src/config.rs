@@ -399,6 +399,21 @@ pub fn lint(path: &Path) -> Result<Vec<ConfigFinding>, ConfigError> {
     Ok(check(&text, &path.display().to_string())?.1)
 }
 
+/// The errors `serve` would refuse the file for, each as `file:line: key: problem;
+/// fix` (none: it would start).
+pub fn errors(path: &Path) -> Vec<String> {
+    match lint(path) {
+        Err(error) => vec![error.to_string()],
+        Ok(findings) => (findings.into_iter())
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| {
+                let line = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!("{}{line}: {}: {}; {}", f.file, f.key, f.problem, f.fix)
+            })
+            .collect(),
+    }
+}
+
 /// Parses, checks every rule, and builds the config when there is no error.
 fn check(text: &str, file: &str) -> Result<(Option<Config>, Vec<ConfigFinding>), ConfigError> {
     check_with(text, file, &|name| std::env::var(name))

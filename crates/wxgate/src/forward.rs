@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use wxgate_client::CredentialCenter;
@@ -63,14 +63,11 @@ pub struct Forwarder {
     inbox: Inbox,
     http: reqwest::Client,
     center: Arc<CredentialCenter>,
-    accounts: HashMap<String, ForwardConfig>,
-    /// The kind of each account (whether its users see passive replies).
-    kinds: HashMap<String, AccountKind>,
+    /// Where each account's messages go; swapped by [`Forwarder::set_routes`].
+    routes: RwLock<Arc<Routes>>,
     in_flight: Mutex<HashSet<u64>>,
     /// New messages being stored by requests, which the worker leaves to them.
     accepting: Arc<claim::Accepting>,
-    /// Per account, `max_in_flight` permits for concurrent attempts.
-    slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Delivered records older than this are deleted (0: kept).
     keep_delivered_s: i64,
@@ -81,8 +78,39 @@ pub struct Forwarder {
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarder")
-            .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
+            .field(
+                "accounts",
+                &self.routes().accounts.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
+    }
+}
+
+/// The accounts' forwarding settings, as one configuration states them.
+#[derive(Debug, Default)]
+pub(crate) struct Routes {
+    /// `[account.forward]` of each forwarding account.
+    accounts: HashMap<String, ForwardConfig>,
+    /// The kind of each account (whether its users see passive replies).
+    kinds: HashMap<String, AccountKind>,
+    /// Per account, `max_in_flight` permits for concurrent attempts.
+    slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
+}
+
+impl Routes {
+    fn new(accounts: HashMap<String, ForwardConfig>, kinds: HashMap<String, AccountKind>) -> Self {
+        let slots = accounts
+            .iter()
+            .map(|(name, c)| {
+                let permits = c.max_in_flight.max(1);
+                (name.clone(), Arc::new(tokio::sync::Semaphore::new(permits)))
+            })
+            .collect();
+        Routes {
+            accounts,
+            kinds,
+            slots,
+        }
     }
 }
 
@@ -112,13 +140,6 @@ impl Forwarder {
         kinds: HashMap<String, AccountKind>,
         keep_delivered_days: u64,
     ) -> Arc<Forwarder> {
-        let slots = accounts
-            .iter()
-            .map(|(name, c)| {
-                let permits = c.max_in_flight.max(1);
-                (name.clone(), Arc::new(tokio::sync::Semaphore::new(permits)))
-            })
-            .collect();
         Arc::new(Forwarder {
             inbox,
             // A redirect is a failed attempt: following it would send the signed body
@@ -128,16 +149,49 @@ impl Forwarder {
                 .connect_timeout(Duration::from_secs(5))
                 .build()
                 .expect("TLS backend"),
-            slots,
             center,
-            accounts,
-            kinds,
+            routes: RwLock::new(Arc::new(Routes::new(accounts, kinds))),
             in_flight: Mutex::new(HashSet::new()),
             accepting: Arc::default(),
             worker: Mutex::new(None),
             keep_delivered_s: (keep_delivered_days * 86_400) as i64,
             stats: ForwardStats::default(),
         })
+    }
+
+    /// The forwarding settings in force.
+    pub(crate) fn routes(&self) -> Arc<Routes> {
+        Arc::clone(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Applies a reloaded configuration's forwarding settings. An account the new
+    /// configuration no longer forwards (removed, renamed, or without
+    /// `[account.forward]`) keeps its old settings, so that what its inbox holds is
+    /// still delivered; new pushes for it are not forwarded. An account whose
+    /// `max_in_flight` is unchanged keeps its permits.
+    pub fn set_routes(
+        &self,
+        accounts: HashMap<String, ForwardConfig>,
+        kinds: HashMap<String, AccountKind>,
+    ) {
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = Routes::new(accounts, kinds);
+        for (name, config) in &routes.accounts {
+            next.accounts
+                .entry(name.clone())
+                .or_insert_with(|| config.clone());
+            if let Some(kind) = routes.kinds.get(name) {
+                next.kinds.entry(name.clone()).or_insert(*kind);
+            }
+        }
+        for (name, slots) in &routes.slots {
+            let same = (routes.accounts.get(name).map(|c| c.max_in_flight))
+                == next.accounts.get(name).map(|c| c.max_in_flight);
+            if same {
+                next.slots.insert(name.clone(), Arc::clone(slots));
+            }
+        }
+        *routes = Arc::new(next);
     }
 
     /// The inbox.
@@ -195,6 +249,7 @@ impl Forwarder {
         record: Record,
     ) -> (tokio::sync::oneshot::Receiver<Option<Reply>>, Duration) {
         let timeout = self
+            .routes()
             .accounts
             .get(&record.account)
             .map_or(4000, |c| c.timeout_ms);

@@ -105,11 +105,17 @@ struct Histogram {
     sum_ns: AtomicU64,
 }
 
-/// All counters. Accounts are fixed at start-up; requests for unknown accounts are
+/// Account slots of the counters (and of the log limiter): the accounts of every
+/// configuration loaded since start-up, up to this many; more are counted under the
+/// unknown account's label.
+pub const ACCOUNT_SLOTS: usize = 2048;
+
+/// All counters. Accounts get a slot when a configuration names them (at start-up or a
+/// reload) and keep it, so counters never go back; requests for unknown accounts are
 /// counted under the label `account=""`.
 #[derive(Debug)]
 pub struct Metrics {
-    accounts: Vec<String>,
+    accounts: std::sync::RwLock<Vec<String>>,
     /// [account slot][method][outcome]; the last slot is the unknown account.
     requests: Vec<[[AtomicU64; OUTCOMES.len()]; 2]>,
     latency: [Histogram; 2],
@@ -118,25 +124,46 @@ pub struct Metrics {
 impl Metrics {
     /// Counters for these account names.
     pub fn new(accounts: Vec<String>) -> Self {
-        let slots = accounts.len() + 1;
-        Metrics {
-            accounts,
-            requests: (0..slots).map(|_| Default::default()).collect(),
+        let metrics = Metrics {
+            accounts: std::sync::RwLock::new(Vec::new()),
+            requests: (0..=ACCOUNT_SLOTS).map(|_| Default::default()).collect(),
             latency: Default::default(),
-        }
+        };
+        metrics.register(accounts.iter().map(String::as_str));
+        metrics
     }
 
-    /// The slot of an account name (the unknown slot when not configured).
+    /// Gives each new name a slot; returns the names left without one (past
+    /// [`ACCOUNT_SLOTS`]).
+    pub fn register<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        let mut left = Vec::new();
+        for name in names {
+            if accounts.iter().any(|a| a == name) {
+                continue;
+            }
+            if accounts.len() < ACCOUNT_SLOTS {
+                accounts.push(name.to_owned());
+            } else {
+                left.push(name.to_owned());
+            }
+        }
+        left
+    }
+
+    /// The slot of an account name (the unknown slot when it has none).
     pub fn slot(&self, account: &str) -> usize {
         self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .position(|a| a == account)
-            .unwrap_or(self.accounts.len())
+            .unwrap_or(ACCOUNT_SLOTS)
     }
 
     /// Counts one finished request.
     pub fn record(&self, slot: usize, method: Method, outcome: Outcome, elapsed: Duration) {
-        let slot = slot.min(self.accounts.len());
+        let slot = slot.min(ACCOUNT_SLOTS);
         self.requests[slot][method.index()][outcome.index()].fetch_add(1, Ordering::Relaxed);
         let histogram = &self.latency[method.index()];
         let seconds = elapsed.as_secs_f64();
@@ -165,12 +192,19 @@ impl Metrics {
             "# HELP wxgate_requests_total Callback requests by account, method and outcome.\n",
         );
         out.push_str("# TYPE wxgate_requests_total counter\n");
-        for (slot, per_method) in self.requests.iter().enumerate() {
-            let account = self.accounts.get(slot).map(String::as_str).unwrap_or("");
+        let accounts = self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let labelled =
+            (accounts.iter().map(String::as_str).enumerate()).chain([(ACCOUNT_SLOTS, "")]);
+        for (slot, account) in labelled {
+            let per_method = &self.requests[slot];
             for method in [Method::Get, Method::Post] {
                 for outcome in OUTCOMES {
                     let n = per_method[method.index()][outcome.index()].load(Ordering::Relaxed);
-                    if n > 0 || (slot < self.accounts.len() && outcome == Outcome::Ok) {
+                    if n > 0 || (slot < ACCOUNT_SLOTS && outcome == Outcome::Ok) {
                         let _ = writeln!(
                             out,
                             "wxgate_requests_total{{account=\"{account}\",method=\"{}\",outcome=\"{}\"}} {n}",

@@ -45,7 +45,8 @@ async fn msgid_of_100_kb_is_refused() {
     assert_eq!(status, 400, "{reason}");
     assert!(reason.contains("<MsgId> has 100000 bytes"), "{reason}");
     assert!(reason.len() < 300, "the reason does not echo the field");
-    let dedup = server.state.account("plain").unwrap().dedup().unwrap();
+    let account = server.state.account("plain").unwrap();
+    let dedup = account.dedup().unwrap();
     assert_eq!(dedup.len(), 0, "nothing remembered for a refused push");
     assert_eq!(
         server
@@ -155,7 +156,8 @@ async fn dedup_stays_under_its_byte_budget_after_many_large_signed_pushes() {
     );
     let url = format!("{}/wx/plain?{}", server.base, signed.query);
     let content = "z".repeat(60_000);
-    let dedup = server.state.account("plain").unwrap().dedup().unwrap();
+    let account = server.state.account("plain").unwrap();
+    let dedup = account.dedup().unwrap();
     let mut peak = 0;
     for id in 0..400u64 {
         let xml = build::text("gh_test", "oUser", ts, &content, 1_000_000 + id);

@@ -735,7 +735,7 @@ async fn sim_speaks_wecom_to_a_wecom_account() {
 fn help_examples_stand_on_their_own_lines() {
     for command in [
         "serve", "init", "check", "sign", "url", "sim", "doctor", "emulate", "inbox", "status",
-        "health",
+        "health", "reload",
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"))
             .args([command, "--help"])

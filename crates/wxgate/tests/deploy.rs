@@ -273,7 +273,7 @@ async fn json_logs_are_one_object_a_line() {
     assert_eq!(rule["fields"]["account"], "plain");
 }
 
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "serve",
     "init",
     "check",
@@ -285,6 +285,7 @@ const SUBCOMMANDS: [&str; 13] = [
     "inbox",
     "status",
     "health",
+    "reload",
     "completions",
     "man",
 ];

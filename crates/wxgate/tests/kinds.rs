@@ -268,7 +268,8 @@ async fn oversized_duplicated_and_deeply_nested_json_is_400() {
     let elapsed = started.elapsed();
     println!("a 1 MB nesting bomb was refused in {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-    let dedup = server.state.account("mini-plain").unwrap().dedup().unwrap();
+    let account = server.state.account("mini-plain").unwrap();
+    let dedup = account.dedup().unwrap();
     assert_eq!(dedup.len(), 0, "nothing remembered for a refused push");
     server.stop().await;
 }

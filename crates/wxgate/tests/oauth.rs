@@ -221,8 +221,7 @@ async fn a_flood_of_sign_ins_never_makes_a_used_state_valid_again() {
     let budget = server
         .state
         .account("main")
-        .and_then(|a| a.config.oauth.as_ref())
-        .map(|o| o.state_budget())
+        .and_then(|a| a.config.oauth.as_ref().map(|o| o.state_budget()))
         .unwrap();
     assert_eq!(budget, 30);
     let client = client();

@@ -11,7 +11,7 @@ use clap::Args;
 use secrecy::ExposeSecret;
 use wxgate_proto::signature::url_signature;
 
-use crate::app::AppState;
+use crate::app::{AppState, ConfigSource, ReloadError};
 use crate::config::Config;
 use crate::http;
 use crate::tls::CertStore;
@@ -84,7 +84,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         // Before the address is printed: a SIGHUP right after must find its handler.
-        let _reloads = reload_on_signal_and_change(tls.as_ref())?;
+        let hangup = hangup_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {
@@ -120,11 +120,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let admin_token = admin_token(&config, !json)?;
-        let state = Arc::new(
-            AppState::open(&config, admin_token)
-                .await
-                .map_err(anyhow::Error::msg)?,
-        );
+        let mut state = AppState::open(&config, admin_token)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if !demo {
+            let path = (args.config.clone()).unwrap_or_else(|| PathBuf::from("wxgate.toml"));
+            state.set_source(ConfigSource {
+                path,
+                listen: args.listen,
+            });
+        }
+        let state = Arc::new(state);
+        let _reloads = reload_on_signal_and_change(hangup, tls.as_ref(), &state);
         // Removed again when serving ends (on an error too); a kill -9 leaves it,
         // and the next start writes it anew.
         let _addr_file = crate::storage::files::ServeAddr::write(&config.data_dir, local)
@@ -237,30 +244,65 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 /// How often the TLS files are checked for a change.
 const TLS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reloads the certificate on SIGHUP and when its files change (checked every
-/// [`TLS_WATCH`]); the tasks end when the returned guard is dropped. SIGHUP is handled
-/// with or without `[tls]` (`systemctl reload` must never stop the server).
-fn reload_on_signal_and_change(tls: Option<&Arc<CertStore>>) -> std::io::Result<AbortOnDrop> {
-    let mut tasks: Vec<_> = tls.iter().map(|store| store.watch(TLS_WATCH)).collect();
+/// SIGHUP, registered at once: a signal that arrives before its handler runs is kept,
+/// never left to the default action (which would end the process).
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+fn hangup_signal() -> std::io::Result<Hangup> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hangup = signal(SignalKind::hangup())?;
-        let tls = tls.cloned();
+        Ok(Some(signal(SignalKind::hangup())?))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(None)
+    }
+}
+
+/// On SIGHUP, reloads the configuration file (when there is one) and the TLS pair;
+/// the TLS files are also watched for changes (every [`TLS_WATCH`]). The tasks end
+/// when the returned guard is dropped.
+fn reload_on_signal_and_change(
+    hangup: Hangup,
+    tls: Option<&Arc<CertStore>>,
+    state: &Arc<AppState>,
+) -> AbortOnDrop {
+    let mut tasks: Vec<_> = tls.iter().map(|store| store.watch(TLS_WATCH)).collect();
+    #[cfg(unix)]
+    if let Some(mut hangup) = hangup {
+        let (tls, state) = (tls.cloned(), Arc::clone(state));
         tasks.push(tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                let Some(store) = tls.clone() else {
-                    tracing::info!("SIGHUP: nothing to reload ([tls] is not configured)");
-                    continue;
-                };
-                let reloaded = tokio::task::spawn_blocking(move || store.reload("SIGHUP")).await;
-                if let Ok(Err(error)) = reloaded {
-                    tracing::error!("SIGHUP: the TLS files cannot serve: {error}; the previous certificate stays in use");
-                }
+                let (tls, state) = (tls.clone(), Arc::clone(&state));
+                let _ =
+                    tokio::task::spawn_blocking(move || on_hangup(&state, tls.as_deref())).await;
             }
         }));
     }
-    Ok(AbortOnDrop(tasks))
+    #[cfg(not(unix))]
+    let _ = (hangup, state);
+    AbortOnDrop(tasks)
+}
+
+/// What SIGHUP does: the configuration, then the TLS pair; each failure is logged and
+/// leaves what runs as it is.
+fn on_hangup(state: &AppState, tls: Option<&CertStore>) {
+    match state.reload_from_file() {
+        Ok(_) => {}
+        Err(ReloadError::NoFile) => {
+            tracing::info!("SIGHUP: the embedded demo has no configuration file to reload");
+        }
+        Err(error) => tracing::error!("SIGHUP: {error}"),
+    }
+    if let Some(store) = tls {
+        if let Err(error) = store.reload("SIGHUP") {
+            tracing::error!("SIGHUP: the TLS files cannot serve: {error}; the previous certificate stays in use");
+        }
+    }
 }
 
 /// Background tasks that end with `serve`.

@@ -146,6 +146,7 @@ impl Forwarder {
     pub(super) fn failed(&self, record: &mut Record, error: &ForwardError, now: i64) {
         let id = record.id;
         let (max_age, max_backoff) = self
+            .routes()
             .accounts
             .get(&record.account)
             .map_or((86_400, 300), |c| {
@@ -166,7 +167,8 @@ impl Forwarder {
     }
 
     async fn attempt(&self, record: &mut Record) -> Attempt {
-        let Some(config) = self.accounts.get(&record.account) else {
+        let routes = self.routes();
+        let Some(config) = routes.accounts.get(&record.account) else {
             return Attempt::Failed(ForwardError::NotForwarded(record.account.clone()));
         };
         record.attempts += 1;
@@ -179,7 +181,7 @@ impl Forwarder {
         })
         .to_string();
         // At most `max_in_flight` attempts hold a socket to the service; the rest wait.
-        let _slot = match self.slots.get(&record.account) {
+        let _slot = match routes.slots.get(&record.account) {
             Some(slots) => slots.clone().acquire_owned().await.ok(),
             None => None,
         };

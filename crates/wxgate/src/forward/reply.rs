@@ -127,7 +127,7 @@ impl Forwarder {
         let Some(reply) = stored_reply(record) else {
             return Sent::Never("the stored reply is not one wxgate reads".to_owned());
         };
-        let kind = self.kinds.get(&record.account).copied().unwrap_or_default();
+        let kind = (self.routes().kinds.get(&record.account).copied()).unwrap_or_default();
         let Some(message) = customer_service::message_for(kind, &reply) else {
             return Sent::Never(format!(
                 "a {} reply cannot be sent through the customer-service API (text, image and news can)",
@@ -150,7 +150,7 @@ impl Forwarder {
     /// Whether the account's users see passive replies (so a reply through the API is
     /// a late one).
     pub(super) fn shows_passive(&self, account: &str) -> bool {
-        let kind = self.kinds.get(account).copied().unwrap_or_default();
+        let kind = (self.routes().kinds.get(account).copied()).unwrap_or_default();
         kind.shows_passive_replies()
     }
 }

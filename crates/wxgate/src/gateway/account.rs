@@ -260,7 +260,7 @@ pub struct Account {
     pub config: AccountConfig,
     /// Current key first, then the previous one.
     crypts: Vec<MsgCrypt>,
-    dedup: Option<Dedup>,
+    dedup: Option<std::sync::Arc<Dedup>>,
     /// When a push in the other format than `data_format` was last logged.
     format_noted_at: AtomicI64,
 }
@@ -277,11 +277,11 @@ impl Account {
             .map(|key| MsgCrypt::new(key, config.receive_id()))
             .collect();
         let dedup = config.dedup.then(|| {
-            Dedup::new(
+            std::sync::Arc::new(Dedup::new(
                 dedup::DEFAULT_CAPACITY,
                 dedup::DEFAULT_MAX_BYTES,
                 dedup::DEFAULT_TTL_S,
-            )
+            ))
         });
         Account {
             config,
@@ -289,6 +289,18 @@ impl Account {
             dedup,
             format_noted_at: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// The account of a reloaded configuration: it keeps `previous`'s memory of
+    /// answers (so WeChat's retries of a message answered before the reload get the
+    /// same answer), unless the AppID changed or dedup is now off.
+    pub fn reloaded(config: AccountConfig, previous: &Account) -> Self {
+        let same_account = previous.config.app_id == config.app_id;
+        let mut account = Account::new(config);
+        if let (Some(_), Some(kept), true) = (&account.dedup, &previous.dedup, same_account) {
+            account.dedup = Some(std::sync::Arc::clone(kept));
+        }
+        account
     }
 
     /// A sentence for the log when a push came in the other format than the
@@ -322,7 +334,7 @@ impl Account {
 
     /// The dedup cache, when enabled.
     pub fn dedup(&self) -> Option<&Dedup> {
-        self.dedup.as_ref()
+        self.dedup.as_deref()
     }
 
     /// URL verification: returns the `echostr` to echo.

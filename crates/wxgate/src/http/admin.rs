@@ -45,10 +45,22 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             post(menu_create).get(menu_get).delete(menu_delete),
         )
         .route("/api/status", get(status))
+        .route("/api/reload", post(reload))
         .route("/api/inbox", get(inbox_list).delete(inbox_purge))
         .route("/api/inbox/{id}", get(inbox_show))
         .route("/api/inbox/{id}/retry", post(inbox_retry))
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
+}
+
+/// `POST /api/reload`: reads the configuration file again and applies it; a file
+/// with errors is a 400 listing them, and the running configuration stays.
+async fn reload(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<crate::app::Reloaded>, HttpError> {
+    let reloaded = tokio::task::spawn_blocking(move || state.reload_from_file())
+        .await
+        .map_err(|e| HttpError::Internal(format!("the reload stopped: {e}")))??;
+    Ok(Json(reloaded))
 }
 
 pub(super) async fn require_admin(

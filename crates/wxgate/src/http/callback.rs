@@ -40,7 +40,8 @@ fn refuse(
 fn unknown_account(state: &AppState, name: &str, method: Method, started: Instant) -> Response {
     let slot = state.metrics.slot("");
     if let Some(note) = state.log_limit.check(slot, Outcome::UnknownAccount) {
-        let mut known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+        let live = state.live();
+        let mut known: Vec<&str> = live.accounts.keys().map(String::as_str).collect();
         known.sort_unstable();
         tracing::warn!(
             account = name,
@@ -121,7 +122,9 @@ pub async fn message(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some(account) = state.account(&name).cloned() else {
+    // One snapshot for the whole request: a reload meanwhile does not change it.
+    let live = state.live();
+    let Some(account) = live.account(&name).cloned() else {
         return unknown_account(&state, &name, Method::Post, started);
     };
     let query = match query {
@@ -134,7 +137,7 @@ pub async fn message(
         Ok(admitted) => admitted,
         Err(refusal) => return refuse(&state, &name, Method::Post, refusal, started),
     };
-    let bytes = match read_body(state.max_body_bytes, &headers, body).await {
+    let bytes = match read_body(live.max_body_bytes, &headers, body).await {
         Ok(bytes) => bytes,
         Err(unread) => {
             let slot = state.metrics.slot(&name);

@@ -91,6 +91,9 @@ pub enum HttpError {
     /// From the link service (`/go/…`).
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// A reload that changed nothing.
+    #[error(transparent)]
+    Reload(#[from] crate::app::ReloadError),
 }
 
 impl HttpError {
@@ -115,6 +118,8 @@ impl HttpError {
                 LinkError::Api(error) => client_status(error),
                 LinkError::Refused { .. } => StatusCode::BAD_GATEWAY,
             },
+            HttpError::Reload(crate::app::ReloadError::NoFile) => StatusCode::CONFLICT,
+            HttpError::Reload(crate::app::ReloadError::Invalid(_)) => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -11,12 +11,12 @@ use crate::app::AppState;
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     use std::fmt::Write;
-    let mut extra =
-        crate::gateway::dedup::gauges(state.accounts().into_iter().filter_map(|account| {
-            account
-                .dedup()
-                .map(|dedup| (account.config.name.as_str(), dedup))
-        }));
+    let accounts = state.accounts();
+    let mut extra = crate::gateway::dedup::gauges(accounts.iter().filter_map(|account| {
+        account
+            .dedup()
+            .map(|dedup| (account.config.name.as_str(), dedup))
+    }));
     let stats = state.center.stats();
     let _ = write!(
         extra,

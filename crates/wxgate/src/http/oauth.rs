@@ -32,10 +32,10 @@ fn redirect(location: &str) -> Response {
     }
 }
 
-fn account_oauth<'a>(state: &'a AppState, name: &str) -> Option<&'a OAuthConfig> {
+fn account_oauth(state: &AppState, name: &str) -> Option<OAuthConfig> {
     state
         .account(name)
-        .and_then(|account| account.config.oauth.as_ref())
+        .and_then(|account| account.config.oauth.clone())
 }
 
 fn no_oauth(name: &str) -> Response {
@@ -74,7 +74,7 @@ pub async fn authorize(
             "missing ?redirect=APP_URL: where to send the user after sign-in",
         );
     };
-    let target = match app_url(&name, oauth, to) {
+    let target = match app_url(&name, &oauth, to) {
         Ok(target) => target,
         Err(refused) => return refused.into_response(),
     };
@@ -124,7 +124,7 @@ pub async fn authorize(
         expires_at,
         rand::rng().next_u64(),
     );
-    match oauth_authorize_url_at(state.open_base(), app_id, &callback, scope, &signed) {
+    match oauth_authorize_url_at(&state.open_base(), app_id, &callback, scope, &signed) {
         Ok(url) => redirect(&url),
         Err(err) => text(StatusCode::BAD_REQUEST, err.to_string()),
     }
@@ -161,7 +161,7 @@ pub async fn callback(
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(oauth) = account_oauth(&state, &name).cloned() else {
+    let Some(oauth) = account_oauth(&state, &name) else {
         return no_oauth(&name);
     };
     let to = query.get("to").map(String::as_str).unwrap_or_default();

@@ -101,13 +101,18 @@ impl AccountMemory {
 
 /// Used states and exchanged codes, per account.
 pub struct OAuthMemory {
-    accounts: HashMap<String, Mutex<AccountMemory>>,
+    /// Accounts are added (or their budget changed) by a reload, never removed: a used
+    /// state stays remembered until its expiry.
+    accounts: std::sync::RwLock<HashMap<String, std::sync::Arc<Mutex<AccountMemory>>>>,
 }
 
 impl std::fmt::Debug for OAuthMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuthMemory")
-            .field("accounts", &self.accounts.len())
+            .field(
+                "accounts",
+                &self.accounts.read().map(|a| a.len()).unwrap_or_default(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -120,17 +125,20 @@ fn ttl_s(expires_at: i64, now: i64) -> u64 {
 impl OAuthMemory {
     /// A memory holding at most `capacity` unexpired states for each named account.
     pub fn new(budgets: impl IntoIterator<Item = (String, usize)>) -> OAuthMemory {
-        OAuthMemory {
-            accounts: budgets
-                .into_iter()
-                .map(|(name, capacity)| {
-                    let memory = AccountMemory {
-                        capacity,
-                        ..AccountMemory::default()
-                    };
-                    (name, Mutex::new(memory))
-                })
-                .collect(),
+        let memory = OAuthMemory {
+            accounts: std::sync::RwLock::default(),
+        };
+        memory.set_budgets(budgets);
+        memory
+    }
+
+    /// Sets each named account's capacity (a reload): a new account starts empty, a
+    /// known one keeps what it remembers.
+    pub fn set_budgets(&self, budgets: impl IntoIterator<Item = (String, usize)>) {
+        let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        for (name, capacity) in budgets {
+            let memory = accounts.entry(name).or_default();
+            memory.lock().unwrap_or_else(|e| e.into_inner()).capacity = capacity;
         }
     }
 
@@ -140,7 +148,13 @@ impl OAuthMemory {
         now: i64,
         f: impl FnOnce(&mut AccountMemory) -> Result<T, MemoryError>,
     ) -> Result<T, MemoryError> {
-        let Some(memory) = self.accounts.get(account) else {
+        let memory = self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .cloned();
+        let Some(memory) = memory else {
             return Err(MemoryError::Full {
                 account: account.to_owned(),
                 capacity: 0,
