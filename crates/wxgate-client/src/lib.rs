@@ -11,11 +11,13 @@
 
 pub mod api;
 pub mod clock;
+pub mod component;
 pub mod credential;
 mod error;
 pub mod tls;
 pub mod wecom;
 
+pub use component::AuthorizerTokens;
 pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
 pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,

@@ -53,6 +53,35 @@ impl WeComApp {
     }
 }
 
+/// An Open Platform third-party platform (开放平台 第三方平台) known to the emulator.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The platform's AppID (the trailer of every notify).
+    pub app_id: String,
+    /// Its AppSecret.
+    pub secret: String,
+    /// The Token of its notify and message URLs.
+    pub token: String,
+    /// Its EncodingAESKey.
+    pub encoding_aes_key: String,
+    /// Whether `api_authorizer_token` hands out a new refresh token each time (the old
+    /// one then stops working), or keeps the same one.
+    pub rotate_refresh_tokens: bool,
+}
+
+impl Component {
+    /// A platform whose refresh tokens stay the same.
+    pub fn new(app_id: &str, secret: &str, token: &str, encoding_aes_key: &str) -> Component {
+        Component {
+            app_id: app_id.to_owned(),
+            secret: secret.to_owned(),
+            token: token.to_owned(),
+            encoding_aes_key: encoding_aes_key.to_owned(),
+            rotate_refresh_tokens: false,
+        }
+    }
+}
+
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -75,6 +104,8 @@ pub struct EmulatorConfig {
     /// stays valid until it expires); before, the current one. 0: the current one until
     /// it expires, as WeCom's documentation says (有效期内重复获取返回相同结果).
     pub wecom_renew_window_s: i64,
+    /// Known third-party platforms (the `/cgi-bin/component/…` routes).
+    pub components: Vec<Component>,
 }
 
 impl EmulatorConfig {
@@ -89,7 +120,14 @@ impl EmulatorConfig {
             oauth_openid: "oEmulatorUser000000000000000".to_owned(),
             wecom_apps: Vec::new(),
             wecom_renew_window_s: 300,
+            components: Vec::new(),
         }
+    }
+
+    /// Adds a third-party platform.
+    pub fn with_component(mut self, component: Component) -> EmulatorConfig {
+        self.components.push(component);
+        self
     }
 
     /// Adds a WeCom application.

@@ -16,7 +16,8 @@
 //! records), `routes` (the router and the answer helpers) with `routes::tokens`
 //! (access tokens and tickets), `routes::oauth` (web authorization) and `routes::calls`
 //! (the calls that take an access_token), `routes::wecom` (WeCom's token and
-//! application messages), and [`pusher`].
+//! application messages), `routes::component` and `component` (third-party
+//! platforms: their routes, and their tickets and authorizations), and [`pusher`].
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -33,13 +34,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod component;
 mod config;
 pub mod pusher;
 mod routes;
 mod state;
 
-pub use config::{App, EmulatorConfig, WeComApp};
+pub use config::{App, Component, EmulatorConfig, WeComApp};
 use state::Inner;
+pub use component::NotifyOutcome;
 pub use state::{Call, WeComSent};
 
 /// The emulator: cheap to clone, shared with its server.

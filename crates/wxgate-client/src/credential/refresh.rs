@@ -86,11 +86,16 @@ impl CredentialCenter {
     ) -> Pin<Box<dyn Future<Output = Result<Arc<Credential>, Error>> + Send + 'a>> {
         Box::pin(async move {
             let state = self.account(account)?;
-            if kind == CredentialKind::JsapiTicket && state.secrets.source != TokenSource::WeChat {
-                return Err(Error::NotForWeCom {
-                    account: account.to_owned(),
-                    what: kind.as_str(),
-                });
+            if kind == CredentialKind::JsapiTicket {
+                let account = account.to_owned();
+                let what = kind.as_str();
+                match state.secrets.source {
+                    TokenSource::WeChat => {}
+                    TokenSource::WeCom { .. } => return Err(Error::NotForWeCom { account, what }),
+                    TokenSource::Component => {
+                        return Err(Error::NotForComponent { account, what })
+                    }
+                }
             }
             let slot = state.slot(kind);
             let mut backoff = slot.gate.lock().await;
@@ -327,12 +332,16 @@ impl CredentialCenter {
 
     async fn fetch(&self, state: &AccountState, kind: CredentialKind) -> Result<Fetched, Error> {
         let secrets = &state.secrets;
-        if let TokenSource::WeCom { .. } = secrets.source {
-            // `refresh` refuses a WeCom jsapi_ticket before it gets here.
-            return self
-                .wecom
-                .gettoken(&secrets.app_id, secrets.secret.expose_secret())
-                .await;
+        match secrets.source {
+            // `refresh` refuses their jsapi_tickets before it gets here.
+            TokenSource::WeCom { .. } => {
+                return self
+                    .wecom
+                    .gettoken(&secrets.app_id, secrets.secret.expose_secret())
+                    .await;
+            }
+            TokenSource::Component => return self.fetch_component_token(state).await,
+            TokenSource::WeChat => {}
         }
         match kind {
             CredentialKind::AccessToken => match self.config.endpoint {
