@@ -77,7 +77,7 @@ pub enum Error {
         what: &'static str,
     },
     /// A third-party platform has no valid `component_verify_ticket` yet.
-    #[error("third-party platform {account} has no valid component_verify_ticket{}: WeChat pushes one every 10 minutes to 授权事件接收URL (https://<public_url host>/open/{account}/notify); check that URL in 开发资料 → 开发配置, and that the Token and EncodingAESKey are the console's", if *expired { " (the latest one expired)" } else { "" })]
+    #[error("third-party platform {account} has no valid component_verify_ticket{}: WeChat pushes one every 10 minutes to the platform's 授权事件接收URL (wxgate's /open/{{name}}/notify); check that URL in 开发资料 → 开发配置, and that the Token and EncodingAESKey are the console's", if *expired { " (the latest one expired)" } else { "" })]
     NoVerifyTicket {
         /// Account name.
         account: String,

@@ -13,6 +13,7 @@ use wxgate_client::{
     TokenSource,
 };
 
+use crate::component::{Component, ComponentStore};
 use crate::config::{Config, ForwardConfig, HttpConfig};
 use crate::credentials::redb::RedbStore;
 use crate::credentials::redis::RedisStore;
@@ -29,6 +30,8 @@ use crate::storage::Db;
 #[derive(Debug)]
 pub struct AppState {
     pub(crate) accounts: HashMap<String, Arc<Account>>,
+    components: HashMap<String, Arc<Component>>,
+    component_store: Option<ComponentStore>,
     /// Request counters and latency.
     pub metrics: Metrics,
     pub(crate) max_body_bytes: usize,
@@ -61,6 +64,12 @@ pub fn credential_center(
                 source: token_source(a)?,
             })
         })
+        .chain(config.components.iter().map(|c| AccountSecrets {
+            name: crate::component::center_name(&c.name),
+            app_id: c.app_id.clone(),
+            secret: c.app_secret.clone(),
+            source: TokenSource::Component,
+        }))
         .collect();
     CredentialCenter::new(
         Client::new(&config.api_base),
@@ -117,13 +126,19 @@ impl AppState {
         center: Arc<CredentialCenter>,
         admin_token: String,
     ) -> Self {
-        let names = config.accounts.iter().map(|a| a.name.clone()).collect();
+        let names = (config.accounts.iter().map(|a| a.name.clone()))
+            .chain(config.components.iter().map(|c| crate::component::center_name(&c.name)))
+            .collect();
         AppState {
             accounts: config
                 .accounts
                 .iter()
                 .map(|a| (a.name.clone(), Arc::new(Account::new(a.clone()))))
                 .collect(),
+            components: (config.components.iter())
+                .map(|c| (c.name.clone(), Arc::new(Component::new(c.clone()))))
+                .collect(),
+            component_store: None,
             metrics: Metrics::new(names),
             max_body_bytes: config.max_body_bytes,
             center,
@@ -158,6 +173,11 @@ impl AppState {
         let center = credential_center(config, store);
         center.spawn_refresher();
         let mut state = AppState::with_center(config, center.clone(), admin_token);
+        if !config.components.is_empty() {
+            let store = ComponentStore::new(db.clone())?;
+            state.start_components(&store).await;
+            state.component_store = Some(store);
+        }
         state.shared = shared;
         state.db = Some(db.clone());
         let forwards: HashMap<String, ForwardConfig> = config
@@ -177,6 +197,47 @@ impl AppState {
             state.forwarder = Some(forwarder);
         }
         Ok(state)
+    }
+
+    /// Hands each platform's durably stored ticket to the credential center (a Redis
+    /// that lost it gets it back; an older one is kept out), then asks WeChat to push a
+    /// ticket for each platform that still has none valid (`api_start_push_ticket`, in
+    /// the background: at most one instance asks).
+    async fn start_components(&self, store: &ComponentStore) {
+        for component in self.components.values() {
+            let name = component.center_name();
+            match store.ticket(&component.config.app_id).await {
+                Ok(Some(stored)) => {
+                    let offered = (self.center)
+                        .offer_verify_ticket(&name, &stored.ticket, stored.create_time)
+                        .await;
+                    if let Err(err) = offered {
+                        tracing::warn!(component = %component.config.name, "the stored ticket could not be handed to the credential store: {err}");
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(component = %component.config.name, "the stored ticket cannot be read: {err}");
+                }
+            }
+            let center = Arc::clone(&self.center);
+            tokio::spawn(async move {
+                match center.ask_for_ticket(&name).await {
+                    Ok(outcome) => tracing::debug!(component = %name, ?outcome, "ticket at start"),
+                    Err(err) => tracing::warn!(component = %name, "could not ask WeChat to push a component_verify_ticket: {err}"),
+                }
+            });
+        }
+    }
+
+    /// The third-party platform served at `/open/{name}/…`.
+    pub fn component(&self, name: &str) -> Option<&Arc<Component>> {
+        self.components.get(name)
+    }
+
+    /// The durable record of platforms' notifies, when the process has a database.
+    pub fn component_store(&self) -> Option<&ComponentStore> {
+        self.component_store.as_ref()
     }
 
     /// Stops the delivery worker and commits the inbox durably (after the server has

@@ -5,6 +5,8 @@
 //! * `GET  /wx/{account}`: URL verification (echostr, verbatim, `text/plain`).
 //! * `POST /wx/{account}`: message push; a reply (XML or JSON, as the push), an
 //!   encrypted envelope or `success`.
+//! * `POST /open/{name}/notify`: a third-party platform's 授权事件接收URL; `success`
+//!   once the ticket or the authorization event is stored.
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
@@ -16,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -30,6 +32,7 @@ pub mod error;
 pub mod health;
 mod metrics;
 pub mod oauth;
+mod open;
 
 use callback::{message, verify};
 
@@ -42,6 +45,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(crate::http::oauth::authorize),
         )
         .route("/oauth/{name}/callback", get(crate::http::oauth::callback))
+        .route("/open/{name}/notify", post(open::notify))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
         .route("/healthz", get(crate::http::health::healthz))

@@ -113,7 +113,7 @@ impl Validator<'_> {
         })
     }
 
-    fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {
+    pub(super) fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {
         let text = value.as_ref().filter(|t| !t.get_ref().is_empty())?;
         match EncodingAesKey::parse(text.get_ref()) {
             Ok(parsed) => {
@@ -136,14 +136,14 @@ impl Validator<'_> {
         }
     }
 
-    fn error_count(&self) -> usize {
+    pub(super) fn error_count(&self) -> usize {
         self.findings
             .iter()
             .filter(|f| f.severity == Severity::Error)
             .count()
     }
 
-    fn name(&mut self, name: &Spanned<String>, key: String) {
+    pub(super) fn name(&mut self, name: &Spanned<String>, key: String) {
         let text = name.get_ref();
         if text.is_empty()
             || !text
@@ -173,7 +173,7 @@ impl Validator<'_> {
         }
     }
 
-    fn token(&mut self, token: &Spanned<String>, key: String) {
+    pub(super) fn token(&mut self, token: &Spanned<String>, key: String) {
         let text = token.get_ref();
         if self.console(token.span(), key.clone(), console::check_token(text)) {
             let lower = text.to_ascii_lowercase();
@@ -191,7 +191,7 @@ impl Validator<'_> {
         }
     }
 
-    fn app_secret(&mut self, secret: String, key: String) -> SecretString {
+    pub(super) fn app_secret(&mut self, secret: String, key: String) -> SecretString {
         let well_formed = secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit());
         if !secret.is_empty() && !well_formed {
             self.push(

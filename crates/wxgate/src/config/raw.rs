@@ -25,6 +25,21 @@ pub(super) struct RawConfig {
     pub(super) http: Option<RawHttp>,
     #[serde(default)]
     pub(super) account: Vec<RawAccount>,
+    #[serde(default)]
+    pub(super) component: Vec<RawComponent>,
+}
+
+/// `[[component]]`: an Open Platform third-party platform.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawComponent {
+    pub(super) name: Spanned<String>,
+    pub(super) app_id: Spanned<String>,
+    pub(super) app_secret: Spanned<String>,
+    pub(super) token: Spanned<String>,
+    pub(super) encoding_aes_key: Spanned<String>,
+    pub(super) previous_encoding_aes_key: Option<Spanned<String>>,
+    pub(super) timestamp_window_s: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]

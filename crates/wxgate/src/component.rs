@@ -1,0 +1,126 @@
+//! Open Platform third-party platforms (开放平台 第三方平台, `[[component]]`): what
+//! their 授权事件接收URL receives, checked and stored before it is acknowledged.
+//!
+//! * [`Component`]: one platform, with the callback protocol of an account whose
+//!   AppID is the platform's (every push to a platform is encrypted with its key and
+//!   carries its AppID as the trailer), always in safe mode.
+//! * [`Component::receive`]: a notify, from its admitted query and body to what was
+//!   stored: `msg_signature`, decryption, the notify's own `AppId`, then the durable
+//!   write of the ticket or the authorization event, then the ticket in the credential
+//!   center (the embedded database, or Redis shared by the instances). Only then does
+//!   the route answer `success`.
+//! * `store`: [`ComponentStore`], the durable record in the process's database: the
+//!   latest ticket per platform, and each authorizer's latest event.
+//! * `error`: [`NotifyError`], which tells the HTTP layer what the refusal is.
+
+use secrecy::SecretString;
+use subtle::ConstantTimeEq;
+use wxgate_client::CredentialCenter;
+use wxgate_proto::component::{Info, Notify};
+use wxgate_proto::console::Mode;
+use wxgate_proto::Format;
+
+use crate::config::{AccountConfig, AccountKind, ComponentConfig};
+use crate::gateway::account::{Account, CallbackQuery, DecryptFailure, Refusal};
+
+mod error;
+mod store;
+
+pub use error::NotifyError;
+pub use store::{AuthorizerEvent, ComponentStore, StoredTicket};
+
+/// One third-party platform.
+#[derive(Debug)]
+pub struct Component {
+    /// Its configuration.
+    pub config: ComponentConfig,
+    /// The callback protocol with the platform's Token, key and AppID.
+    pub gateway: Account,
+}
+
+/// What a notify was and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The InfoType.
+    pub info_type: String,
+    /// For a ticket: whether it was stored, repeated or older than the stored one.
+    pub ticket: Option<wxgate_client::credential::TicketOffer>,
+}
+
+impl Component {
+    /// A platform from its validated configuration.
+    pub fn new(config: ComponentConfig) -> Component {
+        let gateway = Account::new(AccountConfig {
+            name: config.name.clone(),
+            app_id: config.app_id.clone(),
+            app_secret: SecretString::from(String::new()),
+            agent_id: None,
+            token: config.token.clone(),
+            aes_key: Some(config.aes_key.clone()),
+            previous_aes_key: config.previous_aes_key.clone(),
+            mode: Mode::Safe,
+            timestamp_window_s: config.timestamp_window_s,
+            dedup: false,
+            rules: Vec::new(),
+            oauth: None,
+            forward: None,
+            kind: AccountKind::OfficialAccount,
+            data_format: Format::Xml,
+        });
+        Component { config, gateway }
+    }
+
+    /// The platform's name in the credential center: `open/{name}`, which no account
+    /// name can be (a name has no '/'), so `/api/accounts/…` never reaches it.
+    pub fn center_name(&self) -> String {
+        center_name(&self.config.name)
+    }
+
+    /// Checks a notify that [`Account::admit`] let in (it must be encrypted), opens it,
+    /// and stores what it says: durably in `store` (when the process has a database),
+    /// then the ticket in the credential center. Returns once everything is stored.
+    ///
+    /// # Errors
+    /// [`NotifyError`]: a refusal of the request, a notify for another platform, or a
+    /// store that failed (retrying helps: WeChat pushes again).
+    pub async fn receive(
+        &self,
+        query: &CallbackQuery,
+        body: &str,
+        center: &CredentialCenter,
+        store: Option<&ComponentStore>,
+    ) -> Result<Received, NotifyError> {
+        let format = Format::detect(body).map_err(Refusal::Malformed)?;
+        let (plain, _) = self.gateway.unseal(query, body, format)?;
+        // The parser's error may quote the decrypted text: only the kind is kept.
+        let notify =
+            Notify::parse(&plain).map_err(|_| Refusal::Decrypt(DecryptFailure::Xml))?;
+        let ours = notify.app_id.as_bytes().ct_eq(self.config.app_id.as_bytes());
+        if !bool::from(ours) {
+            return Err(NotifyError::OtherComponent {
+                named: wxgate_proto::crypto::looks_like_app_id(&notify.app_id)
+                    .then(|| notify.app_id.clone()),
+            });
+        }
+        if let Some(store) = store {
+            store.record(&self.config.app_id, &notify).await?;
+        }
+        let ticket = match &notify.info {
+            Info::VerifyTicket(ticket) => Some(
+                center
+                    .offer_verify_ticket(&self.center_name(), ticket, notify.create_time)
+                    .await?,
+            ),
+            _ => None,
+        };
+        Ok(Received {
+            info_type: notify.info.info_type().to_owned(),
+            ticket,
+        })
+    }
+}
+
+/// The credential center's name of the platform `name`: `open/{name}`.
+pub fn center_name(name: &str) -> String {
+    format!("open/{name}")
+}

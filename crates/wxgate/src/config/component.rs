@@ -1,0 +1,92 @@
+//! The checks of one `[[component]]`, an Open Platform third-party platform (开放平台
+//! 第三方平台): its name (the path `/open/{name}/…`), AppID, AppSecret, Token and
+//! EncodingAESKey. WeChat always encrypts a platform's pushes, so the key is required.
+
+use std::collections::HashSet;
+
+use secrecy::{ExposeSecret, SecretString};
+use wxgate_proto::EncodingAesKey;
+
+use super::raw::RawComponent;
+use super::validate::Validator;
+use super::DEFAULT_TIMESTAMP_WINDOW_S;
+
+/// One validated `[[component]]`.
+#[derive(Debug, Clone)]
+pub struct ComponentConfig {
+    /// URL path segment: `/open/{name}/notify`.
+    pub name: String,
+    /// The platform's AppID (the trailer of every push it receives).
+    pub app_id: String,
+    /// The platform's AppSecret (never logged).
+    pub app_secret: SecretString,
+    /// The Token of its notify and message URLs.
+    pub token: SecretString,
+    /// Its EncodingAESKey.
+    pub aes_key: EncodingAesKey,
+    /// The key before the last rotation, tried when the current one fails.
+    pub previous_aes_key: Option<EncodingAesKey>,
+    /// Accepted clock skew in seconds; 0 turns the check off.
+    pub timestamp_window_s: u64,
+}
+
+impl Validator<'_> {
+    /// Every `[[component]]`, each name once; `account_names` are the accounts' names,
+    /// which a platform's name may repeat (the paths differ), listed for the message.
+    pub(super) fn components(&mut self, raw: Vec<RawComponent>) -> Vec<ComponentConfig> {
+        let mut names = HashSet::new();
+        let mut components = Vec::new();
+        for (index, component) in raw.into_iter().enumerate() {
+            let name = component.name.get_ref().clone();
+            if !names.insert(name.clone()) {
+                self.error(
+                    Some(component.name.span()),
+                    format!("component[{index}].name"),
+                    format!("component name {name:?} is used twice; each platform needs its own path /open/{{name}}"),
+                );
+            }
+            components.extend(self.component(index, component));
+        }
+        components
+    }
+
+    fn component(&mut self, index: usize, raw: RawComponent) -> Option<ComponentConfig> {
+        let key = |field: &str| format!("component[{index}].{field}");
+        let errors_before = self.error_count();
+        self.name(&raw.name, key("name"));
+        self.app_id(&raw.app_id, key("app_id"));
+        self.token(&raw.token, key("token"));
+        let app_secret = self.app_secret(raw.app_secret.get_ref().clone(), key("app_secret"));
+        if app_secret.expose_secret().is_empty() {
+            self.error(
+                Some(raw.app_secret.span()),
+                key("app_secret"),
+                "a third-party platform needs its AppSecret for component_access_token; copy it from 开放平台 → 管理中心 → 第三方平台 → 详情",
+            );
+        }
+        let aes_key = self.aes_key(key("encoding_aes_key"), &Some(raw.encoding_aes_key.clone()));
+        if aes_key.is_none() && raw.encoding_aes_key.get_ref().is_empty() {
+            self.error(
+                Some(raw.encoding_aes_key.span()),
+                key("encoding_aes_key"),
+                "WeChat encrypts every push to a third-party platform: copy the 消息加解密Key from 开发资料 → 开发配置",
+            );
+        }
+        let previous_aes_key = self.aes_key(
+            key("previous_encoding_aes_key"),
+            &raw.previous_encoding_aes_key,
+        );
+        let aes_key = aes_key?;
+        (self.error_count() == errors_before).then(|| ComponentConfig {
+            name: raw.name.into_inner(),
+            app_id: raw.app_id.into_inner(),
+            app_secret,
+            token: SecretString::from(raw.token.into_inner()),
+            aes_key,
+            previous_aes_key,
+            timestamp_window_s: raw
+                .timestamp_window_s
+                .unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
+        })
+    }
+}
