@@ -68,7 +68,11 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::get`].
-    pub async fn start_push_ticket(&self, component_app_id: &str, secret: &str) -> Result<(), Error> {
+    pub async fn start_push_ticket(
+        &self,
+        component_app_id: &str,
+        secret: &str,
+    ) -> Result<(), Error> {
         let body = json!({ "component_appid": component_app_id, "component_secret": secret });
         self.post("/cgi-bin/component/api_start_push_ticket", &[], &body)
             .await

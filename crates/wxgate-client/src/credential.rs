@@ -41,8 +41,8 @@ use serde::{Deserialize, Serialize};
 pub use center::CredentialCenter;
 pub use config::{AccountSecrets, CenterConfig, TokenEndpoint, TokenSource};
 pub use stats::CenterStats;
-pub use ticket::{TicketAsk, TicketOffer, ASK_AGAIN_AFTER_S, TICKET_TTL_S};
 pub use store::{CredentialStore, Fence, LocalLease, MemoryStore, StoreError, StoreFuture};
+pub use ticket::{TicketAsk, TicketOffer, ASK_AGAIN_AFTER_S, TICKET_TTL_S};
 
 /// Which credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

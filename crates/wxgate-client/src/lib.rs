@@ -17,8 +17,8 @@ mod error;
 pub mod tls;
 pub mod wecom;
 
-pub use component::AuthorizerTokens;
 pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
+pub use component::AuthorizerTokens;
 pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
     CredentialStore, Fence, MemoryStore, StoreError, TokenEndpoint, TokenSource,

@@ -21,10 +21,13 @@ const NAME: &str = "open/acme";
 async fn emulator(rotate: bool) -> (Emulator, String) {
     let mut component = Component::new(COMPONENT, SECRET, "AAAAA", &"A".repeat(43));
     component.rotate_refresh_tokens = rotate;
-    let config = EmulatorConfig::with_app(App::new("wx1234567890abcdef", SECRET))
-        .with_component(component);
+    let config =
+        EmulatorConfig::with_app(App::new("wx1234567890abcdef", SECRET)).with_component(component);
     let emu = Emulator::new(config);
-    let (addr, _task) = emu.spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let (addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
     (emu, format!("http://{addr}"))
 }
 
@@ -46,14 +49,26 @@ fn center(base: &str) -> Arc<CredentialCenter> {
 async fn without_a_ticket_the_token_is_refused_and_start_push_is_asked_once() {
     let (emu, base) = emulator(false).await;
     let center = center(&base);
-    let err = center.get(NAME, CredentialKind::AccessToken).await.unwrap_err();
-    assert!(matches!(err, Error::NoVerifyTicket { expired: false, .. }), "{err}");
+    let err = center
+        .get(NAME, CredentialKind::AccessToken)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NoVerifyTicket { expired: false, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("授权事件接收URL"), "{err}");
     assert_eq!(center.ask_for_ticket(NAME).await.unwrap(), TicketAsk::Asked);
     // Asked within the last 10 minutes: no second call.
-    assert_eq!(center.ask_for_ticket(NAME).await.unwrap(), TicketAsk::AskedElsewhere);
+    assert_eq!(
+        center.ask_for_ticket(NAME).await.unwrap(),
+        TicketAsk::AskedElsewhere
+    );
     assert_eq!(emu.count("/cgi-bin/component/api_start_push_ticket"), 1);
-    let err = center.get(NAME, CredentialKind::JsapiTicket).await.unwrap_err();
+    let err = center
+        .get(NAME, CredentialKind::JsapiTicket)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotForComponent { .. }), "{err}");
 }
 
@@ -64,10 +79,22 @@ async fn the_latest_ticket_gives_one_token_for_many_callers() {
     let now = center.now();
     let old = emu.issue_ticket(COMPONENT);
     let new = emu.issue_ticket(COMPONENT);
-    assert_eq!(center.offer_verify_ticket(NAME, &new, now).await.unwrap(), TicketOffer::Stored);
+    assert_eq!(
+        center.offer_verify_ticket(NAME, &new, now).await.unwrap(),
+        TicketOffer::Stored
+    );
     // A replayed or delayed older push never replaces the newer ticket.
-    assert_eq!(center.offer_verify_ticket(NAME, &old, now - 600).await.unwrap(), TicketOffer::Older);
-    assert_eq!(center.offer_verify_ticket(NAME, &new, now).await.unwrap(), TicketOffer::Repeated);
+    assert_eq!(
+        center
+            .offer_verify_ticket(NAME, &old, now - 600)
+            .await
+            .unwrap(),
+        TicketOffer::Older
+    );
+    assert_eq!(
+        center.offer_verify_ticket(NAME, &new, now).await.unwrap(),
+        TicketOffer::Repeated
+    );
     assert_eq!(center.verify_ticket(NAME).await.unwrap().value, new);
     assert_eq!(center.ask_for_ticket(NAME).await.unwrap(), TicketAsk::Held);
 
@@ -100,24 +127,69 @@ fn errcode<T>(result: Result<T, Error>) -> Option<i64> {
 async fn the_emulator_answers_wechat_codes_for_tickets_tokens_and_codes() {
     let (emu, base) = emulator(false).await;
     let client = Client::new(&base);
-    assert_eq!(errcode(client.component_token(COMPONENT, SECRET, "ticket@@@never").await), Some(61006));
-    assert_eq!(errcode(client.component_token(COMPONENT, "f".repeat(32).as_str(), "x").await), Some(40125));
+    assert_eq!(
+        errcode(
+            client
+                .component_token(COMPONENT, SECRET, "ticket@@@never")
+                .await
+        ),
+        Some(61006)
+    );
+    assert_eq!(
+        errcode(
+            client
+                .component_token(COMPONENT, "f".repeat(32).as_str(), "x")
+                .await
+        ),
+        Some(40125)
+    );
     let ticket = emu.issue_ticket(COMPONENT);
     emu.advance(12 * 3600 + 1);
-    assert_eq!(errcode(client.component_token(COMPONENT, SECRET, &ticket).await), Some(61005));
+    assert_eq!(
+        errcode(client.component_token(COMPONENT, SECRET, &ticket).await),
+        Some(61005)
+    );
     let ticket = emu.issue_ticket(COMPONENT);
-    let token = client.component_token(COMPONENT, SECRET, &ticket).await.unwrap().value;
-    assert_eq!(errcode(client.create_preauthcode("EMU_COMPONENT_forged", COMPONENT).await), Some(40001));
+    let token = client
+        .component_token(COMPONENT, SECRET, &ticket)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        errcode(
+            client
+                .create_preauthcode("EMU_COMPONENT_forged", COMPONENT)
+                .await
+        ),
+        Some(40001)
+    );
     let pre = client.create_preauthcode(&token, COMPONENT).await.unwrap();
     assert!(pre.value.starts_with("preauthcode@@@"));
-    assert_eq!(errcode(client.query_auth(&token, COMPONENT, "queryauthcode@@@never").await), Some(61009));
+    assert_eq!(
+        errcode(
+            client
+                .query_auth(&token, COMPONENT, "queryauthcode@@@never")
+                .await
+        ),
+        Some(61009)
+    );
     let code = emu.authorize(COMPONENT, AUTHORIZER);
     let tokens = client.query_auth(&token, COMPONENT, &code).await.unwrap();
     assert_eq!(tokens.authorizer_app_id, AUTHORIZER);
-    assert!(!format!("{tokens:?}").contains(&tokens.refresh_token), "Debug hides the refresh token");
-    assert_eq!(errcode(client.query_auth(&token, COMPONENT, &code).await), Some(61010));
+    assert!(
+        !format!("{tokens:?}").contains(&tokens.refresh_token),
+        "Debug hides the refresh token"
+    );
     assert_eq!(
-        errcode(client.authorizer_token(&token, COMPONENT, AUTHORIZER, "refreshtoken@@@forged").await),
+        errcode(client.query_auth(&token, COMPONENT, &code).await),
+        Some(61010)
+    );
+    assert_eq!(
+        errcode(
+            client
+                .authorizer_token(&token, COMPONENT, AUTHORIZER, "refreshtoken@@@forged")
+                .await
+        ),
         Some(61023)
     );
     // The authorizer's access token works on the ordinary API.
@@ -131,14 +203,22 @@ async fn a_refresh_token_stays_or_rotates_as_the_platform_does() {
         let (emu, base) = emulator(rotate).await;
         let client = Client::new(&base);
         let ticket = emu.issue_ticket(COMPONENT);
-        let token = client.component_token(COMPONENT, SECRET, &ticket).await.unwrap().value;
+        let token = client
+            .component_token(COMPONENT, SECRET, &ticket)
+            .await
+            .unwrap()
+            .value;
         let code = emu.authorize(COMPONENT, AUTHORIZER);
         let first = client.query_auth(&token, COMPONENT, &code).await.unwrap();
         let second = (client.authorizer_token(&token, COMPONENT, AUTHORIZER, &first.refresh_token))
             .await
             .unwrap();
         assert_ne!(second.access.value, first.access.value);
-        assert_eq!(second.refresh_token == first.refresh_token, !rotate, "rotate = {rotate}");
+        assert_eq!(
+            second.refresh_token == first.refresh_token,
+            !rotate,
+            "rotate = {rotate}"
+        );
         let again = client
             .authorizer_token(&token, COMPONENT, AUTHORIZER, &first.refresh_token)
             .await;

@@ -36,6 +36,9 @@ pub(crate) struct ComponentState {
     pub(crate) tokens: HashMap<String, (String, i64)>,
     /// Where each platform's notifies go (授权事件接收URL).
     pub(crate) notify_urls: HashMap<String, String>,
+    /// Platforms that asked for a ticket push before their notify URL was known: the
+    /// push goes out when it is set (as WeChat's goes to the URL set in the console).
+    pub(crate) pending_pushes: std::collections::HashSet<String>,
     pub(crate) auth_codes: HashMap<String, AuthCode>,
     /// The valid refresh token per (platform, authorizer).
     pub(crate) refresh: HashMap<(String, String), String>,
@@ -55,7 +58,37 @@ pub struct NotifyOutcome {
 impl Emulator {
     /// Where `component`'s notifies go (its 授权事件接收URL).
     pub fn set_notify_url(&self, component: &str, url: &str) {
-        (self.lock().component.notify_urls).insert(component.to_owned(), url.to_owned());
+        let pending = {
+            let mut inner = self.lock();
+            (inner.component.notify_urls).insert(component.to_owned(), url.to_owned());
+            inner.component.pending_pushes.remove(component)
+        };
+        if pending {
+            self.push_ticket_soon(component);
+        }
+    }
+
+    /// Pushes a ticket 50 ms from now, as WeChat does after `api_start_push_ticket`;
+    /// without a notify URL yet, once it is set.
+    pub(crate) fn push_ticket_soon(&self, component: &str) {
+        let known = {
+            let mut inner = self.lock();
+            let known = inner.component.notify_urls.contains_key(component);
+            if !known {
+                inner.component.pending_pushes.insert(component.to_owned());
+            }
+            known
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if known {
+            let (emu, component) = (self.clone(), component.to_owned());
+            runtime.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = emu.push_ticket(&component).await;
+            });
+        }
     }
 
     /// Issues a new `component_verify_ticket` (valid 12 hours) without pushing it.
@@ -63,7 +96,11 @@ impl Emulator {
         let ticket = format!("ticket@@@{}", random(86));
         let expires_at = self.now() + TICKET_TTL_S;
         let mut inner = self.lock();
-        let tickets = inner.component.tickets.entry(component.to_owned()).or_default();
+        let tickets = inner
+            .component
+            .tickets
+            .entry(component.to_owned())
+            .or_default();
         tickets.insert(ticket.clone(), expires_at);
         ticket
     }
@@ -72,7 +109,8 @@ impl Emulator {
     /// or for an unknown platform.
     pub async fn push_ticket(&self, component: &str) -> Option<NotifyOutcome> {
         let ticket = self.issue_ticket(component);
-        self.push_notify(component, Info::VerifyTicket(ticket)).await
+        self.push_notify(component, Info::VerifyTicket(ticket))
+            .await
     }
 
     /// Pushes a ticket every `interval` (WeChat: 10 minutes) until the task is dropped.
@@ -110,7 +148,11 @@ impl Emulator {
     }
 
     /// Authorizes as [`Emulator::authorize`] and pushes the `authorized` notify.
-    pub async fn push_authorized(&self, component: &str, authorizer: &str) -> Option<NotifyOutcome> {
+    pub async fn push_authorized(
+        &self,
+        component: &str,
+        authorizer: &str,
+    ) -> Option<NotifyOutcome> {
         let code = self.authorize(component, authorizer);
         let info = Info::Authorized(Authorization {
             authorizer_app_id: authorizer.to_owned(),
@@ -122,7 +164,11 @@ impl Emulator {
 
     /// Withdraws an authorization: the refresh token stops working, and the
     /// `unauthorized` notify is pushed.
-    pub async fn push_unauthorized(&self, component: &str, authorizer: &str) -> Option<NotifyOutcome> {
+    pub async fn push_unauthorized(
+        &self,
+        component: &str,
+        authorizer: &str,
+    ) -> Option<NotifyOutcome> {
         let key = (component.to_owned(), authorizer.to_owned());
         self.lock().component.refresh.remove(&key);
         let info = Info::Unauthorized {
@@ -146,7 +192,10 @@ impl Emulator {
     pub async fn push_notify(&self, component: &str, info: Info) -> Option<NotifyOutcome> {
         let config = self.component_config(component)?.clone();
         let url = self.lock().component.notify_urls.get(component).cloned()?;
-        let crypt = MsgCrypt::new(&EncodingAesKey::parse(&config.encoding_aes_key).ok()?, component);
+        let crypt = MsgCrypt::new(
+            &EncodingAesKey::parse(&config.encoding_aes_key).ok()?,
+            component,
+        );
         let notify = Notify {
             app_id: component.to_owned(),
             create_time: self.now(),

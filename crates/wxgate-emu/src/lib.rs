@@ -40,9 +40,9 @@ pub mod pusher;
 mod routes;
 mod state;
 
+pub use component::NotifyOutcome;
 pub use config::{App, Component, EmulatorConfig, WeComApp};
 use state::Inner;
-pub use component::NotifyOutcome;
 pub use state::{Call, WeComSent};
 
 /// The emulator: cheap to clone, shared with its server.

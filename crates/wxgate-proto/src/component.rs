@@ -204,7 +204,9 @@ mod tests {
     #[test]
     fn a_missing_ticket_an_oversized_field_and_a_bad_time_are_refused() {
         let head = "<xml><AppId>wx134c8103faa5a59e</AppId>";
-        let missing = format!("{head}<CreateTime>1</CreateTime><InfoType>component_verify_ticket</InfoType></xml>");
+        let missing = format!(
+            "{head}<CreateTime>1</CreateTime><InfoType>component_verify_ticket</InfoType></xml>"
+        );
         assert_eq!(
             Notify::parse(&missing),
             Err(Error::MissingField {
@@ -218,11 +220,10 @@ mod tests {
             Err(Error::FieldTooLong { .. })
         ));
         let time = format!("{head}<CreateTime>soon</CreateTime><InfoType>x</InfoType></xml>");
-        assert!(matches!(
-            Notify::parse(&time),
-            Err(Error::BadNumber { .. })
-        ));
-        let other = format!("{head}<CreateTime>1</CreateTime><InfoType>notify_third_fasteregister</InfoType></xml>");
+        assert!(matches!(Notify::parse(&time), Err(Error::BadNumber { .. })));
+        let other = format!(
+            "{head}<CreateTime>1</CreateTime><InfoType>notify_third_fasteregister</InfoType></xml>"
+        );
         assert_eq!(
             Notify::parse(&other).unwrap().info,
             Info::Other("notify_third_fasteregister".into())

@@ -127,7 +127,12 @@ impl AppState {
         admin_token: String,
     ) -> Self {
         let names = (config.accounts.iter().map(|a| a.name.clone()))
-            .chain(config.components.iter().map(|c| crate::component::center_name(&c.name)))
+            .chain(
+                config
+                    .components
+                    .iter()
+                    .map(|c| crate::component::center_name(&c.name)),
+            )
             .collect();
         AppState {
             accounts: config
@@ -224,7 +229,9 @@ impl AppState {
             tokio::spawn(async move {
                 match center.ask_for_ticket(&name).await {
                     Ok(outcome) => tracing::debug!(component = %name, ?outcome, "ticket at start"),
-                    Err(err) => tracing::warn!(component = %name, "could not ask WeChat to push a component_verify_ticket: {err}"),
+                    Err(err) => {
+                        tracing::warn!(component = %name, "could not ask WeChat to push a component_verify_ticket: {err}")
+                    }
                 }
             });
         }

@@ -93,9 +93,11 @@ impl Component {
         let format = Format::detect(body).map_err(Refusal::Malformed)?;
         let (plain, _) = self.gateway.unseal(query, body, format)?;
         // The parser's error may quote the decrypted text: only the kind is kept.
-        let notify =
-            Notify::parse(&plain).map_err(|_| Refusal::Decrypt(DecryptFailure::Xml))?;
-        let ours = notify.app_id.as_bytes().ct_eq(self.config.app_id.as_bytes());
+        let notify = Notify::parse(&plain).map_err(|_| Refusal::Decrypt(DecryptFailure::Xml))?;
+        let ours = notify
+            .app_id
+            .as_bytes()
+            .ct_eq(self.config.app_id.as_bytes());
         if !bool::from(ours) {
             return Err(NotifyError::OtherComponent {
                 named: wxgate_proto::crypto::looks_like_app_id(&notify.app_id)

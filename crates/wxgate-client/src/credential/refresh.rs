@@ -92,9 +92,7 @@ impl CredentialCenter {
                 match state.secrets.source {
                     TokenSource::WeChat => {}
                     TokenSource::WeCom { .. } => return Err(Error::NotForWeCom { account, what }),
-                    TokenSource::Component => {
-                        return Err(Error::NotForComponent { account, what })
-                    }
+                    TokenSource::Component => return Err(Error::NotForComponent { account, what }),
                 }
             }
             let slot = state.slot(kind);

@@ -124,7 +124,12 @@ impl CredentialCenter {
         }
         let state = self.component(account)?;
         let key = state.secrets.ticket_asked_key();
-        let Some(fence) = self.store.try_lock(&key, ASK_LEASE).await.map_err(Error::Store)? else {
+        let Some(fence) = self
+            .store
+            .try_lock(&key, ASK_LEASE)
+            .await
+            .map_err(Error::Store)?
+        else {
             return Ok(TicketAsk::AskedElsewhere);
         };
         let result = self.ask_under_lease(account, state, &key, fence).await;
@@ -177,7 +182,11 @@ impl CredentialCenter {
         let ticket = self.verify_ticket(&state.secrets.name).await?;
         let secrets = &state.secrets;
         self.client
-            .component_token(&secrets.app_id, secrets.secret.expose_secret(), &ticket.value)
+            .component_token(
+                &secrets.app_id,
+                secrets.secret.expose_secret(),
+                &ticket.value,
+            )
             .await
     }
 }

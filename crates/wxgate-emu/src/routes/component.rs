@@ -15,7 +15,6 @@
 //! WeChat gives in its developer community for api_query_auth).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::Uri;
@@ -44,7 +43,11 @@ impl Emulator {
     }
 
     /// The platform named in a body, with its secret checked when `secret_field` is set.
-    fn admit_component(&self, request: &Value, secret_field: Option<&str>) -> Result<String, Value> {
+    fn admit_component(
+        &self,
+        request: &Value,
+        secret_field: Option<&str>,
+    ) -> Result<String, Value> {
         let app_id = request["component_appid"].as_str().unwrap_or_default();
         let Some(component) = self.component_config(app_id) else {
             return Err(error(40013, "invalid appid"));
@@ -86,10 +89,16 @@ fn post_json(
     respond(emu, "POST", uri.path(), query, body, answer)
 }
 
-pub(super) async fn component_token(State(emu): State<Emulator>, uri: Uri, body: String) -> Response {
+pub(super) async fn component_token(
+    State(emu): State<Emulator>,
+    uri: Uri,
+    body: String,
+) -> Response {
     post_json(&emu, &uri, &body, |request| {
         let app_id = emu.admit_component(request, Some("component_appsecret"))?;
-        let ticket = request["component_verify_ticket"].as_str().unwrap_or_default();
+        let ticket = request["component_verify_ticket"]
+            .as_str()
+            .unwrap_or_default();
         let now = emu.now();
         let issued = (emu.lock().component.tickets.get(&app_id))
             .and_then(|tickets| tickets.get(ticket).copied());
@@ -107,15 +116,15 @@ pub(super) async fn component_token(State(emu): State<Emulator>, uri: Uri, body:
     })
 }
 
-pub(super) async fn start_push_ticket(State(emu): State<Emulator>, uri: Uri, body: String) -> Response {
+pub(super) async fn start_push_ticket(
+    State(emu): State<Emulator>,
+    uri: Uri,
+    body: String,
+) -> Response {
     post_json(&emu, &uri, &body, |request| {
         let app_id = emu.admit_component(request, Some("component_secret"))?;
         // WeChat pushes a little later, to the 授权事件接收URL.
-        let pusher = emu.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = pusher.push_ticket(&app_id).await;
-        });
+        emu.push_ticket_soon(&app_id);
         Ok(json!({ "errcode": 0, "errmsg": "ok" }))
     })
 }
@@ -181,12 +190,20 @@ pub(super) async fn authorizer_token(
     post_json(&emu, &uri, &body, |request| {
         let owner = emu.check_component_token(&q)?;
         let authorizer = request["authorizer_appid"].as_str().unwrap_or_default();
-        let presented = request["authorizer_refresh_token"].as_str().unwrap_or_default();
-        let rotate = emu.component_config(&owner).is_some_and(|c| c.rotate_refresh_tokens);
+        let presented = request["authorizer_refresh_token"]
+            .as_str()
+            .unwrap_or_default();
+        let rotate = emu
+            .component_config(&owner)
+            .is_some_and(|c| c.rotate_refresh_tokens);
         let key = (owner, authorizer.to_owned());
         let next = {
             let mut inner = emu.lock();
-            *inner.component.refresh_uses.entry(presented.to_owned()).or_default() += 1;
+            *inner
+                .component
+                .refresh_uses
+                .entry(presented.to_owned())
+                .or_default() += 1;
             if inner.component.refresh.get(&key).map(String::as_str) != Some(presented) {
                 return Err(error(61023, "refresh_token is invalid"));
             }

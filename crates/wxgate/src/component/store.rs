@@ -57,7 +57,10 @@ impl std::fmt::Debug for AuthorizerEvent {
         f.debug_struct("AuthorizerEvent")
             .field("info_type", &self.info_type)
             .field("create_time", &self.create_time)
-            .field("authorization_code", &self.authorization_code.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "authorization_code",
+                &self.authorization_code.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("code_expires_at", &self.code_expires_at)
             .finish()
     }
@@ -112,7 +115,12 @@ impl ComponentStore {
                     ticket: ticket.clone(),
                     create_time: notify.create_time,
                 };
-                (TICKETS, component.to_owned(), notify.create_time, serde_json::to_vec(&stored)?)
+                (
+                    TICKETS,
+                    component.to_owned(),
+                    notify.create_time,
+                    serde_json::to_vec(&stored)?,
+                )
             }
             Info::Authorized(auth) | Info::UpdateAuthorized(auth) => {
                 let event = AuthorizerEvent {
@@ -122,7 +130,12 @@ impl ComponentStore {
                     code_expires_at: Some(auth.code_expires_at),
                 };
                 let key = format!("{component}:{}", auth.authorizer_app_id);
-                (AUTHORIZERS, key, notify.create_time, serde_json::to_vec(&event)?)
+                (
+                    AUTHORIZERS,
+                    key,
+                    notify.create_time,
+                    serde_json::to_vec(&event)?,
+                )
             }
             Info::Unauthorized { authorizer_app_id } => {
                 let event = AuthorizerEvent {
@@ -132,7 +145,12 @@ impl ComponentStore {
                     code_expires_at: None,
                 };
                 let key = format!("{component}:{authorizer_app_id}");
-                (AUTHORIZERS, key, notify.create_time, serde_json::to_vec(&event)?)
+                (
+                    AUTHORIZERS,
+                    key,
+                    notify.create_time,
+                    serde_json::to_vec(&event)?,
+                )
             }
             Info::Other(_) => return Ok(()),
         };

@@ -113,7 +113,11 @@ impl Validator<'_> {
         })
     }
 
-    pub(super) fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {
+    pub(super) fn aes_key(
+        &mut self,
+        key: String,
+        value: &Option<Spanned<String>>,
+    ) -> Option<EncodingAesKey> {
         let text = value.as_ref().filter(|t| !t.get_ref().is_empty())?;
         match EncodingAesKey::parse(text.get_ref()) {
             Ok(parsed) => {

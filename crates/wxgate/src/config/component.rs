@@ -84,9 +84,7 @@ impl Validator<'_> {
             token: SecretString::from(raw.token.into_inner()),
             aes_key,
             previous_aes_key,
-            timestamp_window_s: raw
-                .timestamp_window_s
-                .unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
+            timestamp_window_s: raw.timestamp_window_s.unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
         })
     }
 }

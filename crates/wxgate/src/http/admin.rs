@@ -44,6 +44,10 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/accounts/{name}/menu",
             post(menu_create).get(menu_get).delete(menu_delete),
         )
+        .route(
+            "/api/open/{name}/component_access_token",
+            get(component_access_token),
+        )
         .route("/api/status", get(status))
         .route("/api/inbox", get(inbox_list).delete(inbox_purge))
         .route("/api/inbox/{id}", get(inbox_show))
@@ -82,6 +86,26 @@ async fn access_token(
     Ok(Json(
         json!({ "access_token": credential.value, "expires_at": credential.expires_at }),
     ))
+}
+
+/// A third-party platform's component_access_token, from the credential center.
+async fn component_access_token(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, HttpError> {
+    if state.component(&name).is_none() {
+        return Err(HttpError::NotFound(format!(
+            "no [[component]] named {name:?}"
+        )));
+    }
+    let center_name = crate::component::center_name(&name);
+    let credential = (state.center())
+        .get(&center_name, CredentialKind::AccessToken)
+        .await?;
+    Ok(Json(json!({
+        "component_access_token": credential.value,
+        "expires_at": credential.expires_at,
+    })))
 }
 
 /// Refuses a WeCom application on a route that calls WeChat's API on `api_base`: its

@@ -22,7 +22,9 @@ use crate::metrics::{Method, Outcome};
 
 fn answer(state: &AppState, name: &str, outcome: Outcome, started: Instant) {
     let slot = state.metrics.slot(&center_name(name));
-    state.metrics.record(slot, Method::Post, outcome, started.elapsed());
+    state
+        .metrics
+        .record(slot, Method::Post, outcome, started.elapsed());
 }
 
 fn refused(state: &AppState, name: &str, error: NotifyError, started: Instant) -> Response {
@@ -33,7 +35,11 @@ fn refused(state: &AppState, name: &str, error: NotifyError, started: Instant) -
     };
     let slot = state.metrics.slot(&center_name(name));
     if let Some(note) = state.log_limit.check(slot, outcome) {
-        tracing::warn!(component = name, outcome = outcome.as_str(), "notify refused: {error}{note}");
+        tracing::warn!(
+            component = name,
+            outcome = outcome.as_str(),
+            "notify refused: {error}{note}"
+        );
     }
     answer(state, name, outcome, started);
     notify_error(&error)
@@ -49,7 +55,10 @@ pub async fn notify(
 ) -> Response {
     let started = Instant::now();
     let Some(component) = state.component(&name).cloned() else {
-        return text(StatusCode::NOT_FOUND, format!("unknown third-party platform {name:?}"));
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("unknown third-party platform {name:?}"),
+        );
     };
     let Ok(Query(query)) = query else {
         let refusal = Refusal::MissingParameter("timestamp");

@@ -1,6 +1,7 @@
 //! The callback protocol without HTTP: one `check_*` helper per behaviour, cases as rows.
 
 use super::*;
+use wxgate_proto::signature::msg_signature;
 use crate::config::Config;
 use crate::pipeline::RulesOnly;
 use rand::rngs::StdRng;
