@@ -1,13 +1,13 @@
 //! The callback protocol without HTTP: one `check_*` helper per behaviour, cases as rows.
 
 use super::*;
-use wxgate_proto::signature::msg_signature;
 use crate::config::Config;
 use crate::pipeline::RulesOnly;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use wxgate_proto::push::{self, build, PushParams};
 use wxgate_proto::reply::{Reply, ReplyMessage};
+use wxgate_proto::signature::msg_signature;
 use wxgate_proto::EncodingAesKey;
 
 const TOKEN: &str = "benchToken123";
