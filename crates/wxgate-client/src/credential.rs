@@ -29,6 +29,7 @@
 //! (the single-flight refresh, stage by stage), `stats` (counters and the daily quota),
 //! `ticket` (a third-party platform's verify ticket).
 
+mod authorizer;
 mod center;
 mod config;
 mod refresh;
@@ -38,6 +39,7 @@ mod ticket;
 
 use serde::{Deserialize, Serialize};
 
+pub use authorizer::authorizer_name;
 pub use center::CredentialCenter;
 pub use config::{AccountSecrets, CenterConfig, TokenEndpoint, TokenSource};
 pub use stats::CenterStats;
@@ -79,6 +81,10 @@ pub struct Credential {
     pub expires_at: i64,
     /// Unix seconds when it was fetched.
     pub fetched_at: i64,
+    /// An authorizer's `authorizer_refresh_token`, stored in the same write as the
+    /// access token it came with (absent for every other credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -87,6 +93,10 @@ impl std::fmt::Debug for Credential {
             .field("value", &"[REDACTED]")
             .field("expires_at", &self.expires_at)
             .field("fetched_at", &self.fetched_at)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }

@@ -84,6 +84,20 @@ pub enum Error {
         /// Whether one was stored but is past its 12 hours.
         expired: bool,
     },
+    /// Another instance holds an authorizer's refresh lease past the wait: refreshing
+    /// here too could present a refresh token that the other refresh retires.
+    #[error("the authorizer {account}'s token is being refreshed by another instance, which has held the lease for over 5 s; retry shortly")]
+    RefreshHeldElsewhere {
+        /// The authorizer's name in the center.
+        account: String,
+    },
+    /// No refresh token is stored for the authorizer: it never authorized the platform,
+    /// or withdrew the authorization.
+    #[error("{account} holds no authorization: the merchant has not authorized the platform (or withdrew it); send them through /open/{{name}}/authorize")]
+    NotAuthorized {
+        /// The authorizer's name in the center.
+        account: String,
+    },
     /// WeCom's message/send has no form for this message.
     #[error(
         "WeCom's message/send cannot carry a {msgtype} message: reply with text, image or news"

@@ -225,6 +225,7 @@ impl AppState {
                     tracing::warn!(component = %component.config.name, "the stored ticket cannot be read: {err}");
                 }
             }
+            self.hold_authorizers(store, component).await;
             let center = Arc::clone(&self.center);
             tokio::spawn(async move {
                 match center.ask_for_ticket(&name).await {
@@ -234,6 +235,24 @@ impl AppState {
                     }
                 }
             });
+        }
+    }
+
+    /// Holds in the credential center every authorizer whose latest event is an
+    /// authorization, so their tokens are refreshed ahead once used.
+    async fn hold_authorizers(&self, store: &ComponentStore, component: &Component) {
+        let name = component.center_name();
+        match store.authorizers(&component.config.app_id).await {
+            Ok(list) => {
+                for (app_id, event) in list {
+                    if event.info_type != "unauthorized" {
+                        let _ = self.center.hold_authorizer(&name, &app_id);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(component = %component.config.name, "the authorizers cannot be read: {err}")
+            }
         }
     }
 

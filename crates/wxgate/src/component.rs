@@ -7,8 +7,10 @@
 //! * [`Component::receive`]: a notify, from its admitted query and body to what was
 //!   stored: `msg_signature`, decryption, the notify's own `AppId`, then the durable
 //!   write of the ticket or the authorization event, then the ticket in the credential
-//!   center (the embedded database, or Redis shared by the instances). Only then does
-//!   the route answer `success`.
+//!   center (the embedded database, or Redis shared by the instances); for
+//!   `authorized` and `updateauthorized`, the code exchanged (`api_query_auth`) and the
+//!   authorizer's tokens stored; for `unauthorized`, the authorizer released. Only then
+//!   does the route answer `success`.
 //! * `store`: [`ComponentStore`], the durable record in the process's database: the
 //!   latest ticket per platform, and each authorizer's latest event.
 //! * `error`: [`NotifyError`], which tells the HTTP layer what the refusal is.
@@ -107,13 +109,28 @@ impl Component {
         if let Some(store) = store {
             store.record(&self.config.app_id, &notify).await?;
         }
+        let platform = self.center_name();
         let ticket = match &notify.info {
             Info::VerifyTicket(ticket) => Some(
                 center
-                    .offer_verify_ticket(&self.center_name(), ticket, notify.create_time)
+                    .offer_verify_ticket(&platform, ticket, notify.create_time)
                     .await?,
             ),
-            _ => None,
+            // The code is exchanged and the authorizer's tokens stored before
+            // `success`: a new authorization replaces the old refresh token.
+            Info::Authorized(auth) | Info::UpdateAuthorized(auth) => {
+                center
+                    .authorize(&platform, &auth.authorization_code)
+                    .await?;
+                None
+            }
+            Info::Unauthorized { authorizer_app_id } => {
+                center
+                    .release_authorizer(&platform, authorizer_app_id)
+                    .await?;
+                None
+            }
+            Info::Other(_) => None,
         };
         Ok(Received {
             info_type: notify.info.info_type().to_owned(),

@@ -33,6 +33,7 @@ pub mod health;
 mod metrics;
 pub mod oauth;
 mod open;
+mod open_admin;
 
 use callback::{message, verify};
 

@@ -34,6 +34,11 @@ pub enum TokenSource {
     /// latest `component_verify_ticket` WeChat pushed (kept in the store under
     /// [`AccountSecrets::ticket_key`]). It has no jsapi_ticket.
     Component,
+    /// A merchant's account that authorized a third-party platform: `app_id` is the
+    /// authorizer's AppID, and its `authorizer_access_token` comes from
+    /// `api_authorizer_token` with its refresh token and the platform's token. The
+    /// center learns these at run time (`CredentialCenter::authorize`).
+    Authorizer,
 }
 
 /// One account's API credentials.
@@ -66,6 +71,10 @@ impl AccountSecrets {
             ),
             TokenSource::Component => {
                 format!("wxgate:cred:component:{}:{}", self.app_id, kind.as_str())
+            }
+            // The center keys an authorizer by its platform too (`AccountState::store_key`).
+            TokenSource::Authorizer => {
+                format!("wxgate:cred:authorizer:{}:{}", self.app_id, kind.as_str())
             }
         }
     }

@@ -61,6 +61,7 @@ impl Attempt<'_> {
 
     /// Makes `stored` the current credential.
     fn adopt(&self, stored: Credential) -> Arc<Credential> {
+        self.state.remember_refresh_token(&stored);
         let stored = Arc::new(stored);
         self.slot.current.store(Some(stored.clone()));
         stored
@@ -86,11 +87,12 @@ impl CredentialCenter {
     ) -> Pin<Box<dyn Future<Output = Result<Arc<Credential>, Error>> + Send + 'a>> {
         Box::pin(async move {
             let state = self.account(account)?;
+            let state = &*state;
             if kind == CredentialKind::JsapiTicket {
                 let account = account.to_owned();
                 let what = kind.as_str();
                 match state.secrets.source {
-                    TokenSource::WeChat => {}
+                    TokenSource::WeChat | TokenSource::Authorizer => {}
                     TokenSource::WeCom { .. } => return Err(Error::NotForWeCom { account, what }),
                     TokenSource::Component => return Err(Error::NotForComponent { account, what }),
                 }
@@ -118,7 +120,7 @@ impl CredentialCenter {
                 slot,
                 kind,
                 ahead,
-                key: state.secrets.store_key(kind),
+                key: state.store_key(kind),
                 rejected: slot
                     .rejected
                     .lock()
@@ -181,10 +183,17 @@ impl CredentialCenter {
                 }
                 Ok(Leased::Fetch(Some(fence)))
             }
-            Ok(None) => Ok(match self.wait_for_holder(attempt).await {
-                Some(stored) => Leased::Use(stored),
-                None => Leased::Fetch(None),
-            }),
+            Ok(None) => match self.wait_for_holder(attempt).await {
+                Some(stored) => Ok(Leased::Use(stored)),
+                // An authorizer's refresh token may rotate: a second refresh at once
+                // would present a token the first one retires.
+                None if attempt.state.secrets.source == TokenSource::Authorizer => {
+                    Err(Error::RefreshHeldElsewhere {
+                        account: attempt.account.to_owned(),
+                    })
+                }
+                None => Ok(Leased::Fetch(None)),
+            },
             Err(err) => self.lock_failed(attempt, now, err),
         }
     }
@@ -215,11 +224,12 @@ impl CredentialCenter {
         err: StoreError,
     ) -> Result<Leased, Error> {
         Counters::bump(&self.counters.store_failures);
-        if self.store.shared()
-            && attempt.kind == CredentialKind::AccessToken
+        let classic = attempt.kind == CredentialKind::AccessToken
             && attempt.state.secrets.source == TokenSource::WeChat
-            && self.config.endpoint == TokenEndpoint::Classic
-        {
+            && self.config.endpoint == TokenEndpoint::Classic;
+        let authorizer = attempt.kind == CredentialKind::AccessToken
+            && attempt.state.secrets.source == TokenSource::Authorizer;
+        if self.store.shared() && (classic || authorizer) {
             if let Some(credential) = attempt.current.clone().filter(|c| c.is_valid(now)) {
                 return Ok(Leased::Use(credential));
             }
@@ -245,7 +255,7 @@ impl CredentialCenter {
         attempt: &Attempt<'_>,
         backoff: &mut Backoff,
     ) -> Result<Arc<Credential>, Error> {
-        let fetched = self.fetch(attempt.state, attempt.kind).await?;
+        let (fetched, refresh_token) = self.fetch(attempt.state, attempt.kind).await?;
         *backoff = Backoff::default();
         let now = self.now();
         Counters::bump(&self.counters.fetches);
@@ -264,6 +274,7 @@ impl CredentialCenter {
             value: fetched.value,
             expires_at: now + fetched.expires_in,
             fetched_at: same.map_or(now, |c| c.fetched_at),
+            refresh_token,
         });
         let held = if attempt.ahead && same.is_some() && credential.is_due(now) {
             tracing::debug!(
@@ -318,6 +329,7 @@ impl CredentialCenter {
                 attempt.kind.as_str()
             );
         }
+        attempt.state.remember_refresh_token(credential);
         attempt.slot.current.store(Some(credential.clone()));
         tracing::info!(
             account = attempt.account,
@@ -328,7 +340,26 @@ impl CredentialCenter {
         );
     }
 
-    async fn fetch(&self, state: &AccountState, kind: CredentialKind) -> Result<Fetched, Error> {
+    /// A new credential, and an authorizer's refresh token to store with it.
+    async fn fetch(
+        &self,
+        state: &AccountState,
+        kind: CredentialKind,
+    ) -> Result<(Fetched, Option<String>), Error> {
+        if state.secrets.source == TokenSource::Authorizer && kind == CredentialKind::AccessToken {
+            let tokens = self.fetch_authorizer_token(state).await?;
+            return Ok((tokens.access, Some(tokens.refresh_token)));
+        }
+        self.fetch_one(state, kind)
+            .await
+            .map(|fetched| (fetched, None))
+    }
+
+    async fn fetch_one(
+        &self,
+        state: &AccountState,
+        kind: CredentialKind,
+    ) -> Result<Fetched, Error> {
         let secrets = &state.secrets;
         match secrets.source {
             // `refresh` refuses their jsapi_tickets before it gets here.
@@ -339,7 +370,7 @@ impl CredentialCenter {
                     .await;
             }
             TokenSource::Component => return self.fetch_component_token(state).await,
-            TokenSource::WeChat => {}
+            TokenSource::WeChat | TokenSource::Authorizer => {}
         }
         match kind {
             CredentialKind::AccessToken => match self.config.endpoint {

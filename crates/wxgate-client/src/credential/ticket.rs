@@ -11,6 +11,7 @@
 //!   ticket is stored, at most once per [`ASK_AGAIN_AFTER_S`] across the instances:
 //!   under the store's lease for the `ticket_asked` key, which records the call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -51,7 +52,7 @@ pub enum TicketAsk {
 }
 
 impl CredentialCenter {
-    fn component(&self, account: &str) -> Result<&AccountState, Error> {
+    pub(super) fn component(&self, account: &str) -> Result<Arc<AccountState>, Error> {
         let state = self.account(account)?;
         match state.secrets.source {
             TokenSource::Component => Ok(state),
@@ -87,6 +88,7 @@ impl CredentialCenter {
             value: ticket.to_owned(),
             expires_at: create_time + TICKET_TTL_S,
             fetched_at: create_time,
+            refresh_token: None,
         };
         self.store
             .save(&key, &credential, None)
@@ -132,7 +134,7 @@ impl CredentialCenter {
         else {
             return Ok(TicketAsk::AskedElsewhere);
         };
-        let result = self.ask_under_lease(account, state, &key, fence).await;
+        let result = self.ask_under_lease(account, &state, &key, fence).await;
         let _ = self.store.unlock(&key, fence).await;
         result
     }
@@ -167,6 +169,7 @@ impl CredentialCenter {
             value: "asked".to_owned(),
             expires_at: now + ASK_AGAIN_AFTER_S,
             fetched_at: now,
+            refresh_token: None,
         };
         if let Err(err) = self.store.save(key, &marker, Some(fence)).await {
             tracing::warn!(account, "could not record the ticket request: {err}");

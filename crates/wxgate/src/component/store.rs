@@ -181,6 +181,35 @@ impl ComponentStore {
     }
 }
 
+impl ComponentStore {
+    /// Every authorizer of the platform `component` with its latest event, by AppID.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn authorizers(
+        &self,
+        component: &str,
+    ) -> Result<Vec<(String, AuthorizerEvent)>, StoreError> {
+        let prefix = format!("{component}:");
+        self.blocking(move |db| {
+            db.with(|database| {
+                let txn = database.begin_read()?;
+                let table = txn.open_table(AUTHORIZERS)?;
+                let mut out = Vec::new();
+                for entry in table.range(prefix.as_str()..)? {
+                    let (key, value) = entry?;
+                    let Some(app_id) = key.value().strip_prefix(&prefix) else {
+                        break;
+                    };
+                    out.push((app_id.to_owned(), serde_json::from_slice(value.value())?));
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+}
+
 /// Both kinds of record carry `create_time`: a write only replaces an older one.
 #[derive(Deserialize)]
 struct Dated {

@@ -25,7 +25,7 @@ use crate::app::AppState;
 
 /// The admin routes, with the bearer check in front.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
+    let accounts = Router::new()
         .route("/api/accounts/{name}/access_token", get(access_token))
         .route("/api/accounts/{name}/jsapi_ticket", get(jsapi_ticket))
         .route("/api/accounts/{name}/jssdk_config", post(jssdk_config))
@@ -44,15 +44,36 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/accounts/{name}/menu",
             post(menu_create).get(menu_get).delete(menu_delete),
         )
-        .route(
-            "/api/open/{name}/component_access_token",
-            get(component_access_token),
-        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_account,
+        ));
+    Router::new()
+        .merge(accounts)
+        .merge(super::open_admin::routes())
         .route("/api/status", get(status))
         .route("/api/inbox", get(inbox_list).delete(inbox_purge))
         .route("/api/inbox/{id}", get(inbox_show))
         .route("/api/inbox/{id}/retry", post(inbox_retry))
         .route_layer(axum::middleware::from_fn_with_state(state, require_admin))
+}
+
+/// `/api/accounts/{name}/…` serves configured `[[account]]`s only: the credential
+/// center also holds third-party platforms and their authorizers, under names with a
+/// '/' that a percent-encoded path segment could spell.
+async fn require_account(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match params.get("name") {
+        Some(name) if state.account(name).is_some() => next.run(request).await,
+        other => HttpError::Client(ClientError::UnknownAccount(
+            other.cloned().unwrap_or_default(),
+        ))
+        .into_response(),
+    }
 }
 
 async fn require_admin(
@@ -88,26 +109,6 @@ async fn access_token(
     ))
 }
 
-/// A third-party platform's component_access_token, from the credential center.
-async fn component_access_token(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, HttpError> {
-    if state.component(&name).is_none() {
-        return Err(HttpError::NotFound(format!(
-            "no [[component]] named {name:?}"
-        )));
-    }
-    let center_name = crate::component::center_name(&name);
-    let credential = (state.center())
-        .get(&center_name, CredentialKind::AccessToken)
-        .await?;
-    Ok(Json(json!({
-        "component_access_token": credential.value,
-        "expires_at": credential.expires_at,
-    })))
-}
-
 /// Refuses a WeCom application on a route that calls WeChat's API on `api_base`: its
 /// token would be refused there (and expired and fetched again for nothing).
 fn wechat_only(state: &AppState, name: &str) -> Result<(), HttpError> {
@@ -138,7 +139,7 @@ struct JsSdkRequest {
 }
 
 #[derive(Debug, Deserialize)]
-struct DebugFlag {
+pub(super) struct DebugFlag {
     debug: Option<String>,
 }
 
@@ -148,7 +149,22 @@ async fn jssdk_config(
     Query(flag): Query<DebugFlag>,
     body: String,
 ) -> Result<Json<Value>, HttpError> {
-    let request: JsSdkRequest = serde_json::from_str(&body).map_err(|e| {
+    let app_id = (state.center().app_id(&name))
+        .ok_or_else(|| ClientError::UnknownAccount(name.clone()))?
+        .to_owned();
+    signed_config(&state, &name, &app_id, flag, &body).await
+}
+
+/// The JS-SDK config of `app_id` for the page in `body`, with the jsapi_ticket of
+/// `center_name` (an account's, or an authorizer's).
+pub(super) async fn signed_config(
+    state: &AppState,
+    center_name: &str,
+    app_id: &str,
+    flag: DebugFlag,
+    body: &str,
+) -> Result<Json<Value>, HttpError> {
+    let request: JsSdkRequest = serde_json::from_str(body).map_err(|e| {
         HttpError::BadRequest(format!("body must be JSON {{\"url\": \"https://…\"}}: {e}"))
     })?;
     if crate::config::http_url(&request.url).is_err() {
@@ -156,15 +172,12 @@ async fn jssdk_config(
             "url must be the page's absolute URL, location.href.split('#')[0]".into(),
         ));
     }
-    let center = state.center();
-    let app_id = center
-        .app_id(&name)
-        .ok_or_else(|| ClientError::UnknownAccount(name.clone()))?
-        .to_owned();
-    let ticket = center.get(&name, CredentialKind::JsapiTicket).await?;
+    let ticket = (state.center())
+        .get(center_name, CredentialKind::JsapiTicket)
+        .await?;
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
     let config = wx_config(
-        &app_id,
+        app_id,
         &ticket.value,
         &nonce,
         wxgate_client::clock::now(),

@@ -68,12 +68,15 @@ impl HttpError {
             HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::Client(error) => match error {
                 ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
-                ClientError::NotForWeCom { .. } | ClientError::WeComMessage { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
-                ClientError::Backoff { .. } | ClientError::SharedStoreUnavailable { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                ClientError::NotAuthorized { .. } => StatusCode::NOT_FOUND,
+                ClientError::NotForWeCom { .. }
+                | ClientError::NotForComponent { .. }
+                | ClientError::WeComMessage { .. } => StatusCode::BAD_REQUEST,
+                ClientError::Backoff { .. }
+                | ClientError::SharedStoreUnavailable { .. }
+                | ClientError::RefreshHeldElsewhere { .. }
+                | ClientError::NoVerifyTicket { .. }
+                | ClientError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_GATEWAY,
             },
             HttpError::Inbox(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,213 @@
+//! Third-party platforms' authorizers over real TCP, with the emulator as WeChat: the
+//! `authorized` notify exchanged for tokens before `success`, the refresh token stored
+//! in the same write as the access token at every refresh (one that stays, one that
+//! rotates), `unauthorized` releasing the authorizer, and the admin routes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use wxgate_client::{CredentialKind, CredentialStore};
+use wxgate_emu::{App, Component as EmuComponent, Emulator, EmulatorConfig};
+
+const COMPONENT: &str = "wx134c8103faa5a59e";
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "AAAAA";
+const AUTHORIZER: &str = "wxa0a0a0a0a0a0a0a0";
+const ADMIN: &str = "admin-token-0123456789";
+
+fn key() -> String {
+    "A".repeat(43)
+}
+
+async fn emulator(rotate: bool) -> (Emulator, String) {
+    let mut component = EmuComponent::new(COMPONENT, SECRET, TOKEN, &key());
+    component.rotate_refresh_tokens = rotate;
+    let config = EmulatorConfig::with_app(App::new(APP_ID, SECRET)).with_component(component);
+    let emu = Emulator::new(config);
+    let (addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    (emu, format!("http://{addr}"))
+}
+
+fn component_toml(api_base: &str) -> String {
+    format!(
+        "admin_token = \"{ADMIN}\"\napi_base = \"{api_base}\"\n[[component]]\nname = \"acme\"\napp_id = \"{COMPONENT}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{}\"\n",
+        key()
+    )
+}
+
+async fn server(name: &str, emu: &Emulator, api_base: &str) -> (TestServer, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("wxgate-authz-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = TestServer::open_in(&dir, |base| {
+        emu.set_notify_url(COMPONENT, &format!("{base}/open/acme/notify"));
+        component_toml(api_base)
+    })
+    .await;
+    for _ in 0..100 {
+        if server
+            .state
+            .center()
+            .verify_ticket("open/acme")
+            .await
+            .is_ok()
+        {
+            return (server, dir);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no ticket within 5 s");
+}
+
+async fn admin(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).bearer_auth(ADMIN).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The stored authorizer credential (access and refresh token), read from the server's
+/// own database.
+async fn stored(server: &TestServer) -> wxgate_client::Credential {
+    let db = server.state.database().unwrap().clone();
+    let store = wxgate::credentials::redb::RedbStore::new(db).unwrap();
+    let key = format!("wxgate:cred:component:{COMPONENT}:authorizer:{AUTHORIZER}:access_token");
+    store
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("the authorizer's credential is stored")
+}
+
+#[tokio::test]
+async fn every_refresh_stores_the_refresh_token_with_the_access_token() {
+    for rotate in [false, true] {
+        let (emu, api_base) = emulator(rotate).await;
+        let (server, dir) = server(&format!("refresh-{rotate}"), &emu, &api_base).await;
+        let client = wxgate_client::http_client();
+        let url = format!(
+            "{}/api/open/acme/authorizers/{AUTHORIZER}/access_token",
+            server.base
+        );
+        let (status, _) = admin(&client, &url).await;
+        assert_eq!(status, 404, "not authorized yet");
+
+        let outcome = emu.push_authorized(COMPONENT, AUTHORIZER).await.unwrap();
+        assert_eq!(
+            (outcome.status, outcome.body.as_str()),
+            (Some(200), "success"),
+            "{outcome:?}"
+        );
+        // Exchanged before `success`: the tokens are stored already.
+        let first = stored(&server).await;
+        assert_eq!(
+            first.refresh_token,
+            emu.current_refresh_token(COMPONENT, AUTHORIZER)
+        );
+        let (status, body) = admin(&client, &url).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["authorizer_access_token"], first.value.as_str());
+        let ips = wxgate_client::Client::new(&api_base)
+            .callback_ips(&first.value)
+            .await;
+        assert!(ips.is_ok(), "the authorizer token works: {ips:?}");
+
+        let mut previous = first;
+        for round in 0..3 {
+            emu.advance(7200);
+            server.state.center().advance_clock(7200);
+            let fresh = server
+                .state
+                .center()
+                .get(
+                    &format!("open/acme/{AUTHORIZER}"),
+                    CredentialKind::AccessToken,
+                )
+                .await;
+            let fresh = fresh.unwrap_or_else(|e| panic!("round {round}, rotate {rotate}: {e}"));
+            let now_stored = stored(&server).await;
+            assert_eq!(
+                now_stored.value, fresh.value,
+                "stored with the access token"
+            );
+            assert_eq!(
+                now_stored.refresh_token,
+                emu.current_refresh_token(COMPONENT, AUTHORIZER)
+            );
+            assert_eq!(now_stored.refresh_token != previous.refresh_token, rotate);
+            previous = now_stored;
+        }
+        let uses = emu.refresh_token_uses();
+        if rotate {
+            assert!(
+                uses.values().all(|&n| n == 1),
+                "no rotated token presented twice: {uses:?}"
+            );
+            assert_eq!(uses.len(), 3);
+        } else {
+            assert_eq!(uses.values().sum::<u32>(), 3);
+        }
+        assert_eq!(emu.count("/cgi-bin/component/api_query_auth"), 1);
+
+        let (status, body) = admin(
+            &client,
+            &format!("{}/api/open/acme/authorizers", server.base),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["authorizers"][0]["app_id"], AUTHORIZER);
+        // Back to the server's clock, which checks the notify's timestamp.
+        emu.advance(-3 * 7200);
+        let outcome = emu.push_unauthorized(COMPONENT, AUTHORIZER).await.unwrap();
+        assert_eq!(outcome.status, Some(200), "{outcome:?}");
+        let (status, body) = admin(&client, &url).await;
+        assert_eq!(status, 404, "released: {body}");
+        server.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test]
+async fn the_admin_routes_refuse_what_is_not_theirs() {
+    let (emu, api_base) = emulator(false).await;
+    let (server, dir) = server("admin", &emu, &api_base).await;
+    let client = wxgate_client::http_client();
+    let base = &server.base;
+    let unauthenticated = client
+        .get(format!("{base}/api/open/acme/component_access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    for (path, status) in [
+        ("/api/open/nobody/component_access_token", 404),
+        ("/api/open/nobody/authorizers", 404),
+        ("/api/open/acme/authorizers/not-an-appid/access_token", 404),
+        (
+            "/api/open/acme/authorizers/wx0000000000000000/access_token",
+            404,
+        ),
+        // The platform is not an account: /api/accounts never reaches it.
+        ("/api/accounts/acme/access_token", 404),
+        ("/api/accounts/open%2Facme/access_token", 404),
+    ] {
+        let (got, body) = admin(&client, &format!("{base}{path}")).await;
+        assert_eq!(got, status, "{path}: {body}");
+    }
+    let (status, body) = admin(
+        &client,
+        &format!("{base}/api/open/acme/component_access_token"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let held = Arc::clone(&server.state);
+    drop(held);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
