@@ -67,6 +67,9 @@ pub struct Component {
     /// Whether `api_authorizer_token` hands out a new refresh token each time (the old
     /// one then stops working), or keeps the same one.
     pub rotate_refresh_tokens: bool,
+    /// Lifetime of the authorizers' access tokens, seconds; `None`: the config's
+    /// `token_ttl_s` (WeChat: 7200).
+    pub authorizer_token_ttl_s: Option<i64>,
 }
 
 impl Component {
@@ -78,6 +81,7 @@ impl Component {
             token: token.to_owned(),
             encoding_aes_key: encoding_aes_key.to_owned(),
             rotate_refresh_tokens: false,
+            authorizer_token_ttl_s: None,
         }
     }
 }

@@ -62,15 +62,18 @@ impl Emulator {
 
     /// A new authorizer access token, valid for the global token's lifetime, usable on
     /// every route that takes an `access_token`.
-    fn issue_authorizer_token(&self, authorizer: &str) -> String {
+    fn issue_authorizer_token(&self, component: &str, authorizer: &str) -> (String, i64) {
         let token = format!("EMU_AUTHORIZER_{}", random(80));
-        let expires_at = self.now() + self.config.token_ttl_s;
+        let ttl = (self.component_config(component))
+            .and_then(|c| c.authorizer_token_ttl_s)
+            .unwrap_or(self.config.token_ttl_s);
+        let expires_at = self.now() + ttl;
         let info = TokenInfo {
             app_id: authorizer.to_owned(),
             expires_at,
         };
         self.lock().tokens.insert(token.clone(), info);
-        token
+        (token, ttl)
     }
 }
 
@@ -167,14 +170,14 @@ pub(super) async fn query_auth(
                 None => return Err(error(61009, "code is invalid")),
             }
         };
-        let access = emu.issue_authorizer_token(&authorizer);
+        let (access, ttl) = emu.issue_authorizer_token(&owner, &authorizer);
         // A new authorization replaces the refresh token of the previous one.
         let refresh = format!("refreshtoken@@@{}", random(64));
         (emu.lock().component.refresh).insert((owner, authorizer.clone()), refresh.clone());
         Ok(json!({ "authorization_info": {
             "authorizer_appid": authorizer,
             "authorizer_access_token": access,
-            "expires_in": emu.config.token_ttl_s,
+            "expires_in": ttl,
             "authorizer_refresh_token": refresh,
             "func_info": [],
         }}))
@@ -196,7 +199,7 @@ pub(super) async fn authorizer_token(
         let rotate = emu
             .component_config(&owner)
             .is_some_and(|c| c.rotate_refresh_tokens);
-        let key = (owner, authorizer.to_owned());
+        let key = (owner.clone(), authorizer.to_owned());
         let next = {
             let mut inner = emu.lock();
             *inner
@@ -215,10 +218,10 @@ pub(super) async fn authorizer_token(
             inner.component.refresh.insert(key, next.clone());
             next
         };
-        let access = emu.issue_authorizer_token(authorizer);
+        let (access, ttl) = emu.issue_authorizer_token(&owner, authorizer);
         Ok(json!({
             "authorizer_access_token": access,
-            "expires_in": emu.config.token_ttl_s,
+            "expires_in": ttl,
             "authorizer_refresh_token": next,
         }))
     })
