@@ -44,6 +44,8 @@ pub(crate) struct ComponentState {
     pub(crate) refresh: HashMap<(String, String), String>,
     /// How many times each refresh token was presented to `api_authorizer_token`.
     pub(crate) refresh_uses: HashMap<String, u32>,
+    /// `api_authorizer_token` requests received and not yet looked at (the delay).
+    pub(crate) refreshes_waiting: u32,
 }
 
 /// What a notify push got back.
@@ -183,7 +185,13 @@ impl Emulator {
         self.lock().component.refresh.get(&key).cloned()
     }
 
-    /// How many times each refresh token was presented to `api_authorizer_token`.
+    /// `api_authorizer_token` requests received and still in their delay.
+    pub fn refreshes_waiting(&self) -> u32 {
+        self.lock().component.refreshes_waiting
+    }
+
+    /// How many times each refresh token was presented to `api_authorizer_token` (a
+    /// request dropped in its delay presented nothing).
     pub fn refresh_token_uses(&self) -> HashMap<String, u32> {
         self.lock().component.refresh_uses.clone()
     }

@@ -70,6 +70,9 @@ pub struct Component {
     /// Lifetime of the authorizers' access tokens, seconds; `None`: the config's
     /// `token_ttl_s` (WeChat: 7200).
     pub authorizer_token_ttl_s: Option<i64>,
+    /// How long `api_authorizer_token` waits before it looks at the request (a slow
+    /// WeChat); a caller that hangs up meanwhile has its request dropped unprocessed.
+    pub authorizer_token_delay: std::time::Duration,
 }
 
 impl Component {
@@ -82,6 +85,7 @@ impl Component {
             encoding_aes_key: encoding_aes_key.to_owned(),
             rotate_refresh_tokens: false,
             authorizer_token_ttl_s: None,
+            authorizer_token_delay: std::time::Duration::ZERO,
         }
     }
 }

@@ -211,3 +211,81 @@ async fn the_admin_routes_refuse_what_is_not_theirs() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The real binary is killed (-9) while its refresh of an authorizer's token waits at
+/// a slow WeChat; restarted, it refreshes with the stored refresh token, which still
+/// works (no 61023), and no refresh token was presented twice. (The emulator drops a
+/// request whose caller hung up during its delay. A crash after WeChat rotated the
+/// token and before wxgate's write is the one window no client can close: the new
+/// refresh token exists only in WeChat's answer.)
+#[tokio::test]
+async fn kill_9_in_the_middle_of_a_refresh_loses_no_refresh_token() {
+    let mut component = EmuComponent::new(COMPONENT, SECRET, TOKEN, &key());
+    component.rotate_refresh_tokens = true;
+    component.authorizer_token_ttl_s = Some(2);
+    component.authorizer_token_delay = Duration::from_millis(2500);
+    let emu =
+        Emulator::new(EmulatorConfig::with_app(App::new(APP_ID, SECRET)).with_component(component));
+    let (addr, _task) = emu
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let api_base = format!("http://{addr}");
+    let dir = std::env::temp_dir().join(format!("wxgate-authz-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!("data_dir = \"data\"\n{}", component_toml(&api_base));
+    std::fs::write(dir.join("wxgate.toml"), config).unwrap();
+    let start = || {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || start_binary(&dir))
+    };
+    let client = wxgate_client::http_client();
+    let (mut first, base) = start().await.unwrap();
+    emu.set_notify_url(COMPONENT, &format!("{base}/open/acme/notify"));
+    let mut authorized = None;
+    for _ in 0..100 {
+        authorized = emu.push_authorized(COMPONENT, AUTHORIZER).await;
+        if authorized.as_ref().is_some_and(|o| o.status == Some(200)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        authorized.unwrap().status,
+        Some(200),
+        "authorized once a ticket is in"
+    );
+    let url = |base: &str| format!("{base}/api/open/acme/authorizers/{AUTHORIZER}/access_token");
+    assert_eq!(admin(&client, &url(&base)).await.0, 200);
+    // The refresher refreshes the 2-second token at its expiry; WeChat holds it.
+    for _ in 0..100 {
+        if emu.refreshes_waiting() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(emu.refreshes_waiting(), 1, "a refresh is in flight");
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(2800)).await;
+    assert_eq!(emu.refreshes_waiting(), 0);
+
+    let (_second, base) = start().await.unwrap();
+    let (status, body) = admin(&client, &url(&base)).await;
+    assert_eq!(status, 200, "the stored refresh token still works: {body}");
+    let token = body["authorizer_access_token"].as_str().unwrap().to_owned();
+    let ips = wxgate_client::Client::new(&api_base)
+        .callback_ips(&token)
+        .await;
+    assert!(ips.is_ok(), "{ips:?}");
+    let refused = emu.calls().iter().filter(|c| c.errcode == 61023).count();
+    assert_eq!(refused, 0, "no stale refresh token was presented");
+    let uses = emu.refresh_token_uses();
+    assert!(
+        uses.values().all(|&n| n == 1),
+        "none presented twice: {uses:?}"
+    );
+    assert!(!uses.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

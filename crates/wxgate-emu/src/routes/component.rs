@@ -184,12 +184,30 @@ pub(super) async fn query_auth(
     })
 }
 
+/// Counts a request in its delay, also when the delay is dropped with it.
+struct Waiting(Emulator);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.lock().component.refreshes_waiting -= 1;
+    }
+}
+
 pub(super) async fn authorizer_token(
     State(emu): State<Emulator>,
     uri: Uri,
     Query(q): Params,
     body: String,
 ) -> Response {
+    let delay = (emu.config.components.iter())
+        .map(|c| c.authorizer_token_delay)
+        .max()
+        .unwrap_or_default();
+    if !delay.is_zero() {
+        emu.lock().component.refreshes_waiting += 1;
+        let _waiting = Waiting(emu.clone());
+        tokio::time::sleep(delay).await;
+    }
     post_json(&emu, &uri, &body, |request| {
         let owner = emu.check_component_token(&q)?;
         let authorizer = request["authorizer_appid"].as_str().unwrap_or_default();
