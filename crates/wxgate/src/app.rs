@@ -99,10 +99,17 @@ fn token_source(account: &crate::config::AccountConfig) -> Option<TokenSource> {
 /// The OAuth memory's budgets a configuration states: `peak_sign_ins_per_s ×
 /// state_ttl_s` for each account with `[account.oauth]`.
 fn oauth_memory(config: &Config) -> OAuthMemory {
-    OAuthMemory::new(config.accounts.iter().filter_map(|account| {
+    let accounts = config.accounts.iter().filter_map(|account| {
         let oauth = account.oauth.as_ref()?;
         Some((account.name.clone(), oauth.state_budget()))
-    }))
+    });
+    // A platform's authorization page: 10 authorizations a second at most.
+    let components = config.components.iter().filter_map(|component| {
+        let page = component.authorize.as_ref()?;
+        let budget = usize::try_from(page.state_ttl_s * 10).unwrap_or(usize::MAX);
+        Some((crate::component::center_name(&component.name), budget))
+    });
+    OAuthMemory::new(accounts.chain(components))
 }
 
 impl AppState {

@@ -7,6 +7,8 @@
 //!   encrypted envelope or `success`.
 //! * `POST /open/{name}/notify`: a third-party platform's 授权事件接收URL; `success`
 //!   once the ticket or the authorization event is stored.
+//! * `GET  /open/{name}/authorize`, `/open/{name}/authorized`: a platform's
+//!   authorization page and WeChat's return from it.
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
@@ -34,6 +36,7 @@ mod metrics;
 pub mod oauth;
 mod open;
 mod open_admin;
+mod open_authorize;
 
 use callback::{message, verify};
 
@@ -47,6 +50,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/oauth/{name}/callback", get(crate::http::oauth::callback))
         .route("/open/{name}/notify", post(open::notify))
+        .route("/open/{name}/authorize", get(open_authorize::authorize))
+        .route("/open/{name}/authorized", get(open_authorize::authorized))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
         .route("/healthz", get(crate::http::health::healthz))

@@ -289,3 +289,165 @@ async fn kill_9_in_the_middle_of_a_refresh_loses_no_refresh_token() {
     assert!(!uses.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The authorization page: a link to WeChat's page with a fresh pre-auth code and a
+/// `redirect_uri` that carries the app URL and a signed state; WeChat's return is
+/// checked (allow-list, signature, single use) before the merchant goes back.
+#[tokio::test]
+async fn the_authorization_page_carries_a_signed_single_use_state() {
+    let (emu, api_base) = emulator(false).await;
+    let dir = std::env::temp_dir().join(format!("wxgate-authz-page-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let server = TestServer::open_in(&dir, |base| {
+        emu.set_notify_url(COMPONENT, &format!("{base}/open/acme/notify"));
+        format!(
+            "public_url = \"{base}\"\n{}redirect_allow = [\"https://app.example.com/done\"]\nsigning_key = \"{}\"\n",
+            component_toml(&api_base),
+            "k".repeat(40)
+        )
+    })
+    .await;
+    let client = wxgate_client::http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = &server.base;
+    let page = |to: &str| {
+        let url = format!(
+            "{base}/open/acme/authorize?redirect={}",
+            wxgate_proto::urls::encode_component(to)
+        );
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    // Refusals consume nothing and call nothing.
+    assert_eq!(
+        page("https://app.example.com.evil.example/done").await.0,
+        400
+    );
+    assert_eq!(page("https://app.example.com/other").await.0, 400);
+    let missing = client
+        .get(format!("{base}/open/acme/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 400);
+    let unknown = client
+        .get(format!("{base}/open/nobody/authorize?redirect=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+
+    let mut html = (0, String::new());
+    for _ in 0..100 {
+        html = page("https://app.example.com/done").await;
+        if html.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(html.0, 200, "{}", html.1);
+    let href = html
+        .1
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let wechat = url::Url::parse(&href).unwrap();
+    assert_eq!(wechat.host_str(), Some("mp.weixin.qq.com"));
+    assert_eq!(wechat.path(), "/cgi-bin/componentloginpage");
+    let params: std::collections::HashMap<String, String> =
+        wechat.query_pairs().into_owned().collect();
+    assert_eq!(params["component_appid"], COMPONENT);
+    assert!(params["pre_auth_code"].starts_with("preauthcode@@@"));
+    let back = &params["redirect_uri"];
+    assert!(
+        back.starts_with(&format!("{base}/open/acme/authorized?to=")),
+        "{back}"
+    );
+
+    let visit = |url: String| {
+        let client = client.clone();
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), location)
+        }
+    };
+    let state = back.split("state=").nth(1).unwrap().to_owned();
+    let mut tampered = state.clone();
+    let last = if tampered.ends_with('0') { "1" } else { "0" };
+    tampered.replace_range(tampered.len() - 1.., last);
+    assert_eq!(
+        visit(back.replace(&state, &tampered) + "&auth_code=x")
+            .await
+            .0,
+        400,
+        "tampered"
+    );
+    let other_app = back.replace("done", "other");
+    assert_eq!(
+        visit(other_app + "&auth_code=x").await.0,
+        400,
+        "another app URL"
+    );
+    let (status, location) = visit(format!(
+        "{back}&auth_code=queryauthcode@@@x&expires_in=3600"
+    ))
+    .await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        location.as_deref(),
+        Some("https://app.example.com/done?wxgate_authorized=1")
+    );
+    assert_eq!(
+        visit(format!("{back}&auth_code=queryauthcode@@@x")).await.0,
+        400,
+        "used once"
+    );
+    assert_eq!(emu.count("/cgi-bin/component/api_create_preauthcode"), 1);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_authorization_page_needs_its_key_its_list_and_public_url() {
+    let base = component_toml("http://127.0.0.1:9");
+    let cases = [
+        (
+            format!("{base}redirect_allow = [\"https://a.example/x\"]\n"),
+            "signing_key",
+        ),
+        (
+            format!("{base}signing_key = \"{}\"\n", "k".repeat(40)),
+            "redirect_allow",
+        ),
+        (
+            format!("{base}redirect_allow = [\"https://a.example/x\"]\nsigning_key = \"short\"\n"),
+            "signing_key",
+        ),
+        (
+            format!(
+                "{base}redirect_allow = [\"https://a.example/x\"]\nsigning_key = \"{}\"\n",
+                "k".repeat(40)
+            ),
+            "public_url",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = wxgate::config::Config::parse(&text, "t.toml")
+            .expect_err(key)
+            .to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}

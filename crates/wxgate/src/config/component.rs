@@ -28,6 +28,19 @@ pub struct ComponentConfig {
     pub previous_aes_key: Option<EncodingAesKey>,
     /// Accepted clock skew in seconds; 0 turns the check off.
     pub timestamp_window_s: u64,
+    /// The authorization page (`/open/{name}/authorize`), when configured.
+    pub authorize: Option<AuthorizePage>,
+}
+
+/// Where `/open/{name}/authorize` may send a merchant back to, and its signed state.
+#[derive(Debug, Clone)]
+pub struct AuthorizePage {
+    /// The app URLs allowed after the authorization (as `[account.oauth]`'s).
+    pub redirect_allow: Vec<crate::oauth::AllowEntry>,
+    /// The key that signs the state.
+    pub signing_key: SecretString,
+    /// How long an authorization may take, seconds (default 600).
+    pub state_ttl_s: u64,
 }
 
 impl Validator<'_> {
@@ -76,6 +89,7 @@ impl Validator<'_> {
             key("previous_encoding_aes_key"),
             &raw.previous_encoding_aes_key,
         );
+        let authorize = self.authorize_page(index, &raw);
         let aes_key = aes_key?;
         (self.error_count() == errors_before).then(|| ComponentConfig {
             name: raw.name.into_inner(),
@@ -85,6 +99,45 @@ impl Validator<'_> {
             aes_key,
             previous_aes_key,
             timestamp_window_s: raw.timestamp_window_s.unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
+            authorize,
+        })
+    }
+
+    /// `redirect_allow` and `signing_key`: both or neither.
+    fn authorize_page(&mut self, index: usize, raw: &RawComponent) -> Option<AuthorizePage> {
+        let key = |field: &str| format!("component[{index}].{field}");
+        let Some(signing_key) = &raw.signing_key else {
+            if !raw.redirect_allow.is_empty() {
+                self.error(None, key("signing_key"), "redirect_allow needs signing_key, the key that signs the authorization's state (a random string of 32 or more characters)");
+            }
+            return None;
+        };
+        if signing_key.get_ref().len() < 32 {
+            self.error(
+                Some(signing_key.span()),
+                key("signing_key"),
+                "signing_key must have at least 32 characters (e.g. `openssl rand -hex 32`)",
+            );
+        }
+        self.placeholder_secret(signing_key, key("signing_key"), "signing_key");
+        if raw.redirect_allow.is_empty() {
+            self.error(Some(signing_key.span()), key("redirect_allow"), "the authorization page needs redirect_allow, the app URLs a merchant may be sent back to");
+        }
+        let mut allow = Vec::new();
+        for (i, entry) in raw.redirect_allow.iter().enumerate() {
+            match crate::oauth::AllowEntry::parse(entry.get_ref()) {
+                Ok(parsed) => allow.push(parsed),
+                Err(e) => self.error(
+                    Some(entry.span()),
+                    key(&format!("redirect_allow[{i}]")),
+                    e.to_string(),
+                ),
+            }
+        }
+        Some(AuthorizePage {
+            redirect_allow: allow,
+            signing_key: SecretString::from(signing_key.get_ref().clone()),
+            state_ttl_s: raw.state_ttl_s.unwrap_or(600).clamp(60, 3600),
         })
     }
 }

@@ -40,6 +40,10 @@ pub(super) struct RawComponent {
     pub(super) encoding_aes_key: Spanned<String>,
     pub(super) previous_encoding_aes_key: Option<Spanned<String>>,
     pub(super) timestamp_window_s: Option<u64>,
+    #[serde(default)]
+    pub(super) redirect_allow: Vec<Spanned<String>>,
+    pub(super) signing_key: Option<Spanned<String>>,
+    pub(super) state_ttl_s: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]

@@ -79,6 +79,13 @@ impl Validator<'_> {
         let components = self.components(raw.component);
         let admin_token = self.admin_token(raw.admin_token.as_ref(), raw.listen.as_ref(), listen);
         let public_url = self.public_url(raw.public_url.as_ref());
+        if components.iter().any(|c| c.authorize.is_some()) && public_url.is_none() {
+            self.error(
+                None,
+                "public_url".into(),
+                "a [[component]] with redirect_allow needs public_url: the authorization page is served on its host (the platform's 发起页域名)",
+            );
+        }
         if accounts.iter().any(|a| a.oauth.is_some()) && public_url.is_none() {
             self.error(
                 None,
