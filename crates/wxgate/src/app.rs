@@ -192,10 +192,12 @@ impl AppState {
         }
         state.shared = shared;
         state.db = Some(db.clone());
-        let forwards: HashMap<String, ForwardConfig> = config
-            .accounts
-            .iter()
+        let forwards: HashMap<String, ForwardConfig> = (config.accounts.iter())
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
+            .chain(config.components.iter().filter_map(|c| {
+                let forward = c.forward.clone()?;
+                Some((crate::component::center_name(&c.name), forward))
+            }))
             .collect();
         // The inbox also keeps the rule replies that go out through the
         // customer-service API until they are sent.

@@ -26,6 +26,7 @@ use crate::config::{AccountConfig, AccountKind, ComponentConfig};
 use crate::gateway::account::{Account, CallbackQuery, DecryptFailure, Refusal};
 
 mod error;
+pub mod release;
 mod store;
 
 pub use error::NotifyError;
@@ -38,6 +39,9 @@ pub struct Component {
     pub config: ComponentConfig,
     /// The callback protocol with the platform's Token, key and AppID.
     pub gateway: Account,
+    /// Each authorizer's messages: the platform's protocol, rules and forward, under
+    /// the authorizer's name (`open/{name}/{appid}`), made on first use.
+    messages: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Account>>>,
 }
 
 /// What a notify was and what became of it.
@@ -52,8 +56,19 @@ pub struct Received {
 impl Component {
     /// A platform from its validated configuration.
     pub fn new(config: ComponentConfig) -> Component {
-        let gateway = Account::new(AccountConfig {
-            name: config.name.clone(),
+        let gateway = Account::new(Self::account_config(&config, config.name.clone()));
+        Component {
+            config,
+            gateway,
+            messages: Default::default(),
+        }
+    }
+
+    /// An account with the platform's AppID (the trailer), Token and keys, in safe
+    /// mode, with the platform's rules and forward.
+    fn account_config(config: &ComponentConfig, name: String) -> AccountConfig {
+        AccountConfig {
+            name,
             app_id: config.app_id.clone(),
             app_secret: SecretString::from(String::new()),
             agent_id: None,
@@ -62,14 +77,26 @@ impl Component {
             previous_aes_key: config.previous_aes_key.clone(),
             mode: Mode::Safe,
             timestamp_window_s: config.timestamp_window_s,
-            dedup: false,
-            rules: Vec::new(),
+            dedup: true,
+            rules: config.rules.clone(),
             oauth: None,
-            forward: None,
+            forward: config.forward.clone(),
             kind: AccountKind::OfficialAccount,
             data_format: Format::Xml,
-        });
-        Component { config, gateway }
+        }
+    }
+
+    /// The account that handles the authorizer `app_id`'s messages (made once). The
+    /// caller bounds the AppIDs: authorizers the credential center holds, and WeChat's
+    /// release-test accounts.
+    pub fn messages(&self, app_id: &str) -> std::sync::Arc<Account> {
+        let mut held = self.messages.lock().unwrap_or_else(|e| e.into_inner());
+        let name = wxgate_client::credential::authorizer_name(&self.center_name(), app_id);
+        held.entry(app_id.to_owned())
+            .or_insert_with(|| {
+                std::sync::Arc::new(Account::new(Self::account_config(&self.config, name)))
+            })
+            .clone()
     }
 
     /// The platform's name in the credential center: `open/{name}`, which no account

@@ -141,6 +141,14 @@ impl Forwarder {
         &self.inbox
     }
 
+    /// The forward of `account`; an authorizer of a third-party platform
+    /// (`open/{name}/{appid}`) has its platform's (`open/{name}`).
+    pub(crate) fn config_of(&self, account: &str) -> Option<&ForwardConfig> {
+        self.accounts
+            .get(account)
+            .or_else(|| self.accounts.get(authorizer_platform(account)?))
+    }
+
     /// Stores the message in the inbox (or finds it as a WeChat retry) and starts its
     /// delivery, then waits up to `timeout_ms` for the service's reply. A slower reply
     /// goes out later through the customer-service API.
@@ -189,8 +197,7 @@ impl Forwarder {
         record: Record,
     ) -> (tokio::sync::oneshot::Receiver<Option<Reply>>, Duration) {
         let timeout = self
-            .accounts
-            .get(&record.account)
+            .config_of(&record.account)
             .map_or(4000, |c| c.timeout_ms);
         let (tx, rx) = tokio::sync::oneshot::channel::<Option<Reply>>();
         let forwarder = Arc::clone(self);
@@ -216,4 +223,11 @@ impl Forwarder {
     pub async fn retry(&self, id: u64) -> Result<Record, InboxError> {
         self.inbox.retry(id, wxgate_client::clock::now()).await
     }
+}
+
+/// The platform of an authorizer's name, `open/{name}` of `open/{name}/{appid}`.
+pub(crate) fn authorizer_platform(account: &str) -> Option<&str> {
+    let rest = account.strip_prefix("open/")?;
+    let (name, _) = rest.split_once('/')?;
+    Some(&account[..5 + name.len()])
 }

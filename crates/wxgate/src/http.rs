@@ -9,6 +9,7 @@
 //!   once the ticket or the authorization event is stored.
 //! * `GET  /open/{name}/authorize`, `/open/{name}/authorized`: a platform's
 //!   authorization page and WeChat's return from it.
+//! * `GET|POST /open/{name}/{appid}/callback`: an authorizer's messages (消息与事件接收URL).
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
@@ -37,6 +38,7 @@ pub mod oauth;
 mod open;
 mod open_admin;
 mod open_authorize;
+mod open_messages;
 
 use callback::{message, verify};
 
@@ -51,6 +53,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/oauth/{name}/callback", get(crate::http::oauth::callback))
         .route("/open/{name}/notify", post(open::notify))
         .route("/open/{name}/authorize", get(open_authorize::authorize))
+        .route(
+            "/open/{name}/{appid}/callback",
+            get(open_messages::verify).post(open_messages::message),
+        )
         .route("/open/{name}/authorized", get(open_authorize::authorized))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))

@@ -68,7 +68,7 @@ impl Validator<'_> {
             key("mode"),
         );
         self.wecom_mode(index, kind, (mode, mode_span), has_key);
-        let (rules, rule_spans) = self.rules(index, raw.rule);
+        let (rules, rule_spans) = self.rules(&format!("account[{index}]"), raw.rule);
         for finding in crate::rules::lint(&rules, raw.forward.is_some()) {
             let (rule_index, span) = &rule_spans[finding.rule];
             self.push(
@@ -93,7 +93,7 @@ impl Validator<'_> {
         });
         let forward = raw
             .forward
-            .map(|forward| self.forward(index, forward.into_inner()));
+            .map(|forward| self.forward(&format!("account[{index}]"), forward.into_inner()));
         (self.error_count() == errors_before).then(|| AccountConfig {
             name: raw.name.into_inner(),
             app_id: identity.receive_id,
@@ -239,7 +239,12 @@ impl Validator<'_> {
     }
 
     /// The rules that compile, with their index and span (for later findings).
-    fn rules(&mut self, index: usize, raw: Vec<Spanned<RawRule>>) -> (Vec<Rule>, Vec<RuleSpan>) {
+    /// `prefix` is the table's key, `account[0]` or `component[0]`.
+    pub(super) fn rules(
+        &mut self,
+        prefix: &str,
+        raw: Vec<Spanned<RawRule>>,
+    ) -> (Vec<Rule>, Vec<RuleSpan>) {
         let mut rules = Vec::new();
         let mut rule_spans = Vec::new();
         for (rule_index, rule) in raw.into_iter().enumerate() {
@@ -251,7 +256,7 @@ impl Validator<'_> {
                 }
                 Err(error) => self.error(
                     Some(span),
-                    format!("account[{index}].rule[{rule_index}]"),
+                    format!("{prefix}.rule[{rule_index}]"),
                     error.to_string(),
                 ),
             }
@@ -260,8 +265,9 @@ impl Validator<'_> {
     }
 
     /// `[account.forward]`.
-    fn forward(&mut self, index: usize, forward: RawForward) -> ForwardConfig {
-        let key = |field: &str| format!("account[{index}].forward.{field}");
+    /// `prefix` is the table's key, `account[0]` or `component[0]`.
+    pub(super) fn forward(&mut self, prefix: &str, forward: RawForward) -> ForwardConfig {
+        let key = |field: &str| format!("{prefix}.forward.{field}");
         if let Err(problem) = http_url(forward.url.get_ref()) {
             self.error(
                 Some(forward.url.span()),

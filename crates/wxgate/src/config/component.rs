@@ -30,6 +30,10 @@ pub struct ComponentConfig {
     pub timestamp_window_s: u64,
     /// The authorization page (`/open/{name}/authorize`), when configured.
     pub authorize: Option<AuthorizePage>,
+    /// `[[component.rule]]`: the rules of every authorizer's messages.
+    pub rules: Vec<crate::rules::Rule>,
+    /// `[component.forward]`: where the authorizers' messages no rule answered go.
+    pub forward: Option<super::ForwardConfig>,
 }
 
 /// Where `/open/{name}/authorize` may send a merchant back to, and its signed state.
@@ -90,6 +94,9 @@ impl Validator<'_> {
             &raw.previous_encoding_aes_key,
         );
         let authorize = self.authorize_page(index, &raw);
+        let (rules, _) = self.rules(&format!("component[{index}]"), raw.rule);
+        let forward = (raw.forward)
+            .map(|forward| self.forward(&format!("component[{index}]"), forward.into_inner()));
         let aes_key = aes_key?;
         (self.error_count() == errors_before).then(|| ComponentConfig {
             name: raw.name.into_inner(),
@@ -100,6 +107,8 @@ impl Validator<'_> {
             previous_aes_key,
             timestamp_window_s: raw.timestamp_window_s.unwrap_or(DEFAULT_TIMESTAMP_WINDOW_S),
             authorize,
+            rules,
+            forward,
         })
     }
 

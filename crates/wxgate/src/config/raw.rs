@@ -44,6 +44,9 @@ pub(super) struct RawComponent {
     pub(super) redirect_allow: Vec<Spanned<String>>,
     pub(super) signing_key: Option<Spanned<String>>,
     pub(super) state_ttl_s: Option<u64>,
+    #[serde(default)]
+    pub(super) rule: Vec<Spanned<rules::RawRule>>,
+    pub(super) forward: Option<Spanned<RawForward>>,
 }
 
 #[derive(Default, Deserialize)]

@@ -142,12 +142,9 @@ impl Forwarder {
     /// the record after `max_age_s`.
     pub(super) fn failed(&self, record: &mut Record, error: &ForwardError, now: i64) {
         let id = record.id;
-        let (max_age, max_backoff) = self
-            .accounts
-            .get(&record.account)
-            .map_or((86_400, 300), |c| {
-                (c.max_age_s as i64, c.max_backoff_s as i64)
-            });
+        let (max_age, max_backoff) = self.config_of(&record.account).map_or((86_400, 300), |c| {
+            (c.max_age_s as i64, c.max_backoff_s as i64)
+        });
         record.last_error = Some(error.to_string());
         if now - record.received_at >= max_age {
             record.state = DeliveryState::Dead;
@@ -163,20 +160,27 @@ impl Forwarder {
     }
 
     async fn attempt(&self, record: &mut Record) -> Attempt {
-        let Some(config) = self.accounts.get(&record.account) else {
+        let Some(config) = self.config_of(&record.account) else {
             return Attempt::Failed(ForwardError::NotForwarded(record.account.clone()));
         };
         record.attempts += 1;
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "delivery_id": record.id.to_string(),
             "account": record.account,
             "attempt": record.attempts,
             "received_at": record.received_at,
             "message": record.message,
-        })
-        .to_string();
+        });
+        // An authorizer's message names its platform and the authorizer's AppID.
+        if let Some(platform) = super::authorizer_platform(&record.account) {
+            body["component"] = platform.trim_start_matches("open/").into();
+            body["authorizer"] = record.account[platform.len() + 1..].into();
+        }
+        let body = body.to_string();
         // At most `max_in_flight` attempts hold a socket to the service; the rest wait.
-        let _slot = match self.slots.get(&record.account) {
+        let slots = (self.slots.get(&record.account))
+            .or_else(|| self.slots.get(super::authorizer_platform(&record.account)?));
+        let _slot = match slots {
             Some(slots) => slots.clone().acquire_owned().await.ok(),
             None => None,
         };
