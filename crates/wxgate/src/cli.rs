@@ -14,6 +14,7 @@ pub mod emulate;
 pub mod inbox;
 pub mod init;
 pub mod probe;
+mod release_test;
 pub mod serve;
 pub mod sign;
 pub mod sim;

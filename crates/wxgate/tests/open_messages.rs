@@ -259,3 +259,70 @@ async fn the_release_test_passes_for_test_accounts_only() {
     setup.server.stop().await;
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+/// `wxgate sim release-test` (the real binary) passes against wxgate, and fails
+/// against a URL where the release test is not answered.
+#[tokio::test]
+async fn sim_release_test_passes_against_wxgate() {
+    let setup = setup("sim").await;
+    let code = setup.emu.authorize(COMPONENT, TESTER);
+    setup.emu.record_interaction("oSimulatedUser0000000000000");
+    let run = |app_id: &str, code: String| {
+        let url = format!("{}/open/acme/{app_id}/callback", setup.server.base);
+        let dir = setup.dir.clone();
+        let key = key();
+        tokio::task::spawn_blocking(move || {
+            let args = [
+                "sim",
+                "--url",
+                &url,
+                "--token",
+                TOKEN,
+                "--aes-key",
+                &key,
+                "--app-id",
+                COMPONENT,
+                "--json",
+                "release-test",
+                "--code",
+                &code,
+            ];
+            common::tools::wxgate(&dir, &args)
+        })
+    };
+    let output = run(TESTER, code.clone()).await.unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["ok"], true);
+    let expected = format!("{code}_from_api");
+    let mut sent = false;
+    for _ in 0..100 {
+        sent = setup
+            .emu
+            .calls()
+            .iter()
+            .any(|c| c.errcode == 0 && c.body.contains(&expected));
+        if sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent, "{expected} was sent");
+    // An ordinary authorizer's URL does not answer the release test.
+    let output = run(AUTHORIZER, "queryauthcode@@@other".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    setup.server.stop().await;
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
