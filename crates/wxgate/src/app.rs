@@ -198,6 +198,14 @@ impl AppState {
                 let forward = c.forward.clone()?;
                 Some((crate::component::center_name(&c.name), forward))
             }))
+            // An authorizer with a forward of its own (`[[component.authorizer]]`).
+            .chain(config.components.iter().flat_map(|c| {
+                let platform = crate::component::center_name(&c.name);
+                (c.authorizers.iter()).filter_map(move |a| {
+                    let name = wxgate_client::credential::authorizer_name(&platform, &a.app_id);
+                    Some((name, a.forward.clone()?))
+                })
+            }))
             .collect();
         // The inbox also keeps the rule replies that go out through the
         // customer-service API until they are sent.

@@ -56,7 +56,7 @@ pub struct Received {
 impl Component {
     /// A platform from its validated configuration.
     pub fn new(config: ComponentConfig) -> Component {
-        let gateway = Account::new(Self::account_config(&config, config.name.clone()));
+        let gateway = Account::new(Self::account_config(&config, config.name.clone(), None));
         Component {
             config,
             gateway,
@@ -65,8 +65,20 @@ impl Component {
     }
 
     /// An account with the platform's AppID (the trailer), Token and keys, in safe
-    /// mode, with the platform's rules and forward.
-    fn account_config(config: &ComponentConfig, name: String) -> AccountConfig {
+    /// mode, with the platform's rules and forward, or the authorizer's own
+    /// (`[[component.authorizer]]`) where it has them.
+    fn account_config(
+        config: &ComponentConfig,
+        name: String,
+        authorizer: Option<&str>,
+    ) -> AccountConfig {
+        let own =
+            authorizer.and_then(|app_id| config.authorizers.iter().find(|a| a.app_id == app_id));
+        let rules = match own {
+            Some(own) if !own.rules.is_empty() => own.rules.clone(),
+            _ => config.rules.clone(),
+        };
+        let forward = (own.and_then(|own| own.forward.clone())).or_else(|| config.forward.clone());
         AccountConfig {
             name,
             app_id: config.app_id.clone(),
@@ -78,9 +90,9 @@ impl Component {
             mode: Mode::Safe,
             timestamp_window_s: config.timestamp_window_s,
             dedup: true,
-            rules: config.rules.clone(),
+            rules,
             oauth: None,
-            forward: config.forward.clone(),
+            forward,
             kind: AccountKind::OfficialAccount,
             data_format: Format::Xml,
         }
@@ -94,7 +106,8 @@ impl Component {
         let name = wxgate_client::credential::authorizer_name(&self.center_name(), app_id);
         held.entry(app_id.to_owned())
             .or_insert_with(|| {
-                std::sync::Arc::new(Account::new(Self::account_config(&self.config, name)))
+                let config = Self::account_config(&self.config, name, Some(app_id));
+                std::sync::Arc::new(Account::new(config))
             })
             .clone()
     }

@@ -26,7 +26,7 @@ mod urls;
 mod validate;
 mod wecom;
 
-pub use component::{AuthorizePage, ComponentConfig};
+pub use component::{AuthorizePage, AuthorizerOverride, ComponentConfig};
 pub use kinds::AccountKind;
 pub use urls::{base_url, http_url, UrlError};
 pub use wxgate_proto::Format;

@@ -45,6 +45,11 @@ struct Setup {
 }
 
 async fn setup(name: &str) -> Setup {
+    setup_with(name, "").await
+}
+
+/// [`setup`], with `extra` after the platform's tables.
+async fn setup_with(name: &str, extra: &str) -> Setup {
     let emu = Emulator::new(
         EmulatorConfig::with_app(App::new(APP_ID, SECRET)).with_component(EmuComponent::new(
             COMPONENT,
@@ -82,7 +87,7 @@ async fn setup(name: &str) -> Setup {
         format!(
             "api_base = \"http://{addr}\"\n[[component]]\nname = \"acme\"\napp_id = \"{COMPONENT}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{}\"\ntimestamp_window_s = 0\n\
              [[component.rule]]\nwhen = {{ msg_type = \"text\", keyword = \"hi\" }}\nreply = {{ text = \"echo {{content}}\" }}\n\
-             [component.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n",
+             [component.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n{extra}",
             key()
         )
     })
@@ -325,4 +330,52 @@ async fn sim_release_test_passes_against_wxgate() {
     );
     setup.server.stop().await;
     let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+/// `[[component.authorizer]]`: an authorizer with rules of its own; the others keep
+/// the platform's.
+#[tokio::test]
+async fn an_authorizer_may_have_rules_of_its_own() {
+    const OWN: &str = "wxb1b1b1b1b1b1b1b1";
+    let extra = format!(
+        "[[component.authorizer]]\napp_id = \"{OWN}\"\n[[component.authorizer.rule]]\nwhen = {{ msg_type = \"text\", keyword = \"hi\" }}\nreply = {{ text = \"own {{content}}\" }}\n"
+    );
+    let setup = setup_with("own", &extra).await;
+    let outcome = setup.emu.push_authorized(COMPONENT, OWN).await.unwrap();
+    assert_eq!(outcome.status, Some(200), "{outcome:?}");
+    let own = pusher(&setup, OWN)
+        .push(&build::text("gh_own", "oUser3", now(), "hi", 3001))
+        .await;
+    assert!(
+        own.reply_xml
+            .as_deref()
+            .unwrap_or_default()
+            .contains("own hi"),
+        "{own:?}"
+    );
+    let platform = pusher(&setup, AUTHORIZER)
+        .push(&build::text("gh_merchant", "oUser3", now(), "hi", 3002))
+        .await;
+    assert!(
+        platform
+            .reply_xml
+            .as_deref()
+            .unwrap_or_default()
+            .contains("echo hi"),
+        "{platform:?}"
+    );
+    setup.server.stop().await;
+    let _ = std::fs::remove_dir_all(&setup.dir);
+
+    let base = format!(
+        "[[component]]\nname = \"acme\"\napp_id = \"{COMPONENT}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{}\"\n",
+        key()
+    );
+    for (extra, key) in [
+        (format!("[[component.authorizer]]\napp_id = \"{OWN}\"\n[[component.authorizer]]\napp_id = \"{OWN}\"\n"), "component[0].authorizer[1].app_id"),
+        ("[[component.authorizer]]\napp_id = \"not-an-appid\"\n".to_owned(), "component[0].authorizer[0].app_id"),
+    ] {
+        let err = wxgate::config::Config::parse(&format!("{base}{extra}"), "t.toml").expect_err(key).to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
 }

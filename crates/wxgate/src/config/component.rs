@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use secrecy::{ExposeSecret, SecretString};
 use wxgate_proto::EncodingAesKey;
 
-use super::raw::RawComponent;
+use super::raw::{RawAuthorizer, RawComponent};
 use super::validate::Validator;
 use super::DEFAULT_TIMESTAMP_WINDOW_S;
 
@@ -33,6 +33,19 @@ pub struct ComponentConfig {
     /// `[[component.rule]]`: the rules of every authorizer's messages.
     pub rules: Vec<crate::rules::Rule>,
     /// `[component.forward]`: where the authorizers' messages no rule answered go.
+    pub forward: Option<super::ForwardConfig>,
+    /// `[[component.authorizer]]`: authorizers with rules or a forward of their own.
+    pub authorizers: Vec<AuthorizerOverride>,
+}
+
+/// One authorizer's own rules or forward, in place of the platform's.
+#[derive(Debug, Clone)]
+pub struct AuthorizerOverride {
+    /// The authorizer's AppID.
+    pub app_id: String,
+    /// Its rules; when it has none, the platform's apply.
+    pub rules: Vec<crate::rules::Rule>,
+    /// Its forward; when it has none, the platform's applies.
     pub forward: Option<super::ForwardConfig>,
 }
 
@@ -97,6 +110,7 @@ impl Validator<'_> {
         let (rules, _) = self.rules(&format!("component[{index}]"), raw.rule);
         let forward = (raw.forward)
             .map(|forward| self.forward(&format!("component[{index}]"), forward.into_inner()));
+        let authorizers = self.authorizer_overrides(index, raw.authorizer);
         let aes_key = aes_key?;
         (self.error_count() == errors_before).then(|| ComponentConfig {
             name: raw.name.into_inner(),
@@ -109,7 +123,37 @@ impl Validator<'_> {
             authorize,
             rules,
             forward,
+            authorizers,
         })
+    }
+
+    /// `[[component.authorizer]]`: each AppID once, well formed.
+    fn authorizer_overrides(
+        &mut self,
+        index: usize,
+        raw: Vec<RawAuthorizer>,
+    ) -> Vec<AuthorizerOverride> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, authorizer) in raw.into_iter().enumerate() {
+            let prefix = format!("component[{index}].authorizer[{i}]");
+            self.app_id(&authorizer.app_id, format!("{prefix}.app_id"));
+            if !seen.insert(authorizer.app_id.get_ref().clone()) {
+                self.error(
+                    Some(authorizer.app_id.span()),
+                    format!("{prefix}.app_id"),
+                    "this authorizer is configured twice; merge its rules into one [[component.authorizer]]",
+                );
+            }
+            let (rules, _) = self.rules(&prefix, authorizer.rule);
+            let forward = (authorizer.forward).map(|f| self.forward(&prefix, f.into_inner()));
+            out.push(AuthorizerOverride {
+                app_id: authorizer.app_id.into_inner(),
+                rules,
+                forward,
+            });
+        }
+        out
     }
 
     /// `redirect_allow` and `signing_key`: both or neither.

@@ -47,6 +47,18 @@ pub(super) struct RawComponent {
     #[serde(default)]
     pub(super) rule: Vec<Spanned<rules::RawRule>>,
     pub(super) forward: Option<Spanned<RawForward>>,
+    #[serde(default)]
+    pub(super) authorizer: Vec<RawAuthorizer>,
+}
+
+/// `[[component.authorizer]]`: one authorizer's own rules or forward.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthorizer {
+    pub(super) app_id: Spanned<String>,
+    #[serde(default)]
+    pub(super) rule: Vec<Spanned<rules::RawRule>>,
+    pub(super) forward: Option<Spanned<RawForward>>,
 }
 
 #[derive(Default, Deserialize)]
