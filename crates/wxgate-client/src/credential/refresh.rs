@@ -68,6 +68,19 @@ impl Attempt<'_> {
     }
 }
 
+/// A WeCom application and a third-party platform have no jsapi_ticket here.
+fn has_kind(account: &str, state: &AccountState, kind: CredentialKind) -> Result<(), Error> {
+    if kind != CredentialKind::JsapiTicket {
+        return Ok(());
+    }
+    let (account, what) = (account.to_owned(), kind.as_str());
+    match state.secrets.source {
+        TokenSource::WeChat | TokenSource::Authorizer => Ok(()),
+        TokenSource::WeCom { .. } => Err(Error::NotForWeCom { account, what }),
+        TokenSource::Component => Err(Error::NotForComponent { account, what }),
+    }
+}
+
 /// What the lease stage decided.
 enum Leased {
     /// Fetch, under this lease, or without one (`None`).
@@ -88,15 +101,7 @@ impl CredentialCenter {
         Box::pin(async move {
             let state = self.account(account)?;
             let state = &*state;
-            if kind == CredentialKind::JsapiTicket {
-                let account = account.to_owned();
-                let what = kind.as_str();
-                match state.secrets.source {
-                    TokenSource::WeChat | TokenSource::Authorizer => {}
-                    TokenSource::WeCom { .. } => return Err(Error::NotForWeCom { account, what }),
-                    TokenSource::Component => return Err(Error::NotForComponent { account, what }),
-                }
-            }
+            has_kind(account, state, kind)?;
             let slot = state.slot(kind);
             let mut backoff = slot.gate.lock().await;
             let now = self.now();
