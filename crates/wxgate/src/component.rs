@@ -159,9 +159,21 @@ impl Component {
             // The code is exchanged and the authorizer's tokens stored before
             // `success`: a new authorization replaces the old refresh token.
             Info::Authorized(auth) | Info::UpdateAuthorized(auth) => {
-                center
-                    .authorize(&platform, &auth.authorization_code)
-                    .await?;
+                let exchanged = center.authorize(&platform, &auth.authorization_code).await;
+                match exchanged {
+                    Ok(_) => {}
+                    // The same notify again (WeChat repeats pushes; a replay within the
+                    // timestamp window): its code was exchanged by the first one. (A code
+                    // that expired unexchanged while the authorizer is held from an
+                    // earlier authorization looks the same; WeChat's 61010 does not
+                    // tell the two apart.)
+                    Err(err)
+                        if err.errcode() == Some(61010) && {
+                            let held = center.authorizers(&platform);
+                            held.contains(&auth.authorizer_app_id)
+                        } => {}
+                    Err(err) => return Err(err.into()),
+                }
                 None
             }
             Info::Unauthorized { authorizer_app_id } => {

@@ -451,3 +451,62 @@ fn the_authorization_page_needs_its_key_its_list_and_public_url() {
         assert!(err.contains(key), "{key}: {err}");
     }
 }
+
+/// The same `authorized` notify twice (WeChat repeats pushes; a replay within the
+/// window): the second finds its code exchanged and is answered `success` too, with
+/// one exchange; a notify whose code was never issued is not acknowledged.
+#[tokio::test]
+async fn a_repeated_authorization_notify_is_acknowledged_once_exchanged() {
+    use wxgate_proto::component::{Authorization, Info, Notify};
+    let (emu, api_base) = emulator(false).await;
+    let (server, dir) = server("repeat", &emu, &api_base).await;
+    let crypt = wxgate_proto::MsgCrypt::new(
+        &wxgate_proto::EncodingAesKey::parse(&key()).unwrap(),
+        COMPONENT,
+    );
+    let notify = |code: &str| {
+        let now = now();
+        let notify = Notify {
+            app_id: COMPONENT.into(),
+            create_time: now,
+            info: Info::Authorized(Authorization {
+                authorizer_app_id: AUTHORIZER.into(),
+                authorization_code: code.into(),
+                code_expires_at: now + 3600,
+            }),
+        };
+        let request = wxgate_proto::push::component_notify(
+            TOKEN,
+            &crypt,
+            &now.to_string(),
+            "777",
+            &[3; 16],
+            &notify.to_xml(),
+        );
+        (
+            format!("{}/open/acme/notify?{}", server.base, request.query),
+            request.body,
+        )
+    };
+    let client = wxgate_client::http_client();
+    let code = emu.authorize(COMPONENT, AUTHORIZER);
+    let (url, body) = notify(&code);
+    assert_eq!(
+        post(&client, &url, body.clone()).await,
+        (200, "success".into())
+    );
+    assert_eq!(post(&client, &url, body).await, (200, "success".into()));
+    assert_eq!(
+        emu.count("/cgi-bin/component/api_query_auth"),
+        2,
+        "the second one was refused: 61010"
+    );
+    let (url, body) = notify("queryauthcode@@@never-issued");
+    assert_eq!(
+        post(&client, &url, body).await.0,
+        503,
+        "not acknowledged: WeChat pushes again"
+    );
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
