@@ -179,6 +179,33 @@ async fn an_authorizer_gets_the_platforms_rules_and_forward() {
             .0,
         200
     );
+    // Unsigned, plaintext (the platform is always safe mode) and oversized pushes.
+    let unsigned: String = (query.split('&'))
+        .filter(|p| !p.starts_with("signature=") && !p.starts_with("msg_signature="))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert_eq!(
+        post(&client, &format!("{url}?{unsigned}"), body.clone())
+            .await
+            .0,
+        403
+    );
+    let plain_query: String = (query.split('&'))
+        .filter(|p| !p.starts_with("encrypt_type=") && !p.starts_with("msg_signature="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let plain = build::text("gh_merchant", "oUser1", now(), "hi", 1003);
+    assert_eq!(
+        post(&client, &format!("{url}?{plain_query}"), plain)
+            .await
+            .0,
+        403
+    );
+    let huge = format!(
+        "<xml><Encrypt>{}</Encrypt></xml>",
+        "A".repeat(1024 * 1024 + 1)
+    );
+    assert_eq!(post(&client, &format!("{url}?{query}"), huge).await.0, 413);
     // An AppID that never authorized the platform: 404 before the body is read.
     let stranger = format!(
         "{}/open/acme/wx0000000000000009/callback?{query}",
