@@ -70,10 +70,14 @@ async fn setup_with(name: &str, extra: &str) -> Setup {
             route_post(move |body: String| {
                 let delivered = delivered.clone();
                 async move {
-                    delivered
-                        .lock()
-                        .unwrap()
-                        .push(serde_json::from_str::<Value>(&body).unwrap());
+                    let json = serde_json::from_str::<Value>(&body).unwrap();
+                    let late = json["message"]["content"] == "late";
+                    delivered.lock().unwrap().push(json);
+                    if late {
+                        // Past the forward's window: the reply goes out later.
+                        tokio::time::sleep(Duration::from_millis(800)).await;
+                        return r#"{"reply": {"type": "text", "content": "late answer"}}"#;
+                    }
                     "{}"
                 }
             }),
@@ -87,7 +91,7 @@ async fn setup_with(name: &str, extra: &str) -> Setup {
         format!(
             "api_base = \"http://{addr}\"\n[[component]]\nname = \"acme\"\napp_id = \"{COMPONENT}\"\napp_secret = \"{SECRET}\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{}\"\ntimestamp_window_s = 0\n\
              [[component.rule]]\nwhen = {{ msg_type = \"text\", keyword = \"hi\" }}\nreply = {{ text = \"echo {{content}}\" }}\n\
-             [component.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\n{extra}",
+             [component.forward]\nurl = \"{hook}\"\nsecret = \"forward-secret-0123456789\"\ntimeout_ms = 300\n{extra}",
             key()
         )
     })
@@ -153,6 +157,29 @@ async fn an_authorizer_gets_the_platforms_rules_and_forward() {
     assert_eq!(delivered[0]["authorizer"], AUTHORIZER);
     assert_eq!(delivered[0]["account"], format!("open/acme/{AUTHORIZER}"));
     assert_eq!(delivered[0]["message"]["content"], "anything else");
+
+    // A service's reply that misses the window goes out through the customer-service
+    // API with the authorizer's token.
+    let outcome = push
+        .push(&build::text("gh_merchant", "oUser1", now(), "late", 1004))
+        .await;
+    assert_eq!(
+        (outcome.status, outcome.body.as_str()),
+        (Some(200), "success")
+    );
+    let mut sent = false;
+    for _ in 0..100 {
+        sent = setup.emu.calls().iter().any(|c| {
+            c.path == "/cgi-bin/message/custom/send"
+                && c.errcode == 0
+                && c.body.contains("late answer")
+        });
+        if sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent, "the late reply was sent: {:?}", setup.emu.calls());
 
     // The official vector (its trailer is the platform's AppID) opens through the route.
     let v = vector();
