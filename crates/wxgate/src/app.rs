@@ -209,9 +209,23 @@ impl AppState {
             .collect();
         // The inbox also keeps the rule replies that go out through the
         // customer-service API until they are sent.
-        if !forwards.is_empty() || config.accounts.iter().any(|a| a.replies_through_api()) {
+        let authorizers_through_api = (config.components.iter())
+            .flat_map(|c| c.authorizers.iter())
+            .any(|a| !a.kind.shows_passive_replies());
+        if !forwards.is_empty()
+            || config.accounts.iter().any(|a| a.replies_through_api())
+            || authorizers_through_api
+        {
             let inbox = crate::inbox::open(config, db, state.shared.as_ref()).await?;
-            let kinds = config.accounts.iter().map(|a| (a.name.clone(), a.kind));
+            let kinds = (config.accounts.iter().map(|a| (a.name.clone(), a.kind))).chain(
+                config.components.iter().flat_map(|c| {
+                    let platform = crate::component::center_name(&c.name);
+                    (c.authorizers.iter()).map(move |a| {
+                        let name = wxgate_client::credential::authorizer_name(&platform, &a.app_id);
+                        (name, a.kind)
+                    })
+                }),
+            );
             let kinds = kinds.collect();
             let forwarder =
                 Forwarder::new(inbox, center, forwards, kinds, config.keep_delivered_days);

@@ -79,6 +79,7 @@ impl Component {
             _ => config.rules.clone(),
         };
         let forward = (own.and_then(|own| own.forward.clone())).or_else(|| config.forward.clone());
+        let kind = own.map_or(AccountKind::OfficialAccount, |own| own.kind);
         AccountConfig {
             name,
             app_id: config.app_id.clone(),
@@ -93,7 +94,7 @@ impl Component {
             rules,
             oauth: None,
             forward,
-            kind: AccountKind::OfficialAccount,
+            kind,
             data_format: Format::Xml,
         }
     }

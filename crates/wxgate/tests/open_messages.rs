@@ -394,6 +394,9 @@ async fn an_authorizer_may_have_rules_of_its_own() {
     let extra = format!(
         "[[component.authorizer]]\napp_id = \"{OWN}\"\n[[component.authorizer.rule]]\nwhen = {{ msg_type = \"text\", keyword = \"hi\" }}\nreply = {{ text = \"own {{content}}\" }}\n"
     );
+    const MINI: &str = "wxc2c2c2c2c2c2c2c2";
+    let extra =
+        format!("{extra}[[component.authorizer]]\napp_id = \"{MINI}\"\nkind = \"miniprogram\"\n");
     let setup = setup_with("own", &extra).await;
     let outcome = setup.emu.push_authorized(COMPONENT, OWN).await.unwrap();
     assert_eq!(outcome.status, Some(200), "{outcome:?}");
@@ -418,6 +421,32 @@ async fn an_authorizer_may_have_rules_of_its_own() {
             .contains("echo hi"),
         "{platform:?}"
     );
+    // A mini-program authorizer shows no passive text: the rule's reply goes out
+    // through the customer-service API with its token.
+    let outcome = setup.emu.push_authorized(COMPONENT, MINI).await.unwrap();
+    assert_eq!(outcome.status, Some(200), "{outcome:?}");
+    let mini = pusher(&setup, MINI)
+        .push(&build::text("gh_mini", "oUser4", now(), "hi", 3003))
+        .await;
+    assert_eq!(
+        (mini.status, mini.body.as_str()),
+        (Some(200), "success"),
+        "{mini:?}"
+    );
+    let mut sent = false;
+    for _ in 0..100 {
+        sent = setup.emu.calls().iter().any(|c| {
+            c.path == "/cgi-bin/message/custom/send" && c.errcode == 0 && c.body.contains("echo hi")
+        });
+        if sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sent,
+        "the rule's reply went through the customer-service API"
+    );
     setup.server.stop().await;
     let _ = std::fs::remove_dir_all(&setup.dir);
 
@@ -428,6 +457,7 @@ async fn an_authorizer_may_have_rules_of_its_own() {
     for (extra, key) in [
         (format!("[[component.authorizer]]\napp_id = \"{OWN}\"\n[[component.authorizer]]\napp_id = \"{OWN}\"\n"), "component[0].authorizer[1].app_id"),
         ("[[component.authorizer]]\napp_id = \"not-an-appid\"\n".to_owned(), "component[0].authorizer[0].app_id"),
+        (format!("[[component.authorizer]]\napp_id = \"{OWN}\"\nkind = \"wecom\"\n"), "component[0].authorizer[0].kind"),
     ] {
         let err = wxgate::config::Config::parse(&format!("{base}{extra}"), "t.toml").expect_err(key).to_string();
         assert!(err.contains(key), "{key}: {err}");

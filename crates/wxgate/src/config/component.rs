@@ -47,6 +47,10 @@ pub struct AuthorizerOverride {
     pub rules: Vec<crate::rules::Rule>,
     /// Its forward; when it has none, the platform's applies.
     pub forward: Option<super::ForwardConfig>,
+    /// What it is: an Official Account (the default), or a mini-program or mini-game,
+    /// whose rule replies other than `transfer_customer_service` go out through the
+    /// customer-service API.
+    pub kind: super::AccountKind,
 }
 
 /// Where `/open/{name}/authorize` may send a merchant back to, and its signed state.
@@ -145,12 +149,31 @@ impl Validator<'_> {
                     "this authorizer is configured twice; merge its rules into one [[component.authorizer]]",
                 );
             }
+            let kind = match &authorizer.kind {
+                None => super::AccountKind::OfficialAccount,
+                Some(kind) => match super::AccountKind::parse(kind.get_ref()) {
+                    Some(
+                        kind @ (super::AccountKind::OfficialAccount
+                        | super::AccountKind::MiniProgram
+                        | super::AccountKind::MiniGame),
+                    ) => kind,
+                    _ => {
+                        self.error(
+                            Some(kind.span()),
+                            format!("{prefix}.kind"),
+                            format!("{:?}: an authorizer is \"official_account\", \"miniprogram\" or \"minigame\"", kind.get_ref()),
+                        );
+                        super::AccountKind::OfficialAccount
+                    }
+                },
+            };
             let (rules, _) = self.rules(&prefix, authorizer.rule);
             let forward = (authorizer.forward).map(|f| self.forward(&prefix, f.into_inner()));
             out.push(AuthorizerOverride {
                 app_id: authorizer.app_id.into_inner(),
                 rules,
                 forward,
+                kind,
             });
         }
         out

@@ -56,6 +56,7 @@ pub(super) struct RawComponent {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuthorizer {
     pub(super) app_id: Spanned<String>,
+    pub(super) kind: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) rule: Vec<Spanned<rules::RawRule>>,
     pub(super) forward: Option<Spanned<RawForward>>,
