@@ -15,26 +15,36 @@
 //! * A WeCom application ([`TokenSource::WeCom`]) gets its token from `gettoken` on
 //!   `qyapi_base`, with the same gate, refresh, backoff, quota and store; asking for
 //!   its jsapi_ticket is [`crate::Error::NotForWeCom`].
+//! * A third-party platform ([`TokenSource::Component`]) gets its
+//!   `component_access_token` from `api_component_token` with the latest
+//!   `component_verify_ticket` WeChat pushed (`ticket`: kept in the store, the latest
+//!   by CreateTime; `api_start_push_ticket` when none is stored), with the same gate,
+//!   refresh ahead, compare-and-expire, backoff, quota and store.
 //! * Storage is behind [`CredentialStore`]: in memory here, redb and Redis elsewhere.
 //!   Its `try_lock` returns a [`Fence`], so a distributed store can make one instance
 //!   refresh while the others wait and then read the result.
 //!
 //! Its parts: `store` (the store trait, the lease's fence, the in-memory store),
 //! `config` (accounts and settings), `center` (the center and its lookups), `refresh`
-//! (the single-flight refresh, stage by stage), `stats` (counters and the daily quota).
+//! (the single-flight refresh, stage by stage), `stats` (counters and the daily quota),
+//! `ticket` (a third-party platform's verify ticket).
 
+mod authorizer;
 mod center;
 mod config;
 mod refresh;
 mod stats;
 mod store;
+mod ticket;
 
 use serde::{Deserialize, Serialize};
 
+pub use authorizer::authorizer_name;
 pub use center::CredentialCenter;
 pub use config::{AccountSecrets, CenterConfig, TokenEndpoint, TokenSource};
 pub use stats::CenterStats;
 pub use store::{CredentialStore, Fence, LocalLease, MemoryStore, StoreError, StoreFuture};
+pub use ticket::{TicketAsk, TicketOffer, ASK_AGAIN_AFTER_S, TICKET_TTL_S};
 
 /// Which credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +81,10 @@ pub struct Credential {
     pub expires_at: i64,
     /// Unix seconds when it was fetched.
     pub fetched_at: i64,
+    /// An authorizer's `authorizer_refresh_token`, stored in the same write as the
+    /// access token it came with (absent for every other credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -79,6 +93,10 @@ impl std::fmt::Debug for Credential {
             .field("value", &"[REDACTED]")
             .field("expires_at", &self.expires_at)
             .field("fetched_at", &self.fetched_at)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }

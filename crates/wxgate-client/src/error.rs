@@ -68,6 +68,36 @@ pub enum Error {
         /// The credential asked for.
         what: &'static str,
     },
+    /// The account is a third-party platform, which has no such credential.
+    #[error("account {account} is a third-party platform: it has a component_access_token, not a {what}; ask for access_token, or for an authorizer's credentials")]
+    NotForComponent {
+        /// Account name.
+        account: String,
+        /// The credential asked for.
+        what: &'static str,
+    },
+    /// A third-party platform has no valid `component_verify_ticket` yet.
+    #[error("third-party platform {account} has no valid component_verify_ticket{}: WeChat pushes one every 10 minutes to the platform's 授权事件接收URL (wxgate's /open/{{name}}/notify); check that URL in 开发资料 → 开发配置, and that the Token and EncodingAESKey are the console's", if *expired { " (the latest one expired)" } else { "" })]
+    NoVerifyTicket {
+        /// Account name.
+        account: String,
+        /// Whether one was stored but is past its 12 hours.
+        expired: bool,
+    },
+    /// Another instance holds an authorizer's refresh lease past the wait: refreshing
+    /// here too could present a refresh token that the other refresh retires.
+    #[error("the authorizer {account}'s token is being refreshed by another instance, which has held the lease for over 5 s; retry shortly")]
+    RefreshHeldElsewhere {
+        /// The authorizer's name in the center.
+        account: String,
+    },
+    /// No refresh token is stored for the authorizer: it never authorized the platform,
+    /// or withdrew the authorization.
+    #[error("{account} holds no authorization: the merchant has not authorized the platform (or withdrew it); send them through /open/{{name}}/authorize")]
+    NotAuthorized {
+        /// The authorizer's name in the center.
+        account: String,
+    },
     /// WeCom's message/send has no form for this message.
     #[error(
         "WeCom's message/send cannot carry a {msgtype} message: reply with text, image or news"
@@ -136,6 +166,11 @@ pub fn hint(errcode: i64, errmsg: &str) -> Option<String> {
         45015 => "outside the customer-service window: the user has not interacted in 48 hours",
         48001 => "this API is not authorized for the account (unverified account or wrong account type)",
         89503 => "this IP needs the admin's confirmation: approve it in the template message WeChat sent, then retry",
+        // The third-party platform's codes (开放平台 第三方平台, 返回码说明).
+        61004 => "this server's IP is not on the third-party platform's IP whitelist (开发资料 → 开发配置 → 白名单IP地址列表)",
+        61005 => "the component_verify_ticket expired: wxgate uses the latest one WeChat pushed; check that pushes reach /open/{name}/notify (授权事件接收URL)",
+        61006 => "the component_verify_ticket is invalid: wxgate uses the latest one WeChat pushed; check that pushes reach /open/{name}/notify (授权事件接收URL) and that the platform's EncodingAESKey is the console's",
+        61023 => "the authorizer_refresh_token is no longer valid: the merchant must authorize the platform again",
         10003 => "the redirect_uri's domain is not the 网页授权域名 configured in the console",
         _ => return None,
     };
@@ -143,8 +178,9 @@ pub fn hint(errcode: i64, errmsg: &str) -> Option<String> {
 }
 
 /// Query parameters whose values never appear in an error or a log line.
-pub const SECRET_PARAMS: [&str; 5] = [
+pub const SECRET_PARAMS: [&str; 6] = [
     "secret",
+    "component_access_token",
     "corpsecret",
     "access_token",
     "code",

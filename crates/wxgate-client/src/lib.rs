@@ -11,12 +11,14 @@
 
 pub mod api;
 pub mod clock;
+pub mod component;
 pub mod credential;
 mod error;
 pub mod tls;
 pub mod wecom;
 
 pub use api::{Client, CustomMessage, Fetched, OAuthToken, QrTicket, Scene, DEFAULT_API_BASE};
+pub use component::AuthorizerTokens;
 pub use credential::{
     AccountSecrets, CenterConfig, CenterStats, Credential, CredentialCenter, CredentialKind,
     CredentialStore, Fence, MemoryStore, StoreError, TokenEndpoint, TokenSource,

@@ -53,6 +53,43 @@ impl WeComApp {
     }
 }
 
+/// An Open Platform third-party platform (开放平台 第三方平台) known to the emulator.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The platform's AppID (the trailer of every notify).
+    pub app_id: String,
+    /// Its AppSecret.
+    pub secret: String,
+    /// The Token of its notify and message URLs.
+    pub token: String,
+    /// Its EncodingAESKey.
+    pub encoding_aes_key: String,
+    /// Whether `api_authorizer_token` hands out a new refresh token each time (the old
+    /// one then stops working), or keeps the same one.
+    pub rotate_refresh_tokens: bool,
+    /// Lifetime of the authorizers' access tokens, seconds; `None`: the config's
+    /// `token_ttl_s` (WeChat: 7200).
+    pub authorizer_token_ttl_s: Option<i64>,
+    /// How long `api_authorizer_token` waits before it looks at the request (a slow
+    /// WeChat); a caller that hangs up meanwhile has its request dropped unprocessed.
+    pub authorizer_token_delay: std::time::Duration,
+}
+
+impl Component {
+    /// A platform whose refresh tokens stay the same.
+    pub fn new(app_id: &str, secret: &str, token: &str, encoding_aes_key: &str) -> Component {
+        Component {
+            app_id: app_id.to_owned(),
+            secret: secret.to_owned(),
+            token: token.to_owned(),
+            encoding_aes_key: encoding_aes_key.to_owned(),
+            rotate_refresh_tokens: false,
+            authorizer_token_ttl_s: None,
+            authorizer_token_delay: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -83,6 +120,8 @@ pub struct EmulatorConfig {
     /// The published pages (`pages/index/index`); `None` accepts every page. Another
     /// path is 40165 for a scheme or URL Link, 41030 for a code.
     pub published_pages: Option<Vec<String>>,
+    /// Known third-party platforms (the `/cgi-bin/component/…` routes).
+    pub components: Vec<Component>,
 }
 
 impl EmulatorConfig {
@@ -100,7 +139,14 @@ impl EmulatorConfig {
             link_daily_quota: 500_000,
             wxacode_minute_quota: 5000,
             published_pages: None,
+            components: Vec::new(),
         }
+    }
+
+    /// Adds a third-party platform.
+    pub fn with_component(mut self, component: Component) -> EmulatorConfig {
+        self.components.push(component);
+        self
     }
 
     /// Adds a WeCom application.

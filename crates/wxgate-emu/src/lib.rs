@@ -17,7 +17,8 @@
 //! (access tokens and tickets), `routes::oauth` (web authorization) and `routes::calls`
 //! (the calls that take an access_token), `routes::links` (schemes, URL Links and
 //! mini-program codes, with the daily quota), `routes::wecom` (WeCom's token and
-//! application messages), and [`pusher`].
+//! application messages), `routes::component` and `component` (third-party
+//! platforms: their routes, and their tickets and authorizations), and [`pusher`].
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -34,12 +35,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod component;
 mod config;
 pub mod pusher;
 mod routes;
 mod state;
 
-pub use config::{App, EmulatorConfig, WeComApp};
+pub use component::NotifyOutcome;
+pub use config::{App, Component, EmulatorConfig, WeComApp};
 pub use routes::links::GeneratedLink;
 use state::Inner;
 pub use state::{Call, WeComSent};

@@ -16,7 +16,7 @@ use crate::Emulator;
 /// A reqwest client on rustls with the ring provider and the webpki roots, as
 /// `wxgate_client::http_client` builds it (the emulator does not depend on the client).
 /// reqwest has no provider of its own here: a bare builder would panic.
-fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());

@@ -13,12 +13,14 @@ use crate::state::error;
 use crate::Emulator;
 
 mod calls;
+mod component;
 pub(crate) mod links;
 mod oauth;
 mod tokens;
 mod wecom;
 
 use calls::*;
+use component::*;
 use links::*;
 use oauth::*;
 use tokens::*;
@@ -51,6 +53,23 @@ impl Emulator {
             .route("/cgi-bin/getcallbackip", get(callback_ip))
             .route("/cgi-bin/gettoken", get(gettoken))
             .route("/cgi-bin/message/send", post(message_send))
+            .route(
+                "/cgi-bin/component/api_component_token",
+                post(component_token),
+            )
+            .route(
+                "/cgi-bin/component/api_start_push_ticket",
+                post(start_push_ticket),
+            )
+            .route(
+                "/cgi-bin/component/api_create_preauthcode",
+                post(create_preauthcode),
+            )
+            .route("/cgi-bin/component/api_query_auth", post(query_auth))
+            .route(
+                "/cgi-bin/component/api_authorizer_token",
+                post(authorizer_token),
+            )
             .route("/emu/interaction", post(interaction))
             .fallback(|uri: Uri| async move {
                 Json(error(

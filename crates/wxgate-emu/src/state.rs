@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     pub(crate) links: Vec<crate::GeneratedLink>,
     /// `getwxacodeunlimit` calls per (AppID, minute).
     pub(crate) wxacode_calls: HashMap<(String, i64), u32>,
+    /// Third-party platforms' state (`routes::component`).
+    pub(crate) component: crate::component::ComponentState,
 }
 
 /// `n` random letters and digits.
@@ -131,6 +133,11 @@ impl Emulator {
     /// The WeCom application of this corp with this AgentID.
     pub(crate) fn wecom_app(&self, corp_id: &str, agent_id: u64) -> Option<&WeComApp> {
         (self.config.wecom_apps.iter()).find(|a| a.corp_id == corp_id && a.agent_id == agent_id)
+    }
+
+    /// The third-party platform with this AppID.
+    pub(crate) fn component_config(&self, app_id: &str) -> Option<&crate::Component> {
+        self.config.components.iter().find(|c| c.app_id == app_id)
     }
 
     /// The app with this AppID.

@@ -21,6 +21,7 @@
 #![deny(unused_must_use)]
 #![warn(missing_docs)]
 
+pub mod component;
 pub mod console;
 pub mod crypto;
 pub mod envelope;

@@ -143,6 +143,34 @@ pub fn message_as(
     }
 }
 
+/// A notify to a third-party platform's 授权事件接收URL, as WeChat sends it: always
+/// encrypted with the platform's crypt (trailer: its AppID), with `signature`,
+/// `encrypt_type=aes` and `msg_signature` in the query and
+/// `<xml><AppId/><Encrypt/></xml>` as the body. `notify_xml` is
+/// [`crate::component::Notify::to_xml`]'s.
+pub fn component_notify(
+    token: &str,
+    crypt: &MsgCrypt,
+    timestamp: &str,
+    nonce: &str,
+    random: &[u8; 16],
+    notify_xml: &str,
+) -> PushRequest {
+    let signature = url_signature(token, timestamp, nonce).to_hex();
+    let encrypt = crypt.encrypt(notify_xml, random);
+    let msg_sig = msg_signature(token, timestamp, nonce, &encrypt).to_hex();
+    PushRequest {
+        query: encode_query(&[
+            ("signature", &signature),
+            ("timestamp", timestamp),
+            ("nonce", nonce),
+            ("encrypt_type", "aes"),
+            ("msg_signature", &msg_sig),
+        ]),
+        body: crate::component::notify_body(crypt.app_id(), &encrypt),
+    }
+}
+
 /// A WeCom application's URL-verification GET: `echostr` encrypted with the corp's
 /// crypt (trailer: the CorpID) and `msg_signature` over it; the server must answer
 /// `echostr` in plaintext.

@@ -213,6 +213,31 @@ pub fn oauth_authorize_url_at(
     )
 }
 
+/// The host of a third-party platform's authorization page.
+pub const MP_BASE: &str = "https://mp.weixin.qq.com";
+
+/// A third-party platform's authorization page on a computer:
+/// `{base}/cgi-bin/componentloginpage?component_appid=…&pre_auth_code=…&redirect_uri=…&auth_type=3`
+/// (`auth_type` 3: Official Accounts and mini-programs alike). WeChat shows it only
+/// when it is opened from a page on the platform's 发起页域名, and sends the merchant
+/// back to `redirect_uri` with `auth_code` and `expires_in` appended.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad redirect_uri.
+pub fn component_login_url(
+    base: &str,
+    component_app_id: &str,
+    pre_auth_code: &str,
+    redirect_uri: &str,
+) -> Result<String, Error> {
+    check_redirect_uri(redirect_uri)?;
+    Ok(format!(
+        "{base}/cgi-bin/componentloginpage?component_appid={component_app_id}&pre_auth_code={}&redirect_uri={}&auth_type=3",
+        encode_component(pre_auth_code),
+        encode_component(redirect_uri)
+    ))
+}
+
 /// `https://open.weixin.qq.com/connect/qrconnect?…&scope=snsapi_login…` (website login,
 /// with the website app's AppID).
 ///

@@ -14,6 +14,7 @@ use wxgate_client::{
     TokenSource,
 };
 
+use crate::component::{Component, ComponentStore};
 use crate::config::{Config, ForwardConfig, HttpConfig};
 use crate::credentials::redb::RedbStore;
 use crate::credentials::redis::RedisStore;
@@ -38,6 +39,8 @@ pub use reload::{ConfigSource, ReloadError, Reloaded};
 #[derive(Debug)]
 pub struct AppState {
     live: ArcSwap<Live>,
+    components: HashMap<String, Arc<Component>>,
+    component_store: Option<ComponentStore>,
     /// Request counters and latency.
     pub metrics: Metrics,
     pub(crate) center: Arc<CredentialCenter>,
@@ -151,6 +154,12 @@ pub fn credential_center(
                 source: token_source(a)?,
             })
         })
+        .chain(config.components.iter().map(|c| AccountSecrets {
+            name: crate::component::center_name(&c.name),
+            app_id: c.app_id.clone(),
+            secret: c.app_secret.clone(),
+            source: TokenSource::Component,
+        }))
         .collect();
     CredentialCenter::new(
         Client::new(&config.api_base),
@@ -180,12 +189,17 @@ fn token_source(account: &crate::config::AccountConfig) -> Option<TokenSource> {
 /// The OAuth memory's budgets a configuration states: `peak_sign_ins_per_s ×
 /// state_ttl_s` for each account with `[account.oauth]`.
 fn oauth_memory_budgets(config: &Config) -> Vec<(String, usize)> {
-    (config.accounts.iter())
-        .filter_map(|account| {
-            let oauth = account.oauth.as_ref()?;
-            Some((account.name.clone(), oauth.state_budget()))
-        })
-        .collect()
+    let accounts = config.accounts.iter().filter_map(|account| {
+        let oauth = account.oauth.as_ref()?;
+        Some((account.name.clone(), oauth.state_budget()))
+    });
+    // A platform's authorization page: 10 authorizations a second at most.
+    let components = config.components.iter().filter_map(|component| {
+        let page = component.authorize.as_ref()?;
+        let budget = usize::try_from(page.state_ttl_s * 10).unwrap_or(usize::MAX);
+        Some((crate::component::center_name(&component.name), budget))
+    });
+    accounts.chain(components).collect()
 }
 
 fn oauth_memory(config: &Config) -> OAuthMemory {
@@ -213,10 +227,21 @@ impl AppState {
         center: Arc<CredentialCenter>,
         admin_token: String,
     ) -> Self {
-        let names = config.accounts.iter().map(|a| a.name.clone()).collect();
+        let names = (config.accounts.iter().map(|a| a.name.clone()))
+            .chain(
+                config
+                    .components
+                    .iter()
+                    .map(|c| crate::component::center_name(&c.name)),
+            )
+            .collect();
         let links = link_service(config, &center, Arc::new(MemoryStore::default()), None);
         AppState {
             live: ArcSwap::from_pointee(Live::new(Arc::new(config.clone()), links, None)),
+            components: (config.components.iter())
+                .map(|c| (c.name.clone(), Arc::new(Component::new(c.clone()))))
+                .collect(),
+            component_store: None,
             metrics: Metrics::new(names),
             center,
             admin_token: SecretString::from(admin_token),
@@ -253,18 +278,47 @@ impl AppState {
         let links = link_service(config, &center, store.clone(), shared.as_ref());
         state.live = ArcSwap::from_pointee(Live::new(Arc::new(config.clone()), links, None));
         state.store = Some(StoreHandle(store));
+        if !config.components.is_empty() {
+            let store = ComponentStore::new(db.clone())?;
+            state.start_components(&store).await;
+            state.component_store = Some(store);
+        }
         state.shared = shared;
         state.db = Some(db.clone());
-        let forwards: HashMap<String, ForwardConfig> = config
-            .accounts
-            .iter()
+        let forwards: HashMap<String, ForwardConfig> = (config.accounts.iter())
             .filter_map(|a| a.forward.clone().map(|f| (a.name.clone(), f)))
+            .chain(config.components.iter().filter_map(|c| {
+                let forward = c.forward.clone()?;
+                Some((crate::component::center_name(&c.name), forward))
+            }))
+            // An authorizer with a forward of its own (`[[component.authorizer]]`).
+            .chain(config.components.iter().flat_map(|c| {
+                let platform = crate::component::center_name(&c.name);
+                (c.authorizers.iter()).filter_map(move |a| {
+                    let name = wxgate_client::credential::authorizer_name(&platform, &a.app_id);
+                    Some((name, a.forward.clone()?))
+                })
+            }))
             .collect();
         // The inbox also keeps the rule replies that go out through the
         // customer-service API until they are sent.
-        if !forwards.is_empty() || config.accounts.iter().any(|a| a.replies_through_api()) {
+        let authorizers_through_api = (config.components.iter())
+            .flat_map(|c| c.authorizers.iter())
+            .any(|a| !a.kind.shows_passive_replies());
+        if !forwards.is_empty()
+            || config.accounts.iter().any(|a| a.replies_through_api())
+            || authorizers_through_api
+        {
             let inbox = crate::inbox::open(config, db, state.shared.as_ref()).await?;
-            let kinds = config.accounts.iter().map(|a| (a.name.clone(), a.kind));
+            let kinds = (config.accounts.iter().map(|a| (a.name.clone(), a.kind))).chain(
+                config.components.iter().flat_map(|c| {
+                    let platform = crate::component::center_name(&c.name);
+                    (c.authorizers.iter()).map(move |a| {
+                        let name = wxgate_client::credential::authorizer_name(&platform, &a.app_id);
+                        (name, a.kind)
+                    })
+                }),
+            );
             let kinds = kinds.collect();
             let forwarder =
                 Forwarder::new(inbox, center, forwards, kinds, config.keep_delivered_days);
@@ -272,6 +326,68 @@ impl AppState {
             state.forwarder = Some(forwarder);
         }
         Ok(state)
+    }
+
+    /// Hands each platform's durably stored ticket to the credential center (a Redis
+    /// that lost it gets it back; an older one is kept out), then asks WeChat to push a
+    /// ticket for each platform that still has none valid (`api_start_push_ticket`, in
+    /// the background: at most one instance asks).
+    async fn start_components(&self, store: &ComponentStore) {
+        for component in self.components.values() {
+            let name = component.center_name();
+            match store.ticket(&component.config.app_id).await {
+                Ok(Some(stored)) => {
+                    let offered = (self.center)
+                        .offer_verify_ticket(&name, &stored.ticket, stored.create_time)
+                        .await;
+                    if let Err(err) = offered {
+                        tracing::warn!(component = %component.config.name, "the stored ticket could not be handed to the credential store: {err}");
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(component = %component.config.name, "the stored ticket cannot be read: {err}");
+                }
+            }
+            self.hold_authorizers(store, component).await;
+            let center = Arc::clone(&self.center);
+            tokio::spawn(async move {
+                match center.ask_for_ticket(&name).await {
+                    Ok(outcome) => tracing::debug!(component = %name, ?outcome, "ticket at start"),
+                    Err(err) => {
+                        tracing::warn!(component = %name, "could not ask WeChat to push a component_verify_ticket: {err}")
+                    }
+                }
+            });
+        }
+    }
+
+    /// Holds in the credential center every authorizer whose latest event is an
+    /// authorization, so their tokens are refreshed ahead once used.
+    async fn hold_authorizers(&self, store: &ComponentStore, component: &Component) {
+        let name = component.center_name();
+        match store.authorizers(&component.config.app_id).await {
+            Ok(list) => {
+                for (app_id, event) in list {
+                    if event.info_type != "unauthorized" {
+                        let _ = self.center.hold_authorizer(&name, &app_id);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(component = %component.config.name, "the authorizers cannot be read: {err}")
+            }
+        }
+    }
+
+    /// The third-party platform served at `/open/{name}/…`.
+    pub fn component(&self, name: &str) -> Option<&Arc<Component>> {
+        self.components.get(name)
+    }
+
+    /// The durable record of platforms' notifies, when the process has a database.
+    pub fn component_store(&self) -> Option<&ComponentStore> {
+        self.component_store.as_ref()
     }
 
     /// Stops the delivery worker and commits the inbox durably (after the server has
@@ -325,6 +441,11 @@ impl AppState {
     /// of its parts.
     pub fn live(&self) -> Arc<Live> {
         self.live.load_full()
+    }
+
+    /// The largest request body accepted.
+    pub fn max_body_bytes(&self) -> usize {
+        self.live.load().max_body_bytes
     }
 
     /// The public base URL, for OAuth callbacks.

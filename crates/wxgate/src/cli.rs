@@ -15,6 +15,7 @@ pub mod health;
 pub mod inbox;
 pub mod init;
 pub mod probe;
+mod release_test;
 pub mod reload;
 pub mod serve;
 pub mod sign;

@@ -16,6 +16,7 @@ use raw::RawConfig;
 use validate::Validator;
 
 mod account;
+mod component;
 mod env;
 mod kinds;
 mod links;
@@ -27,6 +28,7 @@ mod validate;
 mod verify;
 mod wecom;
 
+pub use component::{AuthorizePage, AuthorizerOverride, ComponentConfig};
 pub use kinds::AccountKind;
 pub use links::{query_char, LinkConfig, LinksConfig, Prefer, QUERY_CHARS};
 pub use urls::{base_url, http_url, UrlError};
@@ -63,6 +65,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The accounts, in file order.
     pub accounts: Vec<AccountConfig>,
+    /// The third-party platforms (`[[component]]`), in file order.
+    pub components: Vec<ComponentConfig>,
     /// Bearer token of the admin API; `None` lets `serve` generate one.
     pub admin_token: Option<SecretString>,
     /// The public base URL of this server (for OAuth callbacks), without a trailing '/'.

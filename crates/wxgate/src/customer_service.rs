@@ -63,7 +63,8 @@ pub async fn send(
     openid: &str,
     message: &CustomMessage,
 ) -> Result<(), SendError> {
-    if center.app_id(account).is_none() {
+    // A configured account with its AppSecret, or an authorizer the center holds.
+    if center.token_source(account).is_none() {
         return Err(SendError::NoAppSecret);
     }
     center

@@ -98,6 +98,21 @@ pub(crate) struct Routes {
 }
 
 impl Routes {
+    /// The forward of `account`; an authorizer of a third-party platform
+    /// (`open/{name}/{appid}`) has its platform's (`open/{name}`).
+    pub(crate) fn config_of(&self, account: &str) -> Option<&ForwardConfig> {
+        self.accounts
+            .get(account)
+            .or_else(|| self.accounts.get(authorizer_platform(account)?))
+    }
+
+    /// The permits of `account`'s attempts (an authorizer shares its platform's).
+    fn slots_of(&self, account: &str) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.slots
+            .get(account)
+            .or_else(|| self.slots.get(authorizer_platform(account)?))
+    }
+
     fn new(accounts: HashMap<String, ForwardConfig>, kinds: HashMap<String, AccountKind>) -> Self {
         let slots = accounts
             .iter()
@@ -250,8 +265,7 @@ impl Forwarder {
     ) -> (tokio::sync::oneshot::Receiver<Option<Reply>>, Duration) {
         let timeout = self
             .routes()
-            .accounts
-            .get(&record.account)
+            .config_of(&record.account)
             .map_or(4000, |c| c.timeout_ms);
         let (tx, rx) = tokio::sync::oneshot::channel::<Option<Reply>>();
         let forwarder = Arc::clone(self);
@@ -277,4 +291,11 @@ impl Forwarder {
     pub async fn retry(&self, id: u64) -> Result<Record, InboxError> {
         self.inbox.retry(id, wxgate_client::clock::now()).await
     }
+}
+
+/// The platform of an authorizer's name, `open/{name}` of `open/{name}/{appid}`.
+pub(crate) fn authorizer_platform(account: &str) -> Option<&str> {
+    let rest = account.strip_prefix("open/")?;
+    let (name, _) = rest.split_once('/')?;
+    Some(&account[..5 + name.len()])
 }

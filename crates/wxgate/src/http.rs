@@ -5,6 +5,11 @@
 //! * `GET  /wx/{account}`: URL verification (echostr, verbatim, `text/plain`).
 //! * `POST /wx/{account}`: message push; a reply (XML or JSON, as the push), an
 //!   encrypted envelope or `success`.
+//! * `POST /open/{name}/notify`: a third-party platform's 授权事件接收URL; `success`
+//!   once the ticket or the authorization event is stored.
+//! * `GET  /open/{name}/authorize`, `/open/{name}/authorized`: a platform's
+//!   authorization page and WeChat's return from it.
+//! * `GET|POST /open/{name}/{appid}/callback`: an authorizer's messages (消息与事件接收URL).
 //! * `GET  /healthz`: `ok`, or 503 with the reason while the database cannot commit or
 //!   Redis cannot be reached.
 //! * `GET  /metrics`: Prometheus text.
@@ -20,7 +25,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -35,6 +40,10 @@ mod go;
 pub mod health;
 mod metrics;
 pub mod oauth;
+mod open;
+mod open_admin;
+mod open_authorize;
+mod open_messages;
 mod verify;
 
 use callback::{message, verify};
@@ -49,6 +58,13 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(crate::http::oauth::authorize),
         )
         .route("/oauth/{name}/callback", get(crate::http::oauth::callback))
+        .route("/open/{name}/notify", post(open::notify))
+        .route("/open/{name}/authorize", get(open_authorize::authorize))
+        .route(
+            "/open/{name}/{appid}/callback",
+            get(open_messages::verify).post(open_messages::message),
+        )
+        .route("/open/{name}/authorized", get(open_authorize::authorized))
         .route("/wx/{account}", get(verify).post(message))
         .route("/wx/{account}/", get(verify).post(message))
         .route("/healthz", get(crate::http::health::healthz))

@@ -24,6 +24,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod component;
 pub mod config;
 pub mod credentials;
 pub mod customer_service;

@@ -453,6 +453,7 @@ impl LinkService {
             value,
             expires_at,
             fetched_at: now,
+            refresh_token: None,
         })
     }
 

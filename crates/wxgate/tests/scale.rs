@@ -188,12 +188,14 @@ async fn a_late_lease_holder_cannot_overwrite_a_newer_token() {
         value: "newer".into(),
         expires_at: now() + 100,
         fetched_at: now(),
+        refresh_token: None,
     };
     store.save(key, &newer, Some(second)).await.unwrap();
     let stale = Credential {
         value: "stale".into(),
         expires_at: now() + 100,
         fetched_at: now(),
+        refresh_token: None,
     };
     let refused = store.save(key, &stale, Some(first)).await.unwrap_err();
     assert!(refused.to_string().contains("superseded"), "{refused}");

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwapOption;
 use secrecy::ExposeSecret;
@@ -40,15 +40,66 @@ pub(super) struct Slot {
     pub(super) ahead_held_until: AtomicI64,
 }
 
+/// The platform an authorizer belongs to.
+#[derive(Debug, Clone)]
+pub(super) struct Platform {
+    /// The platform's name in the center.
+    pub(super) name: String,
+    /// The platform's AppID.
+    pub(super) app_id: String,
+}
+
 #[derive(Debug)]
 pub(super) struct AccountState {
     pub(super) secrets: AccountSecrets,
     pub(super) slots: [Slot; 2],
+    /// An authorizer's platform; `None` for every configured account.
+    pub(super) platform: Option<Platform>,
+    /// An authorizer's latest refresh token: the one to present next (it outlives the
+    /// access token, and a compare-and-expire that drops the access token keeps it).
+    pub(super) refresh_token: Mutex<Option<(String, i64)>>,
 }
 
 impl AccountState {
+    pub(super) fn new(secrets: AccountSecrets, platform: Option<Platform>) -> AccountState {
+        AccountState {
+            secrets,
+            slots: Default::default(),
+            platform,
+            refresh_token: Mutex::new(None),
+        }
+    }
+
     pub(super) fn slot(&self, kind: CredentialKind) -> &Slot {
         &self.slots[kind.index()]
+    }
+
+    /// Keeps `credential`'s refresh token in memory when it is newer than the one kept.
+    pub(super) fn remember_refresh_token(&self, credential: &Credential) {
+        let Some(token) = &credential.refresh_token else {
+            return;
+        };
+        let mut kept = self.refresh_token.lock().unwrap_or_else(|e| e.into_inner());
+        if kept
+            .as_ref()
+            .is_none_or(|(_, at)| *at <= credential.fetched_at)
+        {
+            *kept = Some((token.clone(), credential.fetched_at));
+        }
+    }
+
+    /// The store key of one of its credentials; an authorizer's names its platform:
+    /// `wxgate:cred:component:{platform}:authorizer:{app_id}:{kind}`.
+    pub(super) fn store_key(&self, kind: CredentialKind) -> String {
+        match &self.platform {
+            Some(platform) => format!(
+                "wxgate:cred:component:{}:authorizer:{}:{}",
+                platform.app_id,
+                self.secrets.app_id,
+                kind.as_str()
+            ),
+            None => self.secrets.store_key(kind),
+        }
     }
 }
 
@@ -58,7 +109,9 @@ pub struct CredentialCenter {
     pub(super) wecom: WeComClient,
     pub(super) store: Arc<dyn CredentialStore>,
     pub(super) config: CenterConfig,
-    pub(super) accounts: HashMap<String, AccountState>,
+    pub(super) accounts: HashMap<String, Arc<AccountState>>,
+    /// Third-party platforms' authorizers, learnt at run time (`credential/authorizer`).
+    pub(super) authorizers: RwLock<HashMap<String, Arc<AccountState>>>,
     pub(super) counters: Counters,
     clock_offset: AtomicI64,
 }
@@ -91,13 +144,11 @@ impl CredentialCenter {
                 .map(|secrets| {
                     (
                         secrets.name.clone(),
-                        AccountState {
-                            secrets,
-                            slots: Default::default(),
-                        },
+                        Arc::new(AccountState::new(secrets, None)),
                     )
                 })
                 .collect(),
+            authorizers: RwLock::default(),
             counters: Counters::default(),
             clock_offset: AtomicI64::new(0),
         })
@@ -115,7 +166,7 @@ impl CredentialCenter {
 
     /// Where an account's token comes from (`None` for an unknown account).
     pub fn token_source(&self, account: &str) -> Option<TokenSource> {
-        self.accounts.get(account).map(|a| a.secrets.source)
+        self.account(account).ok().map(|a| a.secrets.source)
     }
 
     /// The store's name.
@@ -123,18 +174,14 @@ impl CredentialCenter {
         self.store.name()
     }
 
-    /// The AppID of an account (a WeCom application's CorpID).
+    /// The AppID of a configured account (a WeCom application's CorpID).
     pub fn app_id(&self, account: &str) -> Option<&str> {
-        self.accounts
-            .get(account)
-            .map(|a| a.secrets.app_id.as_str())
+        (self.accounts.get(account)).map(|a| a.secrets.app_id.as_str())
     }
 
     /// The AppSecret of an account (for OAuth exchanges; never log it).
     pub fn secret(&self, account: &str) -> Option<&str> {
-        self.accounts
-            .get(account)
-            .map(|a| a.secrets.secret.expose_secret())
+        (self.accounts.get(account)).map(|a| a.secrets.secret.expose_secret())
     }
 
     /// Counters so far.
@@ -144,8 +191,7 @@ impl CredentialCenter {
 
     /// Fetches today for an account's credential.
     pub fn fetches_today(&self, account: &str, kind: CredentialKind) -> u32 {
-        self.accounts
-            .get(account)
+        (self.account(account).ok())
             .map(|a| a.slot(kind).fetches_today.today())
             .unwrap_or(0)
     }
@@ -160,17 +206,20 @@ impl CredentialCenter {
         self.clock_offset.fetch_add(seconds, Ordering::Relaxed);
     }
 
-    pub(super) fn account(&self, name: &str) -> Result<&AccountState, Error> {
-        self.accounts
-            .get(name)
-            .ok_or_else(|| Error::UnknownAccount(name.to_owned()))
+    /// A configured account, or an authorizer the center holds.
+    pub(super) fn account(&self, name: &str) -> Result<Arc<AccountState>, Error> {
+        if let Some(state) = self.accounts.get(name) {
+            return Ok(state.clone());
+        }
+        let authorizers = self.authorizers.read().unwrap_or_else(|e| e.into_inner());
+        (authorizers.get(name).cloned()).ok_or_else(|| Error::UnknownAccount(name.to_owned()))
     }
 
     /// The cached credential, without any I/O (`None` when absent or expired).
     pub fn cached(&self, account: &str, kind: CredentialKind) -> Option<Arc<Credential>> {
         let now = self.now();
-        self.accounts
-            .get(account)?
+        self.account(account)
+            .ok()?
             .slot(kind)
             .current
             .load_full()
@@ -250,13 +299,20 @@ impl CredentialCenter {
     /// Refreshes every credential that is due, once. The refresher calls this each tick.
     pub async fn refresh_due(&self) {
         let now = self.now();
-        for (name, state) in &self.accounts {
+        let authorizers: Vec<(String, Arc<AccountState>)> = {
+            let held = self.authorizers.read().unwrap_or_else(|e| e.into_inner());
+            held.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let all = (self.accounts.iter())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(authorizers);
+        for (name, state) in all {
             for kind in [CredentialKind::AccessToken, CredentialKind::JsapiTicket] {
                 let slot = state.slot(kind);
                 let due = slot.current.load_full().is_some_and(|c| c.is_due(now))
                     && slot.ahead_held_until.load(Ordering::Relaxed) <= now;
                 if due {
-                    let _ = self.refresh(name, kind, true).await;
+                    let _ = self.refresh(&name, kind, true).await;
                 }
             }
         }

@@ -28,6 +28,17 @@ pub enum TokenSource {
         /// corp have two tokens), and the sender of `message/send`.
         agent_id: u64,
     },
+    /// An Open Platform third-party platform (开放平台 第三方平台): `app_id` is the
+    /// platform's AppID, the secret its AppSecret, and its access token is the
+    /// `component_access_token` from `api_component_token` on `api_base`, with the
+    /// latest `component_verify_ticket` WeChat pushed (kept in the store under
+    /// [`AccountSecrets::ticket_key`]). It has no jsapi_ticket.
+    Component,
+    /// A merchant's account that authorized a third-party platform: `app_id` is the
+    /// authorizer's AppID, and its `authorizer_access_token` comes from
+    /// `api_authorizer_token` with its refresh token and the platform's token. The
+    /// center learns these at run time (`CredentialCenter::authorize`).
+    Authorizer,
 }
 
 /// One account's API credentials.
@@ -48,7 +59,8 @@ impl AccountSecrets {
     /// The store key of one of its credentials: `wxgate:cred:{app_id}:{kind}`, and
     /// `wxgate:cred:wecom:{corp_id}:{agent_id}:{kind}` for a WeCom application, whose
     /// token belongs to the application, not to the corp. (A CorpID may start with
-    /// `wx` like an AppID; the `wecom:` segment keeps the two apart.)
+    /// `wx` like an AppID; the `wecom:` segment keeps the two apart.) A third-party
+    /// platform's is `wxgate:cred:component:{app_id}:{kind}`.
     pub fn store_key(&self, kind: super::CredentialKind) -> String {
         match self.source {
             TokenSource::WeChat => format!("wxgate:cred:{}:{}", self.app_id, kind.as_str()),
@@ -57,7 +69,26 @@ impl AccountSecrets {
                 self.app_id,
                 kind.as_str()
             ),
+            TokenSource::Component => {
+                format!("wxgate:cred:component:{}:{}", self.app_id, kind.as_str())
+            }
+            // The center keys an authorizer by its platform too (`AccountState::store_key`).
+            TokenSource::Authorizer => {
+                format!("wxgate:cred:authorizer:{}:{}", self.app_id, kind.as_str())
+            }
         }
+    }
+
+    /// A third-party platform's latest `component_verify_ticket`:
+    /// `wxgate:cred:component:{app_id}:verify_ticket`.
+    pub fn ticket_key(&self) -> String {
+        format!("wxgate:cred:component:{}:verify_ticket", self.app_id)
+    }
+
+    /// When a third-party platform last asked WeChat to push a ticket:
+    /// `wxgate:cred:component:{app_id}:ticket_asked`.
+    pub fn ticket_asked_key(&self) -> String {
+        format!("wxgate:cred:component:{}:ticket_asked", self.app_id)
     }
 }
 

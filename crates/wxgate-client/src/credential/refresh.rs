@@ -61,9 +61,23 @@ impl Attempt<'_> {
 
     /// Makes `stored` the current credential.
     fn adopt(&self, stored: Credential) -> Arc<Credential> {
+        self.state.remember_refresh_token(&stored);
         let stored = Arc::new(stored);
         self.slot.current.store(Some(stored.clone()));
         stored
+    }
+}
+
+/// A WeCom application and a third-party platform have no jsapi_ticket here.
+fn has_kind(account: &str, state: &AccountState, kind: CredentialKind) -> Result<(), Error> {
+    if kind != CredentialKind::JsapiTicket {
+        return Ok(());
+    }
+    let (account, what) = (account.to_owned(), kind.as_str());
+    match state.secrets.source {
+        TokenSource::WeChat | TokenSource::Authorizer => Ok(()),
+        TokenSource::WeCom { .. } => Err(Error::NotForWeCom { account, what }),
+        TokenSource::Component => Err(Error::NotForComponent { account, what }),
     }
 }
 
@@ -86,12 +100,8 @@ impl CredentialCenter {
     ) -> Pin<Box<dyn Future<Output = Result<Arc<Credential>, Error>> + Send + 'a>> {
         Box::pin(async move {
             let state = self.account(account)?;
-            if kind == CredentialKind::JsapiTicket && state.secrets.source != TokenSource::WeChat {
-                return Err(Error::NotForWeCom {
-                    account: account.to_owned(),
-                    what: kind.as_str(),
-                });
-            }
+            let state = &*state;
+            has_kind(account, state, kind)?;
             let slot = state.slot(kind);
             let mut backoff = slot.gate.lock().await;
             let now = self.now();
@@ -115,7 +125,7 @@ impl CredentialCenter {
                 slot,
                 kind,
                 ahead,
-                key: state.secrets.store_key(kind),
+                key: state.store_key(kind),
                 rejected: slot
                     .rejected
                     .lock()
@@ -178,10 +188,17 @@ impl CredentialCenter {
                 }
                 Ok(Leased::Fetch(Some(fence)))
             }
-            Ok(None) => Ok(match self.wait_for_holder(attempt).await {
-                Some(stored) => Leased::Use(stored),
-                None => Leased::Fetch(None),
-            }),
+            Ok(None) => match self.wait_for_holder(attempt).await {
+                Some(stored) => Ok(Leased::Use(stored)),
+                // An authorizer's refresh token may rotate: a second refresh at once
+                // would present a token the first one retires.
+                None if attempt.state.secrets.source == TokenSource::Authorizer => {
+                    Err(Error::RefreshHeldElsewhere {
+                        account: attempt.account.to_owned(),
+                    })
+                }
+                None => Ok(Leased::Fetch(None)),
+            },
             Err(err) => self.lock_failed(attempt, now, err),
         }
     }
@@ -212,11 +229,12 @@ impl CredentialCenter {
         err: StoreError,
     ) -> Result<Leased, Error> {
         Counters::bump(&self.counters.store_failures);
-        if self.store.shared()
-            && attempt.kind == CredentialKind::AccessToken
+        let classic = attempt.kind == CredentialKind::AccessToken
             && attempt.state.secrets.source == TokenSource::WeChat
-            && self.config.endpoint == TokenEndpoint::Classic
-        {
+            && self.config.endpoint == TokenEndpoint::Classic;
+        let authorizer = attempt.kind == CredentialKind::AccessToken
+            && attempt.state.secrets.source == TokenSource::Authorizer;
+        if self.store.shared() && (classic || authorizer) {
             if let Some(credential) = attempt.current.clone().filter(|c| c.is_valid(now)) {
                 return Ok(Leased::Use(credential));
             }
@@ -242,7 +260,7 @@ impl CredentialCenter {
         attempt: &Attempt<'_>,
         backoff: &mut Backoff,
     ) -> Result<Arc<Credential>, Error> {
-        let fetched = self.fetch(attempt.state, attempt.kind).await?;
+        let (fetched, refresh_token) = self.fetch(attempt.state, attempt.kind).await?;
         *backoff = Backoff::default();
         let now = self.now();
         Counters::bump(&self.counters.fetches);
@@ -261,6 +279,7 @@ impl CredentialCenter {
             value: fetched.value,
             expires_at: now + fetched.expires_in,
             fetched_at: same.map_or(now, |c| c.fetched_at),
+            refresh_token,
         });
         let held = if attempt.ahead && same.is_some() && credential.is_due(now) {
             tracing::debug!(
@@ -315,6 +334,7 @@ impl CredentialCenter {
                 attempt.kind.as_str()
             );
         }
+        attempt.state.remember_refresh_token(credential);
         attempt.slot.current.store(Some(credential.clone()));
         tracing::info!(
             account = attempt.account,
@@ -325,14 +345,37 @@ impl CredentialCenter {
         );
     }
 
-    async fn fetch(&self, state: &AccountState, kind: CredentialKind) -> Result<Fetched, Error> {
+    /// A new credential, and an authorizer's refresh token to store with it.
+    async fn fetch(
+        &self,
+        state: &AccountState,
+        kind: CredentialKind,
+    ) -> Result<(Fetched, Option<String>), Error> {
+        if state.secrets.source == TokenSource::Authorizer && kind == CredentialKind::AccessToken {
+            let tokens = self.fetch_authorizer_token(state).await?;
+            return Ok((tokens.access, Some(tokens.refresh_token)));
+        }
+        self.fetch_one(state, kind)
+            .await
+            .map(|fetched| (fetched, None))
+    }
+
+    async fn fetch_one(
+        &self,
+        state: &AccountState,
+        kind: CredentialKind,
+    ) -> Result<Fetched, Error> {
         let secrets = &state.secrets;
-        if let TokenSource::WeCom { .. } = secrets.source {
-            // `refresh` refuses a WeCom jsapi_ticket before it gets here.
-            return self
-                .wecom
-                .gettoken(&secrets.app_id, secrets.secret.expose_secret())
-                .await;
+        match secrets.source {
+            // `refresh` refuses their jsapi_tickets before it gets here.
+            TokenSource::WeCom { .. } => {
+                return self
+                    .wecom
+                    .gettoken(&secrets.app_id, secrets.secret.expose_secret())
+                    .await;
+            }
+            TokenSource::Component => return self.fetch_component_token(state).await,
+            TokenSource::WeChat | TokenSource::Authorizer => {}
         }
         match kind {
             CredentialKind::AccessToken => match self.config.endpoint {

@@ -19,6 +19,8 @@ pub struct CenterStats {
     pub foreign_refreshes: u64,
     /// Store reads or writes that failed.
     pub store_failures: u64,
+    /// `api_start_push_ticket` calls (third-party platforms without a ticket).
+    pub ticket_asks: u64,
 }
 
 /// The center's running counters.
@@ -28,6 +30,7 @@ pub(super) struct Counters {
     pub(super) failures: AtomicU64,
     pub(super) foreign: AtomicU64,
     pub(super) store_failures: AtomicU64,
+    pub(super) ticket_asks: AtomicU64,
 }
 
 impl Counters {
@@ -41,6 +44,7 @@ impl Counters {
             failures: self.failures.load(Ordering::Relaxed),
             foreign_refreshes: self.foreign.load(Ordering::Relaxed),
             store_failures: self.store_failures.load(Ordering::Relaxed),
+            ticket_asks: self.ticket_asks.load(Ordering::Relaxed),
         }
     }
 }

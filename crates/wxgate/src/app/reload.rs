@@ -195,6 +195,19 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
         list.sort();
         list
     };
+    // A platform's secrets, keys, rules and forward (its Debug shows all but the
+    // secrets, which are compared as well).
+    let components = |c: &Config| -> Vec<String> {
+        (c.components.iter())
+            .map(|p| {
+                let secrets = (p.app_secret.expose_secret(), p.token.expose_secret());
+                format!("{p:?}{secrets:?}")
+            })
+            .collect()
+    };
+    if components(old) != components(new) {
+        changed.push("[[component]] (third-party platforms are set up at start-up)".into());
+    }
     if credentials(old) != credentials(new) {
         changed.push(
             "the accounts' API credentials (app_secret, corp_secret, agent_id, or an account with one added or removed): the credential center keeps the ones it started with".into(),

@@ -32,6 +32,7 @@ use crate::config::AccountKind;
 ///   wxgate sim --account mini --format json event user_enter_tempsession
 ///   wxgate sim --url https://wx.example.com/wx --token T --aes-key K --app-id A event click MENU_KEY
 ///   wxgate sim --url https://wx.example.com/wx/shop --config wxgate.toml --account shop verify
+///   wxgate sim --account acme release-test --code queryauthcode@@@…   (a [[component]])
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct SimArgs {
@@ -119,6 +120,18 @@ pub enum SimMessage {
     ///
     /// Example: wxgate sim --account shop verify
     Verify,
+    /// The full-network release test (全网发布) of a third-party platform: its two
+    /// cases, sent as WeChat's test account sends them to the 消息与事件接收URL.
+    ///
+    /// Example: wxgate sim --account acme release-test --code queryauthcode@@@…
+    ReleaseTest {
+        /// The test account's AppID (one of WeChat's ten).
+        #[arg(long, default_value = "wx570bc396a51b8ff8")]
+        tester: String,
+        /// The authorization code of the second case (QUERY_AUTH_CODE:$code).
+        #[arg(long, default_value = "queryauthcode@@@wxgate-sim")]
+        code: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -262,7 +275,7 @@ fn message_xml(message: &SimMessage, to: &str, from: &str, now: i64) -> String {
             };
             build::event(to, from, now, event, key.as_deref())
         }
-        SimMessage::Verify => String::new(),
+        SimMessage::Verify | SimMessage::ReleaseTest { .. } => String::new(),
     }
 }
 
@@ -271,6 +284,24 @@ fn message_xml(message: &SimMessage, to: &str, from: &str, now: i64) -> String {
 /// # Errors
 /// Bad flags or config (exit 1 via main).
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    if let SimMessage::ReleaseTest { tester, code } = &args.message {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let report = match runtime.block_on(super::release_test::run(&args, tester, code)) {
+            Ok(report) => report,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let ok = report.print(args.json)?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let (target, emulator) = match target(&args) {
         Ok(target) => target,
         Err(err) => {

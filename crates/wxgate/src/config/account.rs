@@ -68,7 +68,7 @@ impl Validator<'_> {
             key("mode"),
         );
         self.wecom_mode(index, kind, (mode, mode_span), has_key);
-        let (rules, rule_spans) = self.rules(index, raw.rule);
+        let (rules, rule_spans) = self.rules(&format!("account[{index}]"), raw.rule);
         for finding in crate::rules::lint(&rules, raw.forward.is_some()) {
             let (rule_index, span) = &rule_spans[finding.rule];
             self.push(
@@ -93,7 +93,7 @@ impl Validator<'_> {
         });
         let forward = raw
             .forward
-            .map(|forward| self.forward(index, forward.into_inner()));
+            .map(|forward| self.forward(&format!("account[{index}]"), forward.into_inner()));
         let links = self.links(index, kind, raw.link);
         (self.error_count() == errors_before).then(|| AccountConfig {
             name: raw.name.into_inner(),
@@ -115,7 +115,11 @@ impl Validator<'_> {
         })
     }
 
-    fn aes_key(&mut self, key: String, value: &Option<Spanned<String>>) -> Option<EncodingAesKey> {
+    pub(super) fn aes_key(
+        &mut self,
+        key: String,
+        value: &Option<Spanned<String>>,
+    ) -> Option<EncodingAesKey> {
         let text = value.as_ref().filter(|t| !t.get_ref().is_empty())?;
         match EncodingAesKey::parse(text.get_ref()) {
             Ok(parsed) => {
@@ -145,7 +149,7 @@ impl Validator<'_> {
             .count()
     }
 
-    fn name(&mut self, name: &Spanned<String>, key: String) {
+    pub(super) fn name(&mut self, name: &Spanned<String>, key: String) {
         let text = name.get_ref();
         if text.is_empty()
             || !text
@@ -175,7 +179,7 @@ impl Validator<'_> {
         }
     }
 
-    fn token(&mut self, token: &Spanned<String>, key: String) {
+    pub(super) fn token(&mut self, token: &Spanned<String>, key: String) {
         let text = token.get_ref();
         if self.console(token.span(), key.clone(), console::check_token(text)) {
             let lower = text.to_ascii_lowercase();
@@ -193,7 +197,7 @@ impl Validator<'_> {
         }
     }
 
-    fn app_secret(&mut self, secret: String, key: String) -> SecretString {
+    pub(super) fn app_secret(&mut self, secret: String, key: String) -> SecretString {
         let well_formed = secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit());
         if !secret.is_empty() && !well_formed {
             self.push(
@@ -237,7 +241,12 @@ impl Validator<'_> {
     }
 
     /// The rules that compile, with their index and span (for later findings).
-    fn rules(&mut self, index: usize, raw: Vec<Spanned<RawRule>>) -> (Vec<Rule>, Vec<RuleSpan>) {
+    /// `prefix` is the table's key, `account[0]` or `component[0]`.
+    pub(super) fn rules(
+        &mut self,
+        prefix: &str,
+        raw: Vec<Spanned<RawRule>>,
+    ) -> (Vec<Rule>, Vec<RuleSpan>) {
         let mut rules = Vec::new();
         let mut rule_spans = Vec::new();
         for (rule_index, rule) in raw.into_iter().enumerate() {
@@ -249,7 +258,7 @@ impl Validator<'_> {
                 }
                 Err(error) => self.error(
                     Some(span),
-                    format!("account[{index}].rule[{rule_index}]"),
+                    format!("{prefix}.rule[{rule_index}]"),
                     error.to_string(),
                 ),
             }
@@ -258,8 +267,9 @@ impl Validator<'_> {
     }
 
     /// `[account.forward]`.
-    fn forward(&mut self, index: usize, forward: RawForward) -> ForwardConfig {
-        let key = |field: &str| format!("account[{index}].forward.{field}");
+    /// `prefix` is the table's key, `account[0]` or `component[0]`.
+    pub(super) fn forward(&mut self, prefix: &str, forward: RawForward) -> ForwardConfig {
+        let key = |field: &str| format!("{prefix}.forward.{field}");
         if let Err(problem) = http_url(forward.url.get_ref()) {
             self.error(
                 Some(forward.url.span()),

@@ -29,6 +29,40 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) verify_file: Vec<Spanned<RawVerifyFile>>,
     pub(super) links: Option<RawLinks>,
+    pub(super) component: Vec<RawComponent>,
+}
+
+/// `[[component]]`: an Open Platform third-party platform.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawComponent {
+    pub(super) name: Spanned<String>,
+    pub(super) app_id: Spanned<String>,
+    pub(super) app_secret: Spanned<String>,
+    pub(super) token: Spanned<String>,
+    pub(super) encoding_aes_key: Spanned<String>,
+    pub(super) previous_encoding_aes_key: Option<Spanned<String>>,
+    pub(super) timestamp_window_s: Option<u64>,
+    #[serde(default)]
+    pub(super) redirect_allow: Vec<Spanned<String>>,
+    pub(super) signing_key: Option<Spanned<String>>,
+    pub(super) state_ttl_s: Option<u64>,
+    #[serde(default)]
+    pub(super) rule: Vec<Spanned<rules::RawRule>>,
+    pub(super) forward: Option<Spanned<RawForward>>,
+    #[serde(default)]
+    pub(super) authorizer: Vec<RawAuthorizer>,
+}
+
+/// `[[component.authorizer]]`: one authorizer's own rules or forward.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthorizer {
+    pub(super) app_id: Spanned<String>,
+    pub(super) kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) rule: Vec<Spanned<rules::RawRule>>,
+    pub(super) forward: Option<Spanned<RawForward>>,
 }
 
 #[derive(Default, Deserialize)]

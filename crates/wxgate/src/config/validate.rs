@@ -76,9 +76,18 @@ impl Validator<'_> {
         if max_body_bytes < 1024 {
             self.error(None, "max_body_bytes".into(), "must be at least 1024");
         }
-        let accounts = self.accounts(raw.account);
+        let has_components = !raw.component.is_empty();
+        let accounts = self.accounts(raw.account, has_components);
+        let components = self.components(raw.component);
         let admin_token = self.admin_token(raw.admin_token.as_ref(), raw.listen.as_ref(), listen);
         let public_url = self.public_url(raw.public_url.as_ref());
+        if components.iter().any(|c| c.authorize.is_some()) && public_url.is_none() {
+            self.error(
+                None,
+                "public_url".into(),
+                "a [[component]] with redirect_allow needs public_url: the authorization page is served on its host (the platform's 发起页域名)",
+            );
+        }
         if accounts.iter().any(|a| a.oauth.is_some()) && public_url.is_none() {
             self.error(
                 None,
@@ -116,6 +125,7 @@ impl Validator<'_> {
             data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "wxgate-data".into())),
             max_body_bytes,
             accounts,
+            components,
             admin_token,
             public_url,
             api_base,
@@ -148,12 +158,12 @@ impl Validator<'_> {
     }
 
     /// Every `[[account]]`, each name once.
-    fn accounts(&mut self, raw: Vec<RawAccount>) -> Vec<AccountConfig> {
-        if raw.is_empty() {
+    fn accounts(&mut self, raw: Vec<RawAccount>, has_components: bool) -> Vec<AccountConfig> {
+        if raw.is_empty() && !has_components {
             self.error(
                 None,
                 "account".into(),
-                "no [[account]] configured; add one (see wxgate.example.toml) or run `wxgate init`",
+                "no [[account]] or [[component]] configured; add one (see wxgate.example.toml) or run `wxgate init`",
             );
         }
         let mut names = HashSet::new();

@@ -25,11 +25,13 @@ pub const MAX_FILES: usize = 64;
 
 /// wxgate's own routes: a verification file may not sit at or under one of them.
 /// `(path, whole tree)`: a tree also covers everything under `path/`.
-pub const RESERVED_PATHS: [(&str, bool); 7] = [
+pub const RESERVED_PATHS: [(&str, bool); 9] = [
     ("/wx", true),
     ("/api", true),
     ("/oauth", true),
     ("/go", true),
+    ("/open", true),
+    ("/console", true),
     ("/healthz", false),
     ("/metrics", false),
     ("/", false),
@@ -167,6 +169,8 @@ mod tests {
             "/wx/shop",
             "/api",
             "/go/mini/x.txt",
+            "/open/acme/notify",
+            "/console/x.txt",
             "/healthz",
             "/a//b.txt",
             "/a/../b.txt",

@@ -152,6 +152,7 @@ mod tests {
             value: "tok".into(),
             expires_at: 100,
             fetched_at: 1,
+            refresh_token: None,
         };
         let key = "wxgate:cred:wx1234567890abcdef:access_token";
         runtime.block_on(async {

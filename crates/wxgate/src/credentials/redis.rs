@@ -53,7 +53,7 @@ pub enum ConnectError {
 }
 
 /// KEYS: value, fence counter, lease. ARGV: fence (`0` when the write has no lease;
-/// granted fences start at 1), JSON, ttl seconds. Writes when the fence is the newest
+/// granted fences start at 1), JSON, ttl seconds (0: no expiry). Writes when the fence is the newest
 /// granted, or, without a lease, when nobody holds one. Returns 1 when written.
 const SAVE_FENCED: &str = r#"
 local fence = tonumber(ARGV[1])
@@ -63,7 +63,11 @@ else
   local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
   if fence < newest then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
 return 1
 "#;
 
@@ -138,7 +142,12 @@ impl CredentialStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let json = serde_json::to_string(credential).map_err(StoreError::Corrupt)?;
-            let ttl = (credential.expires_at - wxgate_client::clock::now()).max(1);
+            // A credential that carries an authorizer's refresh token outlives its
+            // access token: it is kept without expiry (0).
+            let ttl = match credential.refresh_token {
+                Some(_) => 0,
+                None => (credential.expires_at - wxgate_client::clock::now()).max(1),
+            };
             let source = Script::new(SAVE_FENCED);
             let mut script = source.prepare_invoke();
             script

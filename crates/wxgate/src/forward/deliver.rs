@@ -147,8 +147,7 @@ impl Forwarder {
         let id = record.id;
         let (max_age, max_backoff) = self
             .routes()
-            .accounts
-            .get(&record.account)
+            .config_of(&record.account)
             .map_or((86_400, 300), |c| {
                 (c.max_age_s as i64, c.max_backoff_s as i64)
             });
@@ -168,20 +167,25 @@ impl Forwarder {
 
     async fn attempt(&self, record: &mut Record) -> Attempt {
         let routes = self.routes();
-        let Some(config) = routes.accounts.get(&record.account) else {
+        let Some(config) = routes.config_of(&record.account) else {
             return Attempt::Failed(ForwardError::NotForwarded(record.account.clone()));
         };
         record.attempts += 1;
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "delivery_id": record.id.to_string(),
             "account": record.account,
             "attempt": record.attempts,
             "received_at": record.received_at,
             "message": record.message,
-        })
-        .to_string();
+        });
+        // An authorizer's message names its platform and the authorizer's AppID.
+        if let Some(platform) = super::authorizer_platform(&record.account) {
+            body["component"] = platform.trim_start_matches("open/").into();
+            body["authorizer"] = record.account[platform.len() + 1..].into();
+        }
+        let body = body.to_string();
         // At most `max_in_flight` attempts hold a socket to the service; the rest wait.
-        let _slot = match routes.slots.get(&record.account) {
+        let _slot = match routes.slots_of(&record.account) {
             Some(slots) => slots.clone().acquire_owned().await.ok(),
             None => None,
         };

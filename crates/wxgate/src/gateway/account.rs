@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::reply::Reply;
-use wxgate_proto::signature::{diagnose_mismatch, msg_signature, url_signature, MismatchHint};
+use wxgate_proto::signature::{diagnose_mismatch, url_signature, MismatchHint};
 use wxgate_proto::{envelope, Format, Message, MsgCrypt};
 
 use crate::config::{AccountConfig, AccountKind};
@@ -233,6 +233,13 @@ pub struct Opened<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Admitted {
     encrypted: bool,
+}
+
+impl Admitted {
+    /// Whether the push is encrypted (`encrypt_type=aes`).
+    pub fn encrypted(self) -> bool {
+        self.encrypted
+    }
 }
 
 /// What the rules decided.
@@ -472,25 +479,7 @@ impl Account {
                 format,
             });
         }
-        let (Some(timestamp), Some(nonce), Some(got)) = (
-            query.timestamp.as_deref(),
-            query.nonce.as_deref(),
-            query.msg_signature.as_deref(),
-        ) else {
-            return Err(Refusal::MissingParameter("msg_signature"));
-        };
-        let outer = format.parse(body).map_err(Refusal::Malformed)?;
-        let encrypt = envelope::encrypt_of(&outer).ok_or(Refusal::Malformed(
-            wxgate_proto::Error::MissingField { field: "Encrypt" },
-        ))?;
-        if !msg_signature(self.token(), timestamp, nonce, encrypt).matches_hex(got) {
-            let hint = diagnose_mismatch(self.token(), timestamp, nonce, Some(encrypt), got);
-            return Err(Refusal::BadSignature {
-                which: "msg_signature",
-                hint,
-            });
-        }
-        let (inner, crypt) = self.decrypt(encrypt)?;
+        let (inner, crypt) = self.unseal(query, body, format)?;
         let inner_format = Format::detect(&inner);
         // The parser's error may quote the decrypted text: only the kind is kept.
         let message = inner_format
@@ -556,21 +545,6 @@ impl Account {
             || matches!(reply, Reply::TransferCustomerService { .. })
     }
 
-    fn decrypt(&self, encrypt: &str) -> Result<(String, &MsgCrypt), Refusal> {
-        let mut first_error = None;
-        for crypt in &self.crypts {
-            match crypt.decrypt(encrypt) {
-                Ok(inner) => return Ok((inner, crypt)),
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        Err(Refusal::Decrypt(DecryptFailure::of(
-            first_error.expect("at least one key"),
-        )))
-    }
-
     /// The answer to send: `success`, the plain reply, or the reply encrypted with the
     /// key that decrypted the request (fresh nonce, TimeStamp now), in `format`.
     pub fn seal(
@@ -599,6 +573,7 @@ impl Account {
     }
 }
 
+mod unseal;
 mod wecom;
 
 #[cfg(test)]

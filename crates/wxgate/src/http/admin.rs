@@ -25,7 +25,7 @@ use crate::app::AppState;
 
 /// The admin routes, with the bearer check in front.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
+    let accounts = Router::new()
         .route("/api/accounts/{name}/access_token", get(access_token))
         .route("/api/accounts/{name}/jsapi_ticket", get(jsapi_ticket))
         .route("/api/accounts/{name}/jssdk_config", post(jssdk_config))
@@ -44,6 +44,13 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
             "/api/accounts/{name}/menu",
             post(menu_create).get(menu_get).delete(menu_delete),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_account,
+        ));
+    Router::new()
+        .merge(accounts)
+        .merge(super::open_admin::routes())
         .route("/api/status", get(status))
         .route("/api/reload", post(reload))
         .route("/api/inbox", get(inbox_list).delete(inbox_purge))
@@ -61,6 +68,24 @@ async fn reload(
         .await
         .map_err(|e| HttpError::Internal(format!("the reload stopped: {e}")))??;
     Ok(Json(reloaded))
+}
+
+/// `/api/accounts/{name}/…` serves configured `[[account]]`s only: the credential
+/// center also holds third-party platforms and their authorizers, under names with a
+/// '/' that a percent-encoded path segment could spell.
+async fn require_account(
+    State(state): State<Arc<AppState>>,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match params.get("name") {
+        Some(name) if state.account(name).is_some() => next.run(request).await,
+        other => HttpError::Client(ClientError::UnknownAccount(
+            other.cloned().unwrap_or_default(),
+        ))
+        .into_response(),
+    }
 }
 
 pub(super) async fn require_admin(
@@ -126,7 +151,7 @@ struct JsSdkRequest {
 }
 
 #[derive(Debug, Deserialize)]
-struct DebugFlag {
+pub(super) struct DebugFlag {
     debug: Option<String>,
 }
 
@@ -136,7 +161,22 @@ async fn jssdk_config(
     Query(flag): Query<DebugFlag>,
     body: String,
 ) -> Result<Json<Value>, HttpError> {
-    let request: JsSdkRequest = serde_json::from_str(&body).map_err(|e| {
+    let app_id = (state.center().app_id(&name))
+        .ok_or_else(|| ClientError::UnknownAccount(name.clone()))?
+        .to_owned();
+    signed_config(&state, &name, &app_id, flag, &body).await
+}
+
+/// The JS-SDK config of `app_id` for the page in `body`, with the jsapi_ticket of
+/// `center_name` (an account's, or an authorizer's).
+pub(super) async fn signed_config(
+    state: &AppState,
+    center_name: &str,
+    app_id: &str,
+    flag: DebugFlag,
+    body: &str,
+) -> Result<Json<Value>, HttpError> {
+    let request: JsSdkRequest = serde_json::from_str(body).map_err(|e| {
         HttpError::BadRequest(format!("body must be JSON {{\"url\": \"https://…\"}}: {e}"))
     })?;
     if crate::config::http_url(&request.url).is_err() {
@@ -144,15 +184,12 @@ async fn jssdk_config(
             "url must be the page's absolute URL, location.href.split('#')[0]".into(),
         ));
     }
-    let center = state.center();
-    let app_id = center
-        .app_id(&name)
-        .ok_or_else(|| ClientError::UnknownAccount(name.clone()))?
-        .to_owned();
-    let ticket = center.get(&name, CredentialKind::JsapiTicket).await?;
+    let ticket = (state.center())
+        .get(center_name, CredentialKind::JsapiTicket)
+        .await?;
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
     let config = wx_config(
-        &app_id,
+        app_id,
         &ticket.value,
         &nonce,
         wxgate_client::clock::now(),

@@ -13,6 +13,7 @@ use axum::Json;
 use serde_json::json;
 use wxgate_client::Error as ClientError;
 
+use crate::component::NotifyError;
 use crate::gateway::account::Refusal;
 use crate::inbox::InboxError;
 use crate::links::LinkError;
@@ -106,7 +107,19 @@ impl HttpError {
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Upstream(_) => StatusCode::BAD_GATEWAY,
             HttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            HttpError::Client(error) => client_status(error),
+            HttpError::Client(error) => match error {
+                ClientError::UnknownAccount(_) => StatusCode::NOT_FOUND,
+                ClientError::NotAuthorized { .. } => StatusCode::NOT_FOUND,
+                ClientError::NotForWeCom { .. }
+                | ClientError::NotForComponent { .. }
+                | ClientError::WeComMessage { .. } => StatusCode::BAD_REQUEST,
+                ClientError::Backoff { .. }
+                | ClientError::SharedStoreUnavailable { .. }
+                | ClientError::RefreshHeldElsewhere { .. }
+                | ClientError::NoVerifyTicket { .. }
+                | ClientError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            },
             HttpError::Inbox(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Inbox(error) if error.is_not_found() => StatusCode::NOT_FOUND,
             HttpError::Inbox(error) if error.is_held_elsewhere() => StatusCode::CONFLICT,
@@ -175,4 +188,21 @@ impl IntoResponse for Plain {
 pub fn refusal(refusal: &Refusal) -> Response {
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
     text(status, refusal.answer())
+}
+
+/// The answer to a third-party platform's notify that was not stored: the refusal's
+/// own answer; 403 for a notify that names another platform; 503 when a store failed
+/// (WeChat pushes again).
+pub fn notify_error(error: &NotifyError) -> Response {
+    match error {
+        NotifyError::Refused(refusal) => self::refusal(refusal),
+        NotifyError::OtherComponent { .. } => text(
+            StatusCode::FORBIDDEN,
+            "this notify names another third-party platform",
+        ),
+        NotifyError::Store(_) | NotifyError::Center(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the notify could not be stored; retry",
+        ),
+    }
 }

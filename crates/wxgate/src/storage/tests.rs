@@ -18,6 +18,7 @@ fn credentials_survive_reopening() {
         value: "tok".into(),
         expires_at: 100,
         fetched_at: 1,
+        refresh_token: None,
     };
     {
         let store = RedbStore::new(Db::open(&path).unwrap()).unwrap();
@@ -47,6 +48,7 @@ fn a_recovery_switches_every_holder_to_the_new_handle() {
         value: "before".into(),
         expires_at: 100,
         fetched_at: 1,
+        refresh_token: None,
     };
     store.write("k", &credential).unwrap();
     db.fail(&StoreError::Redb(redb::Error::PreviousIo));
@@ -58,6 +60,7 @@ fn a_recovery_switches_every_holder_to_the_new_handle() {
         value: "after".into(),
         expires_at: 200,
         fetched_at: 2,
+        refresh_token: None,
     };
     store.write("k", &after).unwrap();
     assert_eq!(store.read("k").unwrap(), Some(after));

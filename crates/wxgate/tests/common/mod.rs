@@ -88,6 +88,24 @@ impl TestServer {
         TestServer::serve(listener, base, Arc::new(state))
     }
 
+    /// Starts a server as `serve` builds it over the data directory `dir` (kept as it
+    /// is: a restart finds what the last server stored), with a config that needs its
+    /// own base URL.
+    pub async fn open_in(
+        dir: &std::path::Path,
+        make_config: impl FnOnce(&str) -> String,
+    ) -> TestServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let text = format!("data_dir = \"{}\"\n{}", dir.display(), make_config(&base));
+        let config = Config::parse(&text, "test.toml").expect("test config is valid");
+        let state = AppState::open(&config, "admin-token-0123456789".into())
+            .await
+            .expect("the state opens");
+        TestServer::serve(listener, base, Arc::new(state))
+    }
+
     fn serve(listener: tokio::net::TcpListener, base: String, state: Arc<AppState>) -> TestServer {
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(http::serve(listener, state.clone(), async {

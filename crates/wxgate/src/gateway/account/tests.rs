@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use wxgate_proto::push::{self, build, PushParams};
 use wxgate_proto::reply::{Reply, ReplyMessage};
+use wxgate_proto::signature::msg_signature;
 use wxgate_proto::EncodingAesKey;
 
 const TOKEN: &str = "benchToken123";
