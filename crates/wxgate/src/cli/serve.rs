@@ -85,39 +85,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         // Before the address is printed: a SIGHUP right after must find its handler.
         let hangup = hangup_signal()?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}: is another process using the port?",
-                    config.listen
-                )
-            })?;
+        let listener = bind(&config).await?;
         let local = listener.local_addr()?;
-        if !local.ip().is_loopback() {
-            // The rule of the config file, applied to the address actually bound
-            // (`--listen` included): a generated token would be unknown to the operator.
-            if config.admin_token.is_none() {
-                anyhow::bail!("listening on {local} is reachable from other machines, so the admin API (/api, access tokens) needs admin_token = \"<random string>\" in the config file; or listen on 127.0.0.1");
-            }
-            tracing::warn!("listening on {local}, reachable from other machines");
-        }
         let json = args.json;
         if demo && !json {
             print_demo_banner(&config, local);
         }
-        for account in config.accounts.iter().filter(|_| !json) {
-            let forward = account
-                .forward
-                .as_ref()
-                .map_or_else(|| "none".to_owned(), |f| crate::text::url_without_query(&f.url));
-            println!(
-                "account {:<12} {scheme}://{local}/wx/{}  mode={} rules={} forward={forward}",
-                account.name,
-                account.name,
-                account.mode.as_str(),
-                account.rules.len()
-            );
+        if !json {
+            print_accounts(&config, scheme, local);
         }
         let admin_token = admin_token(&config, !json)?;
         let mut state = AppState::open(&config, admin_token)
@@ -135,28 +110,84 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Removed again when serving ends (on an error too); a kill -9 leaves it,
         // and the next start writes it anew.
         let _addr_file = crate::storage::files::ServeAddr::write(&config.data_dir, local)
-            .with_context(|| format!("cannot write {}", config.data_dir.join(crate::storage::files::SERVE_ADDR_FILE).display()))?;
-        if json {
-            let accounts: Vec<_> = config
-                .accounts
-                .iter()
-                .map(|a| serde_json::json!({ "name": a.name, "url": format!("{scheme}://{local}/wx/{}", a.name), "mode": a.mode.as_str() }))
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({ "event": "listening", "url": format!("{scheme}://{local}"), "demo": demo, "accounts": accounts })
-            );
-        } else {
-            println!("wxgate listening on {scheme}://{local} (Ctrl-C to stop)");
-        }
+            .with_context(|| {
+                format!(
+                    "cannot write {}",
+                    config
+                        .data_dir
+                        .join(crate::storage::files::SERVE_ADDR_FILE)
+                        .display()
+                )
+            })?;
+        print_listening(&config, scheme, local, json, demo);
         http::serve_with(listener, state.clone(), tls.map(|t| t.acceptor()), shutdown).await?;
         state.shutdown().await;
         // stdout may be closed by now (a supervisor that stopped reading): not a panic.
-        let stopped = if json { r#"{"event":"stopped"}"# } else { "wxgate stopped" };
+        let stopped = if json {
+            r#"{"event":"stopped"}"#
+        } else {
+            "wxgate stopped"
+        };
         let _ = writeln!(std::io::stdout(), "{stopped}");
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the listen address; a public address needs `admin_token` (the rule of the
+/// config file, applied to the address actually bound, `--listen` included: a
+/// generated token would be unknown to the operator).
+async fn bind(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another process using the port?",
+                config.listen
+            )
+        })?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        if config.admin_token.is_none() {
+            anyhow::bail!("listening on {local} is reachable from other machines, so the admin API (/api, access tokens) needs admin_token = \"<random string>\" in the config file; or listen on 127.0.0.1");
+        }
+        tracing::warn!("listening on {local}, reachable from other machines");
+    }
+    Ok(listener)
+}
+
+/// One line per account: its URL, mode, rules and forward.
+fn print_accounts(config: &Config, scheme: &str, local: SocketAddr) {
+    for account in &config.accounts {
+        let forward = account.forward.as_ref().map_or_else(
+            || "none".to_owned(),
+            |f| crate::text::url_without_query(&f.url),
+        );
+        println!(
+            "account {:<12} {scheme}://{local}/wx/{}  mode={} rules={} forward={forward}",
+            account.name,
+            account.name,
+            account.mode.as_str(),
+            account.rules.len()
+        );
+    }
+}
+
+/// The line (or JSON object) that says `serve` listens.
+fn print_listening(config: &Config, scheme: &str, local: SocketAddr, json: bool, demo: bool) {
+    if json {
+        let accounts: Vec<_> = config
+            .accounts
+            .iter()
+            .map(|a| serde_json::json!({ "name": a.name, "url": format!("{scheme}://{local}/wx/{}", a.name), "mode": a.mode.as_str() }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "event": "listening", "url": format!("{scheme}://{local}"), "demo": demo, "accounts": accounts })
+        );
+    } else {
+        println!("wxgate listening on {scheme}://{local} (Ctrl-C to stop)");
+    }
 }
 
 /// The admin API's bearer token: `admin_token` from the config, or one generated once

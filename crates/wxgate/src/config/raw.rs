@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) verify_file: Vec<Spanned<RawVerifyFile>>,
     pub(super) links: Option<RawLinks>,
+    #[serde(default)]
     pub(super) component: Vec<RawComponent>,
 }
 
