@@ -46,6 +46,7 @@ pub struct AppState {
     db: Option<Arc<Db>>,
     verify_files: HashMap<String, bytes::Bytes>,
     pub(crate) links: Option<Arc<LinkService>>,
+    pub(crate) console: crate::console::Console,
 }
 
 /// The link service of a configuration, over the credential center's `store`; `None`
@@ -148,6 +149,7 @@ impl AppState {
         let links = link_service(config, &center, Arc::new(MemoryStore::default()), None);
         AppState {
             links,
+            console: crate::console::Console::new(config),
             accounts: config
                 .accounts
                 .iter()
@@ -284,6 +286,11 @@ impl AppState {
     /// The content of the `[[verify_file]]` at exactly `path`.
     pub fn verify_file(&self, path: &str) -> Option<bytes::Bytes> {
         self.verify_files.get(path).cloned()
+    }
+
+    /// The web console's state.
+    pub fn console(&self) -> &crate::console::Console {
+        &self.console
     }
 
     /// The account served at `/wx/{name}`.

@@ -25,6 +25,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod customer_service;
 pub mod forward;

@@ -181,24 +181,35 @@ fn target(args: &SimArgs) -> anyhow::Result<(Target, Option<String>)> {
     let host = super::local_server(&config);
     let emulator = (account.kind != AccountKind::WeCom && on_this_machine(&config.api_base))
         .then(|| config.api_base.clone());
-    let target = Target {
-        url: args
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("http://{host}/wx/{}", account.name)),
+    let url = (args.url.clone()).unwrap_or_else(|| format!("http://{host}/wx/{}", account.name));
+    let mut target = account_target(account, url);
+    target.mode = args.mode.map(Mode::from).unwrap_or(account.mode);
+    target.format = args.format.map(Format::from).unwrap_or(account.data_format);
+    Ok((target, emulator))
+}
+
+/// The target of an account's pushes at `url`: its secrets, mode and format (what
+/// `sim --account` sends, and the console's "try an account").
+pub(crate) fn account_target(account: &crate::config::AccountConfig, url: String) -> Target {
+    Target {
+        url,
         token: account.token.expose_secret().to_owned(),
-        mode: args.mode.map(Mode::from).unwrap_or(account.mode),
+        mode: account.mode,
         crypt: account
             .aes_key
             .as_ref()
             .map(|key| MsgCrypt::new(key, account.receive_id())),
-        format: args.format.map(Format::from).unwrap_or(account.data_format),
+        format: account.data_format,
         wecom: (account.kind == AccountKind::WeCom).then(|| WeComTarget {
             corp_id: account.app_id.clone(),
             agent_id: account.agent_id,
         }),
-    };
-    Ok((target, emulator))
+    }
+}
+
+/// The account's original id a simulated push goes to: `to`, or a WeCom corp's id.
+pub(crate) fn push_to<'a>(target: &'a Target, to: &'a str) -> &'a str {
+    target.wecom.as_ref().map_or(to, |w| w.corp_id.as_str())
 }
 
 /// Whether `api_base` is on this machine: only then may it be an emulator that sim
@@ -345,10 +356,7 @@ async fn simulate(
         });
     }
     // A WeCom push goes to the corp.
-    let to = target
-        .wecom
-        .as_ref()
-        .map_or(args.to.as_str(), |w| w.corp_id.as_str());
+    let to = push_to(target, &args.to);
     let xml = message_xml(&args.message, to, &args.openid, now);
     let sent = Message::parse(&xml)?;
     let window = match emulator {
@@ -411,7 +419,7 @@ fn describe_sent(message: &Message) -> String {
     }
 }
 
-fn describe(reply: &Reply) -> String {
+pub(crate) fn describe(reply: &Reply) -> String {
     match reply {
         Reply::Text { content } => format!("text {content:?}"),
         Reply::Image { media_id } => format!("image {media_id}"),
