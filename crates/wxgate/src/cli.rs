@@ -14,7 +14,7 @@ pub mod emulate;
 pub mod health;
 pub mod inbox;
 pub mod init;
-pub mod probe;
+pub use crate::probe;
 pub mod serve;
 pub mod sign;
 pub mod sim;

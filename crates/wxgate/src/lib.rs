@@ -36,6 +36,7 @@ pub mod links;
 pub mod metrics;
 pub mod oauth;
 pub mod pipeline;
+pub mod probe;
 pub mod redis;
 pub mod rules;
 pub mod storage;

@@ -18,11 +18,10 @@ use wxgate_proto::push::build;
 use wxgate_proto::Message;
 
 use crate::app::AppState;
-use crate::cli::probe::{self, judge_reply, Exchange};
-use crate::cli::sim;
 use crate::http::conn::Peer;
 use crate::http::error::HttpError;
 use crate::inbox::{DeliveryState, Record};
+use crate::probe::{self, judge_reply, Exchange};
 
 /// The most entries one poll returns.
 const POLL_LIMIT: usize = 500;
@@ -204,9 +203,9 @@ async fn try_account(
         )));
     }
     let path = format!("/wx/{name}");
-    let target = sim::account_target(&account.config, path.clone());
+    let target = probe::account_target(&account.config, path.clone());
     let openid = "oConsoleTry00000000000000000";
-    let to = sim::push_to(&target, "gh_console");
+    let to = probe::push_to(&target, "gh_console");
     let now = wxgate_client::clock::now();
     let msg_id = rand::rng().random_range(1u64 << 60..u64::MAX);
     let xml = build::text(to, openid, now, &text, msg_id);
@@ -222,7 +221,7 @@ async fn try_account(
     .await;
     let verdict = judge_reply(&target, &sent, target.encrypts(), &exchange, now);
     let reply = match (&verdict.reply, verdict.no_reply) {
-        (Some(reply), _) => Some(sim::describe(&reply.reply)),
+        (Some(reply), _) => Some(probe::describe(&reply.reply)),
         (None, true) => Some("(none: success)".to_owned()),
         (None, false) => None,
     };
