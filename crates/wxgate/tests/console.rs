@@ -489,6 +489,16 @@ async fn the_console_in_chromium() {
     let png = browser.screenshot("console.png").await;
     assert!(png.starts_with(b"\x89PNG"));
     println!("screenshots in {}", screenshot_dir().display());
+
+    // Purge takes the delivered record away.
+    browser.click("#purge").await;
+    browser
+        .wait_for(
+            "return document.getElementById('inbox-result').textContent === '1 records purged' && document.querySelectorAll('#delivered tbody tr').length === 0",
+            wait,
+            "the delivered record is purged",
+        )
+        .await;
     browser.quit().await;
     server.stop().await;
 }
