@@ -101,10 +101,20 @@ struct Inner {
     next_seq: u64,
 }
 
-/// The recent callbacks.
-#[derive(Debug, Default)]
+/// The recent callbacks. `Debug` shows only their number and size.
+#[derive(Default)]
 pub struct Recent {
     inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Recent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (entries, bytes) = self.size();
+        f.debug_struct("Recent")
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .finish()
+    }
 }
 
 impl Recent {
@@ -198,5 +208,9 @@ mod tests {
         assert_eq!(entry.content(false).unwrap(), "<171 chars hidden>");
         assert_eq!(entry.latency_ms, 1.5);
         assert_eq!(recent.after(1, 10).len(), 0);
+        assert!(
+            !format!("{recent:?}").contains("消息"),
+            "Debug shows no content"
+        );
     }
 }
