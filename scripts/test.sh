@@ -37,8 +37,11 @@ export WXGATE_INTEROP_PYTHON="$VENV/bin/python"
 # --- Node (the README's identity-token snippet is run by a test) ------------------
 command -v node >/dev/null 2>&1 || apt_install nodejs
 
-# --- Chromium (the link page is loaded in a real headless browser) ------------------
-command -v chromium >/dev/null 2>&1 || apt_install chromium chromium-driver
+# --- Chromium (the link page and the console run in a real headless browser; the ----
+# --- console's test drives it through chromedriver) --------------------------------
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
 
 # --- Redis (the multi-instance tests share a real redis-server) -------------------
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server

@@ -39,6 +39,8 @@ pub use reload::{ConfigSource, ReloadError, Reloaded};
 #[derive(Debug)]
 pub struct AppState {
     live: ArcSwap<Live>,
+    /// The web console's sessions and its ring of recent callbacks.
+    pub(crate) console: crate::console::Console,
     components: HashMap<String, Arc<Component>>,
     component_store: Option<ComponentStore>,
     /// Request counters and latency.
@@ -242,6 +244,7 @@ impl AppState {
                 .map(|c| (c.name.clone(), Arc::new(Component::new(c.clone()))))
                 .collect(),
             component_store: None,
+            console: crate::console::Console::new(config),
             metrics: Metrics::new(names),
             center,
             admin_token: SecretString::from(admin_token),
@@ -478,6 +481,11 @@ impl AppState {
     /// The content of the `[[verify_file]]` at exactly `path`.
     pub fn verify_file(&self, path: &str) -> Option<bytes::Bytes> {
         self.live.load().verify_files.get(path).cloned()
+    }
+
+    /// The web console's state.
+    pub fn console(&self) -> &crate::console::Console {
+        &self.console
     }
 
     /// The account served at `/wx/{name}`.

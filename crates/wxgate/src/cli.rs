@@ -14,7 +14,7 @@ pub mod emulate;
 pub mod health;
 pub mod inbox;
 pub mod init;
-pub mod probe;
+pub use crate::probe;
 mod release_test;
 pub mod reload;
 pub mod serve;

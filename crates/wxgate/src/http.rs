@@ -16,6 +16,7 @@
 //! * `GET  /go/{account}/{link}`: a visitor sent into a mini-program page (302, or a
 //!   page that tries the scheme, or a page with the QR code); `…/qr.svg` the code;
 //!   `POST /api/accounts/{name}/links/{link}` (admin) the current link.
+//! * `/console`: the web console ([`console`]), behind a sign-in with the admin token.
 //! * any other path: a `[[verify_file]]` at exactly that path (`text/plain`, byte for
 //!   byte), else 404.
 //!
@@ -35,6 +36,7 @@ pub mod admin;
 mod body;
 mod callback;
 pub mod conn;
+pub mod console;
 pub mod error;
 mod go;
 pub mod health;
@@ -53,6 +55,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::http::admin::routes(state.clone()))
         .merge(go::routes(state.clone()))
+        .merge(console::routes(state.clone()))
         .route(
             "/oauth/{name}/authorize",
             get(crate::http::oauth::authorize),

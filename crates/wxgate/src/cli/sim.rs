@@ -6,15 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use rand::RngExt;
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::build;
-use wxgate_proto::reply::Reply;
 use wxgate_proto::{EncodingAesKey, Format, Message, MsgCrypt};
 
 use super::{FormatArg, ModeArg};
-use crate::cli::probe::{self, judge_echo, judge_reply, print_checks, Check, Target, WeComTarget};
+use crate::cli::probe::{self, judge_echo, judge_reply, print_checks, Check, Target};
 use crate::cli::serve::load_config;
 use crate::config::AccountKind;
 
@@ -194,23 +192,10 @@ fn target(args: &SimArgs) -> anyhow::Result<(Target, Option<String>)> {
     let host = super::local_server(&config);
     let emulator = (account.kind != AccountKind::WeCom && on_this_machine(&config.api_base))
         .then(|| config.api_base.clone());
-    let target = Target {
-        url: args
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("http://{host}/wx/{}", account.name)),
-        token: account.token.expose_secret().to_owned(),
-        mode: args.mode.map(Mode::from).unwrap_or(account.mode),
-        crypt: account
-            .aes_key
-            .as_ref()
-            .map(|key| MsgCrypt::new(key, account.receive_id())),
-        format: args.format.map(Format::from).unwrap_or(account.data_format),
-        wecom: (account.kind == AccountKind::WeCom).then(|| WeComTarget {
-            corp_id: account.app_id.clone(),
-            agent_id: account.agent_id,
-        }),
-    };
+    let url = (args.url.clone()).unwrap_or_else(|| format!("http://{host}/wx/{}", account.name));
+    let mut target = probe::account_target(account, url);
+    target.mode = args.mode.map(Mode::from).unwrap_or(account.mode);
+    target.format = args.format.map(Format::from).unwrap_or(account.data_format);
     Ok((target, emulator))
 }
 
@@ -376,10 +361,7 @@ async fn simulate(
         });
     }
     // A WeCom push goes to the corp.
-    let to = target
-        .wecom
-        .as_ref()
-        .map_or(args.to.as_str(), |w| w.corp_id.as_str());
+    let to = probe::push_to(target, &args.to);
     let xml = message_xml(&args.message, to, &args.openid, now);
     let sent = Message::parse(&xml)?;
     let window = match emulator {
@@ -403,7 +385,7 @@ async fn simulate(
         ));
     }
     let reply = match (&verdict.reply, verdict.no_reply) {
-        (Some(reply), _) => Some(describe(&reply.reply)),
+        (Some(reply), _) => Some(probe::describe(&reply.reply)),
         (None, true) => Some("(none: success)".to_owned()),
         (None, false) => None,
     };
@@ -439,33 +421,5 @@ fn describe_sent(message: &Message) -> String {
             message.from_user_name
         ),
         _ => format!("{} from {}", message.msg_type, message.from_user_name),
-    }
-}
-
-fn describe(reply: &Reply) -> String {
-    match reply {
-        Reply::Text { content } => format!("text {content:?}"),
-        Reply::Image { media_id } => format!("image {media_id}"),
-        Reply::Voice { media_id } => format!("voice {media_id}"),
-        Reply::Video { media_id, .. } => format!("video {media_id}"),
-        Reply::Music { title, .. } => format!("music {}", title.as_deref().unwrap_or("")),
-        Reply::News { articles } => format!(
-            "news: {}",
-            articles
-                .iter()
-                .map(|a| format!("{:?} → {}", a.title, a.url))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        Reply::TransferCustomerService { kf_account } => {
-            format!(
-                "transfer to customer service{}",
-                kf_account
-                    .as_ref()
-                    .map(|k| format!(" ({k})"))
-                    .unwrap_or_default()
-            )
-        }
-        other => format!("{other:?}"),
     }
 }

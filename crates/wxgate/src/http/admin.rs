@@ -387,7 +387,7 @@ async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// Each account: its kind of credentials, cached or not, and its fetches today.
-fn account_status(state: &AppState) -> Vec<Value> {
+pub(super) fn account_status(state: &AppState) -> Vec<Value> {
     let center = state.center();
     let now = center.now();
     state
@@ -452,7 +452,7 @@ async fn redis_status(state: &AppState) -> Value {
 }
 
 /// The inbox's counts and this instance's part of the Redis queue, into `body`.
-async fn add_inbox_status(state: &AppState, body: &mut Value) {
+pub(super) async fn add_inbox_status(state: &AppState, body: &mut Value) {
     if let Some(forwarder) = state.forwarder() {
         let inbox = forwarder.inbox();
         body["inbox"] = match inbox.counts().await {

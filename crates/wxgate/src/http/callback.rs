@@ -34,6 +34,15 @@ fn refuse(
     state
         .metrics
         .record(slot, method, refusal.outcome(), started.elapsed());
+    note(
+        state,
+        account,
+        method,
+        refusal.outcome(),
+        started,
+        Some(reason),
+        None,
+    );
     super::error::refusal(&refusal)
 }
 
@@ -74,6 +83,16 @@ fn bad_query(
     state
         .metrics
         .record(slot, method, Outcome::BadRequest, started.elapsed());
+    let reason = format!("unreadable query string: {rejection}");
+    note(
+        state,
+        account,
+        method,
+        Outcome::BadRequest,
+        started,
+        Some(reason),
+        None,
+    );
     text(
         StatusCode::BAD_REQUEST,
         format!("unreadable query string: {rejection}"),
@@ -102,6 +121,7 @@ pub async fn verify(
                 Outcome::Ok,
                 started.elapsed(),
             );
+            note(&state, &name, Method::Get, Outcome::Ok, started, None, None);
             // The signature does not cover echostr: never let a browser sniff it as HTML.
             let mut response = text(StatusCode::OK, echostr);
             response.headers_mut().insert(
@@ -147,6 +167,16 @@ pub async fn message(
             state
                 .metrics
                 .record(slot, Method::Post, unread.outcome(), started.elapsed());
+            let reason = Some(unread.to_string());
+            note(
+                &state,
+                &name,
+                Method::Post,
+                unread.outcome(),
+                started,
+                reason,
+                None,
+            );
             return text(unread.status(), format!("{unread}\n"));
         }
     };
@@ -177,6 +207,16 @@ pub async fn message(
                 Outcome::InternalError,
                 started.elapsed(),
             );
+            let reason = Some(error.to_string());
+            note(
+                &state,
+                &name,
+                Method::Post,
+                Outcome::InternalError,
+                started,
+                reason,
+                None,
+            );
             return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
         }
     };
@@ -186,6 +226,15 @@ pub async fn message(
         Method::Post,
         outcome,
         started.elapsed(),
+    );
+    note(
+        &state,
+        &name,
+        Method::Post,
+        outcome,
+        started,
+        None,
+        Some(&message),
     );
     let content_type = answer.content_type();
     match answer {
@@ -209,4 +258,36 @@ fn log_handled(state: &AppState, name: &str, msg_type: &str, outcome: Outcome) {
     if state.log_limit.check(slot, outcome).is_some() {
         tracing::info!(account = %name, msg_type, "answered from the dedup cache: this message (same MsgId, or sender and CreateTime) was answered before, so it gets that answer again; send a new MsgId to try a changed message");
     }
+}
+
+/// Adds a finished callback to the console's ring of recent callbacks: its kind and
+/// message type, outcome, latency and refusal reason, and the message's text.
+fn note(
+    state: &AppState,
+    account: &str,
+    method: Method,
+    outcome: Outcome,
+    started: Instant,
+    reason: Option<String>,
+    message: Option<&wxgate_proto::Message>,
+) {
+    let event = message.and_then(|m| m.event());
+    let msg_type = match (message, event) {
+        (_, Some(event)) => format!("event/{event}"),
+        (Some(message), None) => message.msg_type.clone(),
+        (None, None) => String::new(),
+    };
+    state.console.recent.record(crate::console::ring::Call {
+        account,
+        kind: match (method, event) {
+            (Method::Get, _) => "verify",
+            (Method::Post, Some(_)) => "event",
+            (Method::Post, None) => "message",
+        },
+        msg_type: &msg_type,
+        outcome,
+        latency: started.elapsed(),
+        reason,
+        content: message.and_then(|m| m.content().or_else(|| m.event_key())),
+    });
 }

@@ -229,6 +229,16 @@ pub fn effective_cap(max_connections: usize) -> usize {
     }
 }
 
+/// Who sent a request, in its extensions: the peer's address and whether the
+/// connection is TLS (the console's loopback rule and its cookie's `Secure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The TCP peer (a proxy in front is the peer).
+    pub addr: std::net::SocketAddr,
+    /// The request came over TLS on this listener.
+    pub tls: bool,
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then
 /// drains for at most `limits.shutdown_grace`.
 ///
@@ -258,10 +268,10 @@ pub async fn serve(
     let mut next_id = 0u64;
     let mut refused = Throttle::default();
     loop {
-        let stream = tokio::select! {
+        let (stream, addr) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, addr)) => (stream, addr),
                 Err(error) => {
                     // Out of file descriptors (EMFILE, ENFILE): close the connection
                     // that has waited longest, so the next accept can succeed.
@@ -293,6 +303,10 @@ pub async fn serve(
             builder: builder.clone(),
             limits,
             stop: stop_rx.clone(),
+            peer: Peer {
+                addr,
+                tls: tls.is_some(),
+            },
         };
         tokio::spawn(connection(stream, tls.clone(), served));
     }
@@ -338,6 +352,7 @@ struct Served {
     builder: Arc<hyper::server::conn::http1::Builder>,
     limits: Limits,
     stop: watch::Receiver<bool>,
+    peer: Peer,
 }
 
 /// Serves one connection: plain, or after a TLS handshake, which must end within the
@@ -376,6 +391,7 @@ where
         builder,
         limits,
         mut stop,
+        peer,
     } = served;
     let service = {
         let conn = conn.clone();
@@ -396,8 +412,9 @@ where
                 conn: conn.clone(),
                 registry: registry.clone(),
             };
-            let request =
+            let mut request =
                 request.map(|body| Body::new(DeadlineBody::new(body, deadline, received)));
+            request.extensions_mut().insert(peer);
             let router = router.clone();
             async move {
                 let response = router.oneshot(request).await?;

@@ -5,6 +5,7 @@
 pub mod hook;
 pub mod links;
 pub mod tools;
+pub mod webdriver;
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Acting as WeChat against any callback server: send a verification GET or a push,
-//! and judge the answer as WeChat would. Used by `wxgate sim` and `wxgate doctor`.
+//! and judge the answer as WeChat would. Used by `wxgate sim`, `wxgate doctor` and the
+//! console's "try an account".
 //!
 //! The judging is pure ([`judge_reply`], [`judge_echo`]); only [`Target::send`] does I/O.
 
@@ -15,7 +16,11 @@ use serde::Serialize;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::{self, PushParams};
 
+use secrecy::ExposeSecret;
+use wxgate_proto::reply::Reply;
 use wxgate_proto::{Format, MsgCrypt};
+
+use crate::config::AccountKind;
 
 /// WeChat's limit for an answer.
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -294,4 +299,57 @@ fn refused(error: &reqwest::Error) -> bool {
         source = error.source();
     }
     false
+}
+
+/// The target of an account's pushes at `url`: its secrets, mode and format (what
+/// `sim --account` sends, and the console's "try an account").
+pub fn account_target(account: &crate::config::AccountConfig, url: String) -> Target {
+    Target {
+        url,
+        token: account.token.expose_secret().to_owned(),
+        mode: account.mode,
+        crypt: account
+            .aes_key
+            .as_ref()
+            .map(|key| MsgCrypt::new(key, account.receive_id())),
+        format: account.data_format,
+        wecom: (account.kind == AccountKind::WeCom).then(|| WeComTarget {
+            corp_id: account.app_id.clone(),
+            agent_id: account.agent_id,
+        }),
+    }
+}
+
+/// The account's original id a simulated push goes to: `to`, or a WeCom corp's id.
+pub fn push_to<'a>(target: &'a Target, to: &'a str) -> &'a str {
+    target.wecom.as_ref().map_or(to, |w| w.corp_id.as_str())
+}
+
+/// A reply in one line, as `sim` prints it.
+pub fn describe(reply: &Reply) -> String {
+    match reply {
+        Reply::Text { content } => format!("text {content:?}"),
+        Reply::Image { media_id } => format!("image {media_id}"),
+        Reply::Voice { media_id } => format!("voice {media_id}"),
+        Reply::Video { media_id, .. } => format!("video {media_id}"),
+        Reply::Music { title, .. } => format!("music {}", title.as_deref().unwrap_or("")),
+        Reply::News { articles } => format!(
+            "news: {}",
+            articles
+                .iter()
+                .map(|a| format!("{:?} → {}", a.title, a.url))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Reply::TransferCustomerService { kf_account } => {
+            format!(
+                "transfer to customer service{}",
+                kf_account
+                    .as_ref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default()
+            )
+        }
+        other => format!("{other:?}"),
+    }
 }
