@@ -10,7 +10,7 @@ use rand::Rng;
 use wxgate_proto::component::{Authorization, Info, Notify};
 use wxgate_proto::{push, EncodingAesKey, MsgCrypt};
 
-use crate::state::random;
+use crate::ids::random;
 use crate::Emulator;
 
 /// How long a pushed ticket is valid (WeChat: 12 hours).

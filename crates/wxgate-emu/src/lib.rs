@@ -37,6 +37,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod component;
 mod config;
+mod ids;
 pub mod pusher;
 mod routes;
 mod state;

@@ -3,9 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rand::distr::{Alphanumeric, SampleString};
 use serde_json::{json, Value};
 
+use crate::ids::random;
 use crate::{App, Emulator, WeComApp};
 
 /// A recorded API call.
@@ -96,11 +96,6 @@ pub(crate) struct Inner {
     pub(crate) wxacode_calls: HashMap<(String, i64), u32>,
     /// Third-party platforms' state (`routes::component`).
     pub(crate) component: crate::component::ComponentState,
-}
-
-/// `n` random letters and digits.
-pub(crate) fn random(n: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), n)
 }
 
 fn rid() -> String {

@@ -54,6 +54,7 @@ use callback::{message, verify};
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::http::admin::routes(state.clone()))
+        .merge(open_admin::routes(state.clone()))
         .merge(go::routes(state.clone()))
         .merge(console::routes(state.clone()))
         .route(

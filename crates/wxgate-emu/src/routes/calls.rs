@@ -7,7 +7,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::{get_with_token, respond, with_token, Params};
-use crate::state::{error, random};
+use crate::ids::random;
+use crate::state::error;
 use crate::Emulator;
 
 pub(super) async fn qrcode_create(

@@ -22,7 +22,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::{respond, Params};
-use crate::state::{error, random, TokenInfo};
+use crate::ids::random;
+use crate::state::{error, TokenInfo};
 use crate::Emulator;
 
 impl Emulator {

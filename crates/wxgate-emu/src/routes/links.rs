@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::{with_token, Params};
-use crate::state::{error, random};
+use crate::ids::random;
+use crate::state::error;
 use crate::Emulator;
 
 /// The longest a link lives: 30 days.

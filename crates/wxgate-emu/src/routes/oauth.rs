@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::{respond_get, Params};
-use crate::state::{error, random, OAuthCode};
+use crate::ids::random;
+use crate::state::{error, OAuthCode};
 use crate::{unix_now, Emulator};
 
 /// The consent page: signs in as `oauth_openid` and redirects at once with a code.

@@ -10,7 +10,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::{respond, Params};
-use crate::state::{random, WeComSent, WeComToken};
+use crate::ids::random;
+use crate::state::{WeComSent, WeComToken};
 use crate::Emulator;
 
 /// WeCom's error answer: its message names the request id and the caller's IP.

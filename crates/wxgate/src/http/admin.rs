@@ -50,7 +50,6 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         ));
     Router::new()
         .merge(accounts)
-        .merge(super::open_admin::routes())
         .route("/api/status", get(status))
         .route("/api/reload", post(reload))
         .route("/api/inbox", get(inbox_list).delete(inbox_purge))

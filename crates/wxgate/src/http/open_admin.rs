@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::component::center_name;
 
 /// The routes (the caller adds the bearer check).
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/api/open/{name}/component_access_token",
@@ -38,6 +38,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/open/{name}/authorizers/{appid}/jssdk_config",
             post(authorizer_jssdk_config),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            super::admin::require_admin,
+        ))
 }
 
 /// The platform's name in the center, or 404.
