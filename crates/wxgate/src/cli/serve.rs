@@ -186,6 +186,7 @@ fn print_listening(config: &Config, scheme: &str, local: SocketAddr, json: bool,
             serde_json::json!({ "event": "listening", "url": format!("{scheme}://{local}"), "demo": demo, "accounts": accounts })
         );
     } else {
+        println!("web console     {scheme}://{local}/console (sign in with the admin API token)");
         println!("wxgate listening on {scheme}://{local} (Ctrl-C to stop)");
     }
 }
