@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wxgate_client::clock::now;
 
-use super::body::read_body;
+use super::body::{read_body, Unread};
 use super::error::text;
 use crate::app::AppState;
 use crate::gateway::account::{Answer, CallbackQuery, Refusal};
@@ -134,6 +134,52 @@ pub async fn verify(
     }
 }
 
+/// A body that could not be read within its bounds (too large, too slow, cut off).
+fn refuse_unread(state: &AppState, name: &str, unread: &Unread, started: Instant) -> Response {
+    let slot = state.metrics.slot(name);
+    if let Some(note) = state.log_limit.check(slot, unread.outcome()) {
+        tracing::warn!(account = %name, outcome = unread.outcome().as_str(), "refused: {unread}{note}");
+    }
+    state
+        .metrics
+        .record(slot, Method::Post, unread.outcome(), started.elapsed());
+    let reason = Some(unread.to_string());
+    note(
+        state,
+        name,
+        Method::Post,
+        unread.outcome(),
+        started,
+        reason,
+        None,
+    );
+    text(unread.status(), format!("{unread}\n"))
+}
+
+/// A message that must be stored before it is acknowledged, and could not be: a 503,
+/// so that WeChat pushes it again.
+fn unstored(state: &AppState, name: &str, error: &PushError, started: Instant) -> Response {
+    tracing::error!(account = %name, "{error}");
+    let slot = state.metrics.slot(name);
+    state.metrics.record(
+        slot,
+        Method::Post,
+        Outcome::InternalError,
+        started.elapsed(),
+    );
+    let reason = Some(error.to_string());
+    note(
+        state,
+        name,
+        Method::Post,
+        Outcome::InternalError,
+        started,
+        reason,
+        None,
+    );
+    text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry")
+}
+
 pub async fn message(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -159,26 +205,7 @@ pub async fn message(
     };
     let bytes = match read_body(live.max_body_bytes, &headers, body).await {
         Ok(bytes) => bytes,
-        Err(unread) => {
-            let slot = state.metrics.slot(&name);
-            if let Some(note) = state.log_limit.check(slot, unread.outcome()) {
-                tracing::warn!(account = %name, outcome = unread.outcome().as_str(), "refused: {unread}{note}");
-            }
-            state
-                .metrics
-                .record(slot, Method::Post, unread.outcome(), started.elapsed());
-            let reason = Some(unread.to_string());
-            note(
-                &state,
-                &name,
-                Method::Post,
-                unread.outcome(),
-                started,
-                reason,
-                None,
-            );
-            return text(unread.status(), format!("{unread}\n"));
-        }
+        Err(unread) => return refuse_unread(&state, &name, &unread, started),
     };
     let Ok(body) = std::str::from_utf8(&bytes) else {
         let refusal = Refusal::Malformed(wxgate_proto::Error::MalformedXml {
@@ -199,26 +226,7 @@ pub async fn message(
         Err(PushError::Refused(refusal)) => {
             return refuse(&state, &name, Method::Post, refusal, started)
         }
-        Err(error @ PushError::Unstored(_)) => {
-            tracing::error!(account = %name, "{error}");
-            state.metrics.record(
-                state.metrics.slot(&name),
-                Method::Post,
-                Outcome::InternalError,
-                started.elapsed(),
-            );
-            let reason = Some(error.to_string());
-            note(
-                &state,
-                &name,
-                Method::Post,
-                Outcome::InternalError,
-                started,
-                reason,
-                None,
-            );
-            return text(StatusCode::SERVICE_UNAVAILABLE, "inbox unavailable; retry");
-        }
+        Err(error @ PushError::Unstored(_)) => return unstored(&state, &name, &error, started),
     };
     log_handled(&state, &name, &message.msg_type, outcome);
     state.metrics.record(
