@@ -4,11 +4,11 @@
 # Installs the nightly toolchain and cargo-fuzz when missing. Fails on the first crash,
 # leak or timeout; libFuzzer leaves the input in fuzz/artifacts/<target>/.
 #
-# Usage: bash scripts/fuzz.sh [seconds per target]   (default 45: seven targets in 5.25 min)
+# Usage: bash scripts/fuzz.sh [seconds per target]   (default 30: seven targets in 3.5 min)
 # Longer runs, one target: cd fuzz && cargo +nightly fuzz run message -- -max_total_time=600
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PER_TARGET=${1:-${WXGATE_FUZZ_SECONDS:-45}}
+PER_TARGET=${1:-${WXGATE_FUZZ_SECONDS:-30}}
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "== installing the nightly toolchain (cargo-fuzz needs it)"
