@@ -13,6 +13,8 @@
 //!   5000 calls a minute (`wxacode_minute_quota`); `scene` is at most 32 visible
 //!   characters of `[0-9A-Za-z!#$&'()*+,/:;=?@-._~]` (40169 otherwise).
 
+use std::collections::HashMap;
+
 use axum::extract::{Query, State};
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
@@ -112,15 +114,7 @@ pub(super) async fn generate_scheme(
     Query(q): Params,
     body: String,
 ) -> Response {
-    let emu2 = emu.clone();
-    with_token(&emu, &uri, &q, &body, move |app_id, request| {
-        let link = format!("weixin://dl/business/?t={}", random(12));
-        let mut answer = emu2.generate(app_id, request, link);
-        if let Some(link) = answer.as_object_mut().and_then(|a| a.remove("link")) {
-            answer["openlink"] = link;
-        }
-        answer
-    })
+    generate_named(emu, &uri, &q, &body, "weixin://dl/business/?t=", "openlink")
 }
 
 pub(super) async fn generate_urllink(
@@ -129,12 +123,24 @@ pub(super) async fn generate_urllink(
     Query(q): Params,
     body: String,
 ) -> Response {
+    generate_named(emu, &uri, &q, &body, "https://wxaurl.cn/", "url_link")
+}
+
+/// A scheme or URL Link: `prefix` and a random ticket, answered under `key`.
+fn generate_named(
+    emu: Emulator,
+    uri: &Uri,
+    q: &HashMap<String, String>,
+    body: &str,
+    prefix: &'static str,
+    key: &'static str,
+) -> Response {
     let emu2 = emu.clone();
-    with_token(&emu, &uri, &q, &body, move |app_id, request| {
-        let link = format!("https://wxaurl.cn/{}", random(12));
+    with_token(&emu, uri, q, body, move |app_id, request| {
+        let link = format!("{prefix}{}", random(12));
         let mut answer = emu2.generate(app_id, request, link);
         if let Some(link) = answer.as_object_mut().and_then(|a| a.remove("link")) {
-            answer["url_link"] = link;
+            answer[key] = link;
         }
         answer
     })

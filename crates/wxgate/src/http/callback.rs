@@ -122,13 +122,7 @@ pub async fn verify(
                 started.elapsed(),
             );
             note(&state, &name, Method::Get, Outcome::Ok, started, None, None);
-            // The signature does not cover echostr: never let a browser sniff it as HTML.
-            let mut response = text(StatusCode::OK, echostr);
-            response.headers_mut().insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                header::HeaderValue::from_static("nosniff"),
-            );
-            response
+            super::error::echo(echostr)
         }
         Err(refusal) => refuse(&state, &name, Method::Get, refusal, started),
     }

@@ -28,6 +28,17 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// The answer to a URL verification: the echostr as text. The signature does not cover
+/// echostr, so a browser must never sniff it as HTML.
+pub fn echo(echostr: String) -> Response {
+    let mut response = text(StatusCode::OK, echostr);
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 /// The headers of every HTML page wxgate serves: no script or image from anywhere
 /// but the page itself, no framing, no caching, no referrer.
 pub const PAGE_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";

@@ -95,12 +95,7 @@ pub async fn verify(
     match account.verify_url(&query, now()) {
         Ok(echostr) => {
             record(&state, &name, Method::Get, Outcome::Ok, started);
-            let mut response = text(StatusCode::OK, echostr);
-            response.headers_mut().insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                header::HeaderValue::from_static("nosniff"),
-            );
-            response
+            super::error::echo(echostr)
         }
         Err(why) => refused(&state, &name, Method::Get, why, started),
     }
