@@ -4,26 +4,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
-use common::tools::{json, out, temp_dir, wxgate};
+use common::tools::{json, out, temp_dir, wxgate, wxgate_args, wxgate_async};
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-
-/// Runs the binary with borrowed arguments, off the async workers.
-async fn wxgate_args(args: &[&str]) -> Output {
-    wxgate_async(args.iter().map(|s| s.to_string()).collect()).await
-}
-
-async fn wxgate_async(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN).args(&args).output().expect("wxgate runs")
-    })
-    .await
-    .unwrap()
-}
 
 // ---------------------------------------------------------------- init
 

@@ -5,35 +5,16 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Query;
 use axum::routing::get;
 use axum::Router;
-use common::tools::{find_check, json, temp_dir};
+use common::tools::{find_check, json, temp_dir, wxgate_args, wxgate_async};
 use common::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-
-/// Runs the binary with borrowed arguments, off the async workers.
-async fn wxgate_args(args: &[&str]) -> Output {
-    wxgate_async(args.iter().map(|s| s.to_string()).collect()).await
-}
-
-async fn wxgate_async(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(&args)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("wxgate runs")
-    })
-    .await
-    .unwrap()
-}
 
 // ---------------------------------------------------------------- broken servers
 

@@ -30,6 +30,24 @@ pub fn wxgate(dir: &Path, args: &[&str]) -> Output {
         .expect("wxgate runs")
 }
 
+/// Runs the binary with borrowed arguments, off the async workers.
+pub async fn wxgate_args(args: &[&str]) -> Output {
+    wxgate_async(args.iter().map(|s| s.to_string()).collect()).await
+}
+
+/// Runs the binary off the async workers, without colour.
+pub async fn wxgate_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("wxgate runs")
+    })
+    .await
+    .unwrap()
+}
+
 pub fn out(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
