@@ -5,25 +5,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::tools::{err, out, temp_dir, wxgate};
 use common::*;
 use wxgate_proto::console::Mode;
 use wxgate_proto::push::build;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
 const ADMIN: &str = "reload-admin-token-0123456789";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wxgate-reload-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// An account `name` in plain mode whose text rule answers `answer`.
 fn account(name: &str, answer: &str) -> String {
@@ -41,20 +34,8 @@ fn write_config(dir: &Path, body: &str) {
     .unwrap();
 }
 
-fn wxgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
 fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", out(output), err(output))
 }
 
 /// The reply to a text pushed to `account` (its MsgId from `id`).

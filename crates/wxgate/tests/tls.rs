@@ -12,17 +12,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::tools::temp_dir;
 use common::{run_until_listening, KillOnDrop, TOKEN};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxgate");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wxgate-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A certificate authority: its PEM and what signs with it.
 struct Ca {
